@@ -1,0 +1,288 @@
+"""Staff REST endpoints: the dispatcher's queue, units and crews, hospitals and admissions.
+Thin: validate, check the object, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dispatch import selectors, services
+from dispatch.events import DISPATCH_STREAM, hospital_stream
+from dispatch.inputs import FixInputSerializer
+from dispatch.models import Admission, Ambulance, CaseStatus, Hospital
+from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
+from dispatch.serializers import (
+    AdmissionSerializer,
+    AmbulanceSerializer,
+    CaseSerializer,
+    HospitalBriefSerializer,
+    HospitalSerializer,
+)
+
+
+class CaseQueueSerializer(serializers.Serializer):
+    last_seq = serializers.IntegerField(help_text="Newest seq of the dispatch stream when this snapshot was read.")
+    count = serializers.IntegerField()
+    results = CaseSerializer(many=True)
+
+
+class RecommendationSerializer(serializers.Serializer):
+    ambulance = AmbulanceSerializer()
+    distance_m = serializers.FloatField()
+    eta_s = serializers.IntegerField()
+
+
+class AssignInputSerializer(serializers.Serializer):
+    ambulance = serializers.IntegerField(min_value=1)
+
+
+class CrewStatusInputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=services.CREW_STATUSES)
+    hospital = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class AcknowledgeInputSerializer(serializers.Serializer):
+    registration_no = serializers.RegexField(r"^[A-Za-z0-9._/-]{1,64}$", max_length=64)
+
+
+class HospitalSuggestionSerializer(serializers.Serializer):
+    hospital = HospitalBriefSerializer()
+    eta_s = serializers.IntegerField()
+    capable = serializers.BooleanField()
+
+
+class AssignmentSerializer(serializers.Serializer):
+    case = CaseSerializer(allow_null=True)
+    admission = AdmissionSerializer(allow_null=True)
+    suggested_hospitals = HospitalSuggestionSerializer(many=True)
+
+
+def _statuses(param: str | None) -> list[str] | None:
+    if not param:
+        return None
+    if param == "active":
+        return None
+    wanted = [s.strip() for s in param.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in CaseStatus.values]
+    if unknown:
+        raise ValidationError({"status": [f"Unknown status {', '.join(unknown)}; use {', '.join(CaseStatus.values)} or active."]})
+    return wanted
+
+
+def _limit(param: str | None) -> int:
+    if param is None:
+        return 200
+    try:
+        value = int(param)
+    except ValueError:
+        raise ValidationError({"limit": ["A whole number is required."]}) from None
+    if not 1 <= value <= 1000:
+        raise ValidationError({"limit": ["Must be between 1 and 1000."]})
+    return value
+
+
+class DispatchCaseListView(APIView):
+    permission_classes = [IsDispatcher]
+
+    @extend_schema(
+        summary="Dispatcher queue",
+        parameters=[
+            OpenApiParameter("status", str, description="Comma-separated statuses, or 'active' (default)."),
+            OpenApiParameter("limit", int, description="At most this many, newest first (1-1000, default 200)."),
+        ],
+        responses=CaseQueueSerializer,
+    )
+    def get(self, request):
+        statuses = _statuses(request.query_params.get("status"))
+        limit = _limit(request.query_params.get("limit"))
+        # Read the stream position before the rows: an event racing this read is replayed on
+        # resume, and replaying a state the snapshot already shows is harmless.
+        last_seq = selectors.stream_last_seq(DISPATCH_STREAM)
+        cases = selectors.case_queue(statuses=statuses, limit=limit)
+        return Response({"last_seq": last_seq, "count": len(cases), "results": CaseSerializer(cases, many=True).data})
+
+
+class DispatchCaseDetailView(APIView):
+    permission_classes = [IsDispatcher]
+
+    @extend_schema(summary="One case in full", responses=CaseSerializer)
+    def get(self, request, case_id: int):
+        case = selectors.case_for_staff(case_id)
+        if case is None:
+            raise NotFound(f"No case with id {case_id}.")
+        return Response(CaseSerializer(case).data)
+
+
+class RecommendationsView(APIView):
+    permission_classes = [IsDispatcher]
+
+    @extend_schema(summary="Ranked available units for a case", responses=RecommendationSerializer(many=True))
+    def get(self, request, case_id: int):
+        case = selectors.case_for_staff(case_id)
+        if case is None:
+            raise NotFound(f"No case with id {case_id}.")
+        ranked = selectors.recommend_units(lat=case.lat, lon=case.lon)
+        return Response(
+            [
+                {"ambulance": AmbulanceSerializer(r.ambulance).data, "distance_m": round(r.distance_m, 1), "eta_s": r.eta_s}
+                for r in ranked
+            ]
+        )
+
+
+class AssignView(APIView):
+    permission_classes = [IsDispatcher]
+
+    @extend_schema(summary="Send a unit (409 when it is no longer available)", request=AssignInputSerializer, responses=CaseSerializer)
+    def post(self, request, case_id: int):
+        data = AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = services.unit_assign(case_id=case_id, ambulance_id=data.validated_data["ambulance"])
+        return Response(CaseSerializer(case).data)
+
+
+class AmbulanceListView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(summary="All units", responses=AmbulanceSerializer(many=True))
+    def get(self, request):
+        units = Ambulance.objects.select_related("station").order_by("call_sign")
+        return Response(AmbulanceSerializer(units, many=True).data)
+
+
+def _ambulance_for(request, ambulance_id: int, *, crew_only: bool = False) -> Ambulance:
+    unit = Ambulance.objects.select_related("station").filter(pk=ambulance_id).first()
+    if unit is None:
+        raise NotFound(f"No ambulance with id {ambulance_id}.")
+    allowed = is_crew_of(request.user, ambulance_id) or (not crew_only and is_dispatcher(request.user))
+    if not allowed:
+        raise PermissionDenied("Only this unit's crew (or a dispatcher) may do this.")
+    return unit
+
+
+class AmbulanceDetailView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(summary="One unit", responses=AmbulanceSerializer)
+    def get(self, request, ambulance_id: int):
+        unit = Ambulance.objects.select_related("station").filter(pk=ambulance_id).first()
+        if unit is None:
+            raise NotFound(f"No ambulance with id {ambulance_id}.")
+        return Response(AmbulanceSerializer(unit).data)
+
+
+class AssignmentView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="The crew's current case", responses=AssignmentSerializer)
+    def get(self, request, ambulance_id: int):
+        _ambulance_for(request, ambulance_id)
+        case = selectors.current_case_of_unit(ambulance_id)
+        admission = selectors.open_admission_of_case(case.pk) if case else None
+        suggestions = (
+            selectors.suggest_hospitals(lat=case.lat, lon=case.lon, complaint=case.complaint) if case else []
+        )
+        return Response(
+            {
+                "case": CaseSerializer(case).data if case else None,
+                "admission": AdmissionSerializer(admission).data if admission else None,
+                "suggested_hospitals": [
+                    {"hospital": HospitalBriefSerializer(s.hospital).data, "eta_s": s.eta_s, "capable": s.capable}
+                    for s in suggestions
+                ],
+            }
+        )
+
+
+class AmbulanceStatusView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Crew status button; 'transporting' opens the admission (上车即入院)",
+        request=CrewStatusInputSerializer,
+        responses=AmbulanceSerializer,
+    )
+    def post(self, request, ambulance_id: int):
+        _ambulance_for(request, ambulance_id)
+        data = CrewStatusInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        unit = services.unit_set_status(
+            ambulance_id=ambulance_id,
+            status=data.validated_data["status"],
+            hospital_id=data.validated_data.get("hospital"),
+        )
+        return Response(AmbulanceSerializer(unit).data)
+
+
+class AmbulanceLocationView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Unit GPS fix", request=FixInputSerializer, responses=AmbulanceSerializer)
+    def post(self, request, ambulance_id: int):
+        _ambulance_for(request, ambulance_id, crew_only=True)
+        data = FixInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        unit = services.unit_report_location(ambulance_id=ambulance_id, fix=data.to_fix())
+        return Response(AmbulanceSerializer(unit).data)
+
+
+class HospitalListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Hospitals", responses=HospitalSerializer(many=True))
+    def get(self, request):
+        return Response(HospitalSerializer(Hospital.objects.order_by("code"), many=True).data)
+
+
+class AdmissionFeedSerializer(serializers.Serializer):
+    last_seq = serializers.IntegerField()
+    count = serializers.IntegerField()
+    results = AdmissionSerializer(many=True)
+
+
+class HospitalAdmissionsView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="A hospital's incoming patients",
+        parameters=[OpenApiParameter("include_closed", bool, description="Also list handed-over and cancelled.")],
+        responses=AdmissionFeedSerializer,
+    )
+    def get(self, request, hospital_id: int):
+        get_object_or_404(Hospital, pk=hospital_id)
+        if not (is_staff_of(request.user, hospital_id) or is_dispatcher(request.user)):
+            raise PermissionDenied("Only this hospital's staff (or a dispatcher) may read its feed.")
+        include_closed = request.query_params.get("include_closed", "").lower() in {"1", "true", "yes"}
+        last_seq = selectors.stream_last_seq(hospital_stream(hospital_id))
+        admissions = selectors.admissions_of_hospital(hospital_id, include_closed=include_closed)
+        return Response(
+            {"last_seq": last_seq, "count": len(admissions), "results": AdmissionSerializer(admissions, many=True).data}
+        )
+
+
+class AcknowledgeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="The hospital acknowledges with its registration number",
+        request=AcknowledgeInputSerializer,
+        responses=AdmissionSerializer,
+    )
+    def post(self, request, admission_id: int):
+        hospital_id = Admission.objects.filter(pk=admission_id).values_list("hospital_id", flat=True).first()
+        if hospital_id is None:
+            raise NotFound(f"No admission with id {admission_id}.")
+        if not is_staff_of(request.user, hospital_id):
+            raise PermissionDenied("Only the destination hospital may acknowledge this admission.")
+        data = AcknowledgeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        admission = services.admission_acknowledge(
+            admission_id=admission_id, registration_no=data.validated_data["registration_no"], user=request.user
+        )
+        return Response(AdmissionSerializer(admission).data)
+

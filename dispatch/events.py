@@ -1,0 +1,123 @@
+"""The one way a change reaches a console: record the event rows, publish after commit.
+
+Streams: ``dispatch`` (every dispatcher), ``ambulance.<id>`` (that unit's crew),
+``hospital.<id>`` (that hospital's admission feed), ``case.<id>`` (the caller).
+Each stream numbers its events 1, 2, 3… under a row lock, so a console that remembers the last
+number it saw can ask for exactly what it missed. The channel layer is only the doorbell.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+
+from dispatch.models import Event
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_STREAM = "dispatch"
+
+
+def ambulance_stream(ambulance_id: int) -> str:
+    return f"ambulance.{ambulance_id}"
+
+
+def hospital_stream(hospital_id: int) -> str:
+    return f"hospital.{hospital_id}"
+
+
+def case_stream(case_id: int) -> str:
+    return f"case.{case_id}"
+
+
+def group_name(stream: str) -> str:
+    return f"dispatch.{stream}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    stream: str
+    type: str
+    data: dict[str, Any]
+
+
+_NEXT_SEQ_SQL = (
+    "INSERT INTO dispatch_streamcounter (stream, last_seq) VALUES (%s, 1) "
+    "ON CONFLICT (stream) DO UPDATE SET last_seq = dispatch_streamcounter.last_seq + 1 "
+    "RETURNING last_seq"
+)
+
+
+def _next_seq(stream: str) -> int:
+    # One statement that both creates and increments: the row lock it takes is held until
+    # commit, which is what makes seq commit-ordered within a stream.
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SEQ_SQL, [stream])
+        return cursor.fetchone()[0]
+
+
+def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
+    """Record events in the caller's transaction and ring the doorbell once it commits.
+
+    Must be called inside ``transaction.atomic``. Counters are taken in sorted stream order so
+    two writers touching the same streams can never deadlock on them.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("emit() must run inside the transaction that makes the change")
+    order = sorted(range(len(events)), key=lambda i: events[i].stream)
+    seqs: dict[int, int] = {}
+    for index in order:
+        seqs[index] = _next_seq(events[index].stream)
+    rows = [
+        Event(stream=e.stream, seq=seqs[i], type=e.type, at=at, data=_jsonable(e.data)) for i, e in enumerate(events)
+    ]
+    Event.objects.bulk_create(rows)
+    messages = [(group_name(row.stream), _message(row)) for row in rows]
+    transaction.on_commit(lambda: publish(messages), robust=True)
+    return rows
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _message(row: Event) -> dict[str, Any]:
+    return {
+        "type": "stream.event",
+        "stream": row.stream,
+        "seq": row.seq,
+        "event": row.type,
+        "at": row.at.isoformat().replace("+00:00", "Z"),
+        "data": row.data,
+    }
+
+
+def wire_event(row: Event) -> dict[str, Any]:
+    """The server-to-client frame for one stored event."""
+    message = _message(row)
+    return {"type": "event", "seq": message["seq"], "event": message["event"], "at": message["at"], "data": message["data"]}
+
+
+def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+    try:
+        async_to_sync(_send_all)(layer, messages)
+    except Exception:
+        # The rows are committed; consoles will fetch them on their next resume or gap.
+        logger.exception("publishing %d event(s) to the channel layer failed", len(messages))
+
+
+async def _send_all(layer, messages) -> None:
+    for group, message in messages:
+        await layer.group_send(group, message)

@@ -1,0 +1,115 @@
+"""Load the Zhengzhou demo. Idempotent: a second run with the same password changes nothing."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Role, User
+from dispatch import demo_data
+from dispatch.models import Ambulance, CrewMember, Hospital, HospitalStaff, Station
+
+
+class Command(BaseCommand):
+    help = "Load the Zhengzhou demo: hospitals, stations, ambulances and staff accounts (郑州演示数据)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--password",
+            default=settings.DEMO_PASSWORD,
+            help=f"Password for every demo account (default: {settings.DEMO_PASSWORD}).",
+        )
+
+    def handle(self, *args, password: str, **options):
+        if len(password) < 8:
+            self.stderr.write(self.style.ERROR("--password must be at least 8 characters"))
+            raise SystemExit(2)
+        self.changes = 0
+        # Demo accounts share one password, so hash it once: a strong hash takes ~0.3 s per call.
+        self.encoded = make_password(password)
+        self.verified: set[str] = set()
+        with transaction.atomic():
+            hospitals = {code: self._hospital(code, *rest) for code, *rest in demo_data.HOSPITALS}
+            for code, name_zh, name_en, district, lat, lon in demo_data.STATIONS:
+                station = self._upsert(
+                    Station, {"code": code}, name_zh=name_zh, name_en=name_en, district=district, lat=lat, lon=lon
+                )
+                for index in range(1, demo_data.UNITS_PER_STATION + 1):
+                    self._unit(station, index, password)
+            for code, hospital in hospitals.items():
+                user = self._user(code, password, Role.HOSPITAL, hospital.name_zh)
+                self._upsert(HospitalStaff, {"user": user}, hospital=hospital)
+            for username in demo_data.DISPATCHERS:
+                self._user(username, password, Role.DISPATCHER, "Dispatcher 调度员")
+            phone, name = demo_data.DEMO_CITIZEN
+            self._user(phone, password, Role.CITIZEN, name, phone=phone)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Zhengzhou demo: {Hospital.objects.count()} hospitals, {Station.objects.count()} stations, "
+                f"{Ambulance.objects.count()} ambulances; {self.changes} row(s) changed."
+            )
+        )
+        self.stdout.write(
+            f"Logins (password {password!r}): dispatcher1; crew = call sign (e.g. "
+            f"{demo_data.call_sign(demo_data.STATIONS[0][0], 1)}); hospital = code (e.g. FAHZU-HY); "
+            f"citizen = {demo_data.DEMO_CITIZEN[0]}"
+        )
+
+    def _hospital(self, code, name_zh, name_en, lat, lon, capabilities) -> Hospital:
+        # Capabilities and coordinates come from the demo file; live ED status is left alone.
+        return self._upsert(
+            Hospital, {"code": code}, name_zh=name_zh, name_en=name_en, lat=lat, lon=lon, capabilities=capabilities
+        )
+
+    def _unit(self, station: Station, index: int, password: str) -> None:
+        sign = demo_data.call_sign(station.code, index)
+        unit = Ambulance.objects.filter(call_sign=sign).first()
+        if unit is None:
+            # Parked around the station, a few tens of metres apart.
+            unit = Ambulance.objects.create(
+                call_sign=sign,
+                station=station,
+                level="micu" if index == 1 else "als",
+                lat=station.lat + 0.0004 * index,
+                lon=station.lon + 0.0004 * index,
+            )
+            self.changes += 1
+        user = self._user(sign, password, Role.CREW, f"{sign} crew 车组")
+        self._upsert(CrewMember, {"user": user}, ambulance=unit)
+
+    def _user(self, username: str, password: str, role: str, name: str, phone: str | None = None) -> User:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username, role=role, first_name=name, phone=phone, password=self.encoded)
+            user.save()
+            self.changes += 1
+            return user
+        changed = False
+        if user.role != role or user.first_name != name or user.phone != phone:
+            user.role, user.first_name, user.phone = role, name, phone
+            changed = True
+        if user.password not in self.verified:
+            if check_password(password, user.password):
+                self.verified.add(user.password)
+            else:
+                user.password = self.encoded
+                changed = True
+        if changed:
+            user.save()
+            self.changes += 1
+        return user
+
+    def _upsert(self, model, lookup: dict, **values):
+        obj = model.objects.filter(**lookup).first()
+        if obj is None:
+            self.changes += 1
+            return model.objects.create(**lookup, **values)
+        stale = {k: v for k, v in values.items() if getattr(obj, k) != v}
+        if stale:
+            for k, v in stale.items():
+                setattr(obj, k, v)
+            obj.save(update_fields=list(stale))
+            self.changes += 1
+        return obj

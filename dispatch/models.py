@@ -1,0 +1,289 @@
+"""Cases, units, hospitals, admissions, and the event log every console reads from."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Capability(models.TextChoices):
+    """The five centres of Chinese emergency care plus the services dispatch routes by."""
+
+    CHEST_PAIN = "chest_pain", "Chest pain centre 胸痛中心"
+    STROKE = "stroke", "Stroke centre 卒中中心"
+    TRAUMA = "trauma", "Trauma centre 创伤中心"
+    CRITICAL_MATERNAL = "critical_maternal", "Critical maternal 危重孕产妇救治中心"
+    CRITICAL_NEONATAL = "critical_neonatal", "Critical neonatal 危重新生儿救治中心"
+    PCI = "pci", "PCI 介入"
+    PAEDIATRICS = "paediatrics", "Paediatrics 儿科"
+    BURNS = "burns", "Burns 烧伤"
+    GENERAL_ED = "general_ed", "General emergency 急诊"
+
+
+class Complaint(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown 未知"
+    CHEST_PAIN = "chest_pain", "Chest pain 胸痛"
+    STROKE = "stroke", "Stroke signs 卒中"
+    TRAUMA = "trauma", "Injury 外伤"
+    BREATHING = "breathing", "Breathing problem 呼吸困难"
+    UNCONSCIOUS = "unconscious", "Unconscious 意识丧失"
+    CARDIAC_ARREST = "cardiac_arrest", "Cardiac arrest 心脏骤停"
+    PREGNANCY = "pregnancy", "Pregnancy / childbirth 妊娠分娩"
+    NEWBORN = "newborn", "Newborn 新生儿"
+    CHILD = "child", "Sick child 儿童"
+    BURNS = "burns", "Burns 烧伤"
+    OTHER = "other", "Other 其他"
+
+
+class Station(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name_zh = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    district = models.CharField(max_length=64, blank=True)
+    lat = models.FloatField()
+    lon = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class EdStatus(models.TextChoices):
+    OPEN = "open", "Open 开放"
+    DIVERTING = "diverting", "Diverting 分流"
+
+
+class Hospital(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name_zh = models.CharField(max_length=200)
+    name_en = models.CharField(max_length=200)
+    lat = models.FloatField()
+    lon = models.FloatField()
+    capabilities = models.JSONField(default=list, blank=True)
+    ed_status = models.CharField(max_length=16, choices=EdStatus.choices, default=EdStatus.OPEN)
+    ed_free_beds = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class UnitStatus(models.TextChoices):
+    AVAILABLE = "available", "Available 待命"
+    DISPATCHED = "dispatched", "Dispatched 已派"
+    EN_ROUTE = "en_route", "En route 出车"
+    ON_SCENE = "on_scene", "On scene 到达现场"
+    TRANSPORTING = "transporting", "Transporting 转运中"
+    AT_HOSPITAL = "at_hospital", "At hospital 到达医院"
+    OUT_OF_SERVICE = "out_of_service", "Out of service 停用"
+
+
+class UnitLevel(models.TextChoices):
+    BLS = "bls", "Basic life support 基础生命支持"
+    ALS = "als", "Advanced life support 高级生命支持"
+    MICU = "micu", "Mobile ICU 监护型"
+
+
+class Ambulance(models.Model):
+    call_sign = models.CharField(max_length=32, unique=True)
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="ambulances")
+    level = models.CharField(max_length=8, choices=UnitLevel.choices, default=UnitLevel.ALS)
+    status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.AVAILABLE)
+    lat = models.FloatField()
+    lon = models.FloatField()
+    position_at = models.DateTimeField(null=True, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The recommendation prefilter reads available units inside a bounding box.
+        indexes = [models.Index(fields=["status", "lat", "lon"], name="ambulance_status_box")]
+
+    def __str__(self) -> str:
+        return self.call_sign
+
+
+class CrewMember(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crew")
+    ambulance = models.ForeignKey(Ambulance, on_delete=models.CASCADE, related_name="crew")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.ambulance}"
+
+
+class HospitalStaff(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hospital_staff")
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="staff")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.hospital}"
+
+
+class CaseStatus(models.TextChoices):
+    RECEIVED = "received", "Received 已接警"
+    DISPATCHED = "dispatched", "Dispatched 已派车"
+    EN_ROUTE = "en_route", "En route 出车途中"
+    ON_SCENE = "on_scene", "On scene 到达现场"
+    TRANSPORTING = "transporting", "Transporting 转运中"
+    AT_HOSPITAL = "at_hospital", "At hospital 到达医院"
+    HANDED_OVER = "handed_over", "Handed over 已交接"
+    CLOSED = "closed", "Closed 已结束"
+    CANCELLED = "cancelled", "Cancelled 已取消"
+
+
+ACTIVE_CASE_STATUSES = (
+    CaseStatus.RECEIVED,
+    CaseStatus.DISPATCHED,
+    CaseStatus.EN_ROUTE,
+    CaseStatus.ON_SCENE,
+    CaseStatus.TRANSPORTING,
+    CaseStatus.AT_HOSPITAL,
+    CaseStatus.HANDED_OVER,
+)
+UNIT_HOLDING_STATUSES = ACTIVE_CASE_STATUSES[1:]
+
+
+class Case(models.Model):
+    """One emergency. Milestone columns are named after NEMSIS v3.5 eTimes."""
+
+    caller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
+    for_self = models.BooleanField(default=True)
+    complaint = models.CharField(max_length=20, choices=Complaint.choices, default=Complaint.UNKNOWN)
+    note = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.RECEIVED, db_index=True)
+    ambulance = models.ForeignKey(Ambulance, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    hospital = models.ForeignKey(Hospital, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    # Latest fix, WGS-84; every fix is kept in CaseLocation.
+    lat = models.FloatField()
+    lon = models.FloatField()
+    accuracy_m = models.FloatField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+
+    received_at = models.DateTimeField()  # eTimes.01 PSAP call date/time
+    notified_at = models.DateTimeField(null=True, blank=True)  # eTimes.03 unit notified by dispatch
+    en_route_at = models.DateTimeField(null=True, blank=True)  # eTimes.05 unit en route
+    on_scene_at = models.DateTimeField(null=True, blank=True)  # eTimes.06 unit arrived on scene
+    left_scene_at = models.DateTimeField(null=True, blank=True)  # eTimes.09 unit left scene
+    at_destination_at = models.DateTimeField(null=True, blank=True)  # eTimes.11 arrived at destination
+    transfer_of_care_at = models.DateTimeField(null=True, blank=True)  # eTimes.12 destination transfer of care
+    back_in_service_at = models.DateTimeField(null=True, blank=True)  # eTimes.13 unit back in service
+    cancelled_at = models.DateTimeField(null=True, blank=True)  # eTimes.14 unit cancelled
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["caller", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="case_caller_idempotency_key",
+            ),
+            # A unit carries at most one live case: the database refuses a double assignment
+            # even if a code path forgets the lock.
+            models.UniqueConstraint(
+                fields=["ambulance"],
+                condition=Q(status__in=[s.value for s in UNIT_HOLDING_STATUSES]),
+                name="case_one_active_per_ambulance",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="case_queue")]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.status})"
+
+
+class LocationSource(models.TextChoices):
+    GPS = "gps", "GPS"
+    NETWORK = "network", "Network"
+    WIFI = "wifi", "Wi-Fi"
+    CELL = "cell", "Cell"
+    FUSED = "fused", "Fused"
+    MANUAL = "manual", "Manual"
+
+
+class Crs(models.TextChoices):
+    WGS84 = "wgs84", "WGS-84"
+    GCJ02 = "gcj02", "GCJ-02 (China map SDKs)"
+    BD09 = "bd09", "BD-09 (Baidu)"
+
+
+class CaseLocation(models.Model):
+    """Every fix the caller's phone sent, in the fields of Advanced Mobile Location."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="locations")
+    lat = models.FloatField()
+    lon = models.FloatField()
+    accuracy_m = models.FloatField(null=True, blank=True)
+    altitude_m = models.FloatField(null=True, blank=True)
+    floor = models.CharField(max_length=16, blank=True)
+    source = models.CharField(max_length=10, choices=LocationSource.choices, blank=True)
+    crs = models.CharField(max_length=8, choices=Crs.choices, default=Crs.WGS84)
+    fix_time = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+
+class AdmissionStatus(models.TextChoices):
+    INCOMING = "incoming", "Incoming 待接收"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged 已登记"
+    ARRIVED = "arrived", "Arrived 已到院"
+    HANDED_OVER = "handed_over", "Handed over 已交接"
+    CANCELLED = "cancelled", "Cancelled 已取消"
+
+
+class Admission(models.Model):
+    """上车即入院: opened the moment the patient is on board, before the ambulance arrives."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="admissions")
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="admissions")
+    ambulance = models.ForeignKey(Ambulance, on_delete=models.PROTECT, related_name="admissions")
+    status = models.CharField(max_length=16, choices=AdmissionStatus.choices, default=AdmissionStatus.INCOMING)
+    eta_at = models.DateTimeField(null=True, blank=True)
+    eta_s = models.PositiveIntegerField(null=True, blank=True)
+    registration_no = models.CharField(max_length=64, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(status__in=["incoming", "acknowledged", "arrived"]),
+                name="admission_one_open_per_case",
+            )
+        ]
+        indexes = [models.Index(fields=["hospital", "status"], name="admission_feed")]
+
+
+class StreamCounter(models.Model):
+    """The newest sequence number of each event stream.
+
+    Taking this row's lock (an upsert) inside the writer's transaction makes sequence numbers
+    commit-ordered per stream: a writer cannot take seq N+1 until the holder of N committed.
+    An autoincrement id gives no such promise."""
+
+    stream = models.CharField(max_length=64, primary_key=True)
+    last_seq = models.BigIntegerField(default=0)
+
+
+class Event(models.Model):
+    """The outbox: written in the same transaction as the change, published after commit."""
+
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=48)
+    at = models.DateTimeField()
+    data = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="event_stream_seq")]
+        indexes = [models.Index(fields=["at"], name="event_at")]
+
+    def __str__(self) -> str:
+        return f"{self.stream}#{self.seq} {self.type}"

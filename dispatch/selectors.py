@@ -1,0 +1,171 @@
+"""Read queries. Everything returns concrete values or lists, never lazy querysets that an async
+caller might evaluate outside a thread."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Min
+
+from dispatch import geo
+from dispatch.models import (
+    ACTIVE_CASE_STATUSES,
+    UNIT_HOLDING_STATUSES,
+    Admission,
+    AdmissionStatus,
+    Ambulance,
+    Case,
+    CaseStatus,
+    Complaint,
+    CrewMember,
+    EdStatus,
+    Event,
+    Hospital,
+    HospitalStaff,
+    StreamCounter,
+    UnitStatus,
+)
+
+
+def eta_seconds(distance_m: float) -> int:
+    speed_mps = settings.ETA_SPEED_KMH * 1000 / 3600
+    return round(distance_m * settings.ETA_ROAD_FACTOR / speed_mps)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    ambulance: Ambulance
+    distance_m: float
+    eta_s: int
+
+
+# Search rings for the prefilter: a bounding box on the indexed (status, lat, lon) columns.
+_SEARCH_RADII_M = (5_000, 15_000, 50_000, 200_000)
+
+
+def rank_units(lat: float, lon: float, units: list[Ambulance], *, count: int) -> list[Recommendation]:
+    """Cheap planar distance for every candidate, geodesic only for the finalists."""
+    finalists = heapq.nsmallest(count * 2, units, key=lambda u: geo.fast_distance_m(lat, lon, u.lat, u.lon))
+    ranked = []
+    for unit in finalists:
+        distance = geo.geodesic_m(lat, lon, unit.lat, unit.lon)
+        ranked.append(Recommendation(ambulance=unit, distance_m=distance, eta_s=eta_seconds(distance)))
+    ranked.sort(key=lambda r: (r.eta_s, r.distance_m, r.ambulance.id))
+    return ranked[:count]
+
+
+def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list[Recommendation]:
+    count = count or settings.RECOMMENDATION_COUNT
+    available = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).select_related("station")
+    for radius in _SEARCH_RADII_M:
+        min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
+        units = list(available.filter(lat__range=(min_lat, max_lat), lon__range=(min_lon, max_lon)))
+        if len(units) >= count:
+            return rank_units(lat, lon, units, count=count)
+    return rank_units(lat, lon, list(available), count=count)
+
+
+def unit_eta_to_case(case: Case) -> int | None:
+    if case.ambulance is None or case.status not in (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE):
+        return None
+    return eta_seconds(geo.geodesic_m(case.ambulance.lat, case.ambulance.lon, case.lat, case.lon))
+
+
+# Which hospital capabilities serve which complaint, best first.
+COMPLAINT_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    Complaint.CHEST_PAIN: ("chest_pain", "pci"),
+    Complaint.CARDIAC_ARREST: ("chest_pain", "pci"),
+    Complaint.STROKE: ("stroke",),
+    Complaint.TRAUMA: ("trauma",),
+    Complaint.PREGNANCY: ("critical_maternal", "obstetrics"),
+    Complaint.NEWBORN: ("critical_neonatal", "paediatrics"),
+    Complaint.CHILD: ("paediatrics",),
+    Complaint.BURNS: ("burns",),
+}
+
+
+@dataclass(frozen=True)
+class HospitalSuggestion:
+    hospital: Hospital
+    eta_s: int
+    capable: bool
+
+
+def suggest_hospitals(*, lat: float, lon: float, complaint: str, count: int = 3) -> list[HospitalSuggestion]:
+    """Capability for the complaint first, then ETA, then load (open before diverting, free beds)."""
+    wanted = set(COMPLAINT_CAPABILITIES.get(complaint, ()))
+    suggestions = []
+    for hospital in Hospital.objects.all():
+        capable = not wanted or bool(wanted & set(hospital.capabilities))
+        eta = eta_seconds(geo.geodesic_m(lat, lon, hospital.lat, hospital.lon))
+        suggestions.append(HospitalSuggestion(hospital=hospital, eta_s=eta, capable=capable))
+    suggestions.sort(
+        key=lambda s: (
+            not s.capable,
+            s.hospital.ed_status == EdStatus.DIVERTING,
+            s.eta_s,
+            -s.hospital.ed_free_beds,
+        )
+    )
+    return suggestions[:count]
+
+
+def case_queue(*, statuses: list[str] | None = None, limit: int = 200) -> list[Case]:
+    statuses = statuses or list(ACTIVE_CASE_STATUSES)
+    query = Case.objects.filter(status__in=statuses).select_related("caller", "ambulance", "hospital")
+    return list(query.order_by("-received_at", "-id")[:limit])
+
+
+def case_for_staff(case_id: int) -> Case | None:
+    return Case.objects.select_related("caller", "ambulance", "hospital").filter(pk=case_id).first()
+
+
+def current_case_of_unit(ambulance_id: int) -> Case | None:
+    return (
+        Case.objects.select_related("caller", "ambulance", "hospital")
+        .filter(ambulance_id=ambulance_id, status__in=UNIT_HOLDING_STATUSES)
+        .first()
+    )
+
+
+def open_admission_of_case(case_id: int) -> Admission | None:
+    return (
+        Admission.objects.select_related("case", "ambulance")
+        .filter(case_id=case_id, status__in=[AdmissionStatus.INCOMING, AdmissionStatus.ACKNOWLEDGED, AdmissionStatus.ARRIVED])
+        .first()
+    )
+
+
+def admissions_of_hospital(hospital_id: int, *, include_closed: bool = False) -> list[Admission]:
+    query = Admission.objects.select_related("case", "ambulance").filter(hospital_id=hospital_id)
+    if not include_closed:
+        query = query.filter(status__in=[AdmissionStatus.INCOMING, AdmissionStatus.ACKNOWLEDGED, AdmissionStatus.ARRIVED])
+    return list(query.order_by("-opened_at", "-id")[:500])
+
+
+def ambulance_of_crew(user) -> int | None:
+    return CrewMember.objects.filter(user=user).values_list("ambulance_id", flat=True).first()
+
+
+def hospital_of_staff(user) -> int | None:
+    return HospitalStaff.objects.filter(user=user).values_list("hospital_id", flat=True).first()
+
+
+# --- event streams -----------------------------------------------------------------------------
+
+
+def stream_last_seq(stream: str) -> int:
+    return StreamCounter.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
+
+
+def stream_oldest_seq(stream: str) -> int | None:
+    return Event.objects.filter(stream=stream).aggregate(oldest=Min("seq"))["oldest"]
+
+
+def events_after(stream: str, since: int, *, upto: int | None = None, limit: int = 1000) -> list[Event]:
+    query = Event.objects.filter(stream=stream, seq__gt=since)
+    if upto is not None:
+        query = query.filter(seq__lte=upto)
+    return list(query.order_by("seq")[:limit])

@@ -1,0 +1,154 @@
+"""Output serializers: one per entity and audience, used by REST snapshots and stream events alike."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from dispatch.models import Admission, Ambulance, Case, CaseLocation, Hospital, Station
+
+MILESTONE_FIELDS = (
+    "received_at",
+    "notified_at",
+    "en_route_at",
+    "on_scene_at",
+    "left_scene_at",
+    "at_destination_at",
+    "transfer_of_care_at",
+    "back_in_service_at",
+    "cancelled_at",
+    "closed_at",
+)
+
+
+class StationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Station
+        fields = ("id", "code", "name_zh", "name_en", "district", "lat", "lon")
+
+
+class HospitalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Hospital
+        fields = ("id", "code", "name_zh", "name_en", "lat", "lon", "capabilities", "ed_status", "ed_free_beds")
+
+
+class AmbulanceSerializer(serializers.ModelSerializer):
+    station = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Ambulance
+        fields = ("id", "call_sign", "station", "level", "status", "lat", "lon", "position_at", "status_at")
+
+
+class UnitBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Ambulance
+        fields = ("id", "call_sign", "status", "lat", "lon", "position_at")
+
+
+class HospitalBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Hospital
+        fields = ("id", "code", "name_zh", "name_en", "lat", "lon")
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseLocation
+        fields = ("lat", "lon", "accuracy_m", "altitude_m", "floor", "source", "crs", "fix_time", "received_at")
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    """The staff view of a case (dispatcher, crew of its unit, its hospital). No health data:
+    that is added per recipient at delivery time, never stored in an event."""
+
+    caller_phone = serializers.CharField(source="caller.phone", read_only=True, allow_null=True)
+    caller_name = serializers.CharField(source="caller.first_name", read_only=True)
+    ambulance = UnitBriefSerializer(read_only=True, allow_null=True)
+    hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Case
+        fields = (
+            "id",
+            "status",
+            "for_self",
+            "complaint",
+            "note",
+            "caller_phone",
+            "caller_name",
+            "lat",
+            "lon",
+            "accuracy_m",
+            "ambulance",
+            "hospital",
+            "cancel_reason",
+            *MILESTONE_FIELDS,
+            "updated_at",
+        )
+
+
+class CitizenCaseSerializer(serializers.ModelSerializer):
+    """What the caller sees: who is coming, from where, and when."""
+
+    ambulance = UnitBriefSerializer(read_only=True, allow_null=True)
+    hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
+    eta_s = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = (
+            "id",
+            "status",
+            "for_self",
+            "complaint",
+            "note",
+            "lat",
+            "lon",
+            "accuracy_m",
+            "ambulance",
+            "eta_s",
+            "hospital",
+            "received_at",
+            "notified_at",
+            "en_route_at",
+            "on_scene_at",
+            "left_scene_at",
+            "at_destination_at",
+            "cancelled_at",
+            "closed_at",
+            "updated_at",
+        )
+
+    def get_eta_s(self, case: Case) -> int | None:
+        from dispatch.selectors import unit_eta_to_case
+
+        return unit_eta_to_case(case)
+
+
+class AdmissionSerializer(serializers.ModelSerializer):
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    hospital = serializers.IntegerField(source="hospital_id", read_only=True)
+    ambulance = UnitBriefSerializer(read_only=True)
+    complaint = serializers.CharField(source="case.complaint", read_only=True)
+    for_self = serializers.BooleanField(source="case.for_self", read_only=True)
+    case_status = serializers.CharField(source="case.status", read_only=True)
+
+    class Meta:
+        model = Admission
+        fields = (
+            "id",
+            "case",
+            "hospital",
+            "ambulance",
+            "status",
+            "complaint",
+            "for_self",
+            "case_status",
+            "eta_s",
+            "eta_at",
+            "registration_no",
+            "acknowledged_at",
+            "opened_at",
+            "updated_at",
+        )

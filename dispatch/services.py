@@ -1,0 +1,391 @@
+"""Every state change of dispatch: one function per use case, each its own transaction, each
+recording its events through ``events.emit`` so consoles see exactly what the database holds.
+
+Lock order, always: case, then ambulance, then admission; stream counters last (inside emit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dispatch import geo
+from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
+from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
+from dispatch.models import (
+    Admission,
+    AdmissionStatus,
+    Ambulance,
+    Case,
+    CaseLocation,
+    CaseStatus,
+    Hospital,
+    UnitStatus,
+)
+from dispatch.selectors import current_case_of_unit, eta_seconds, open_admission_of_case, suggest_hospitals
+from dispatch.serializers import AdmissionSerializer, AmbulanceSerializer, CaseSerializer, CitizenCaseSerializer
+
+CANCELLABLE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE)
+CALLER_MAY_MOVE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One location fix, already converted to WGS-84."""
+
+    lat: float
+    lon: float
+    crs: str = "wgs84"
+    accuracy_m: float | None = None
+    altitude_m: float | None = None
+    floor: str = ""
+    source: str = ""
+    fix_time: datetime | None = None
+
+
+# --- event fan-out ---------------------------------------------------------------------------
+
+
+def _reload_case(case_id: int) -> Case:
+    return Case.objects.select_related("caller", "ambulance", "hospital").get(pk=case_id)
+
+
+def _case_events(case: Case, event_type: str) -> list[Outgoing]:
+    staff_view = CaseSerializer(case).data
+    events = [
+        Outgoing(DISPATCH_STREAM, event_type, staff_view),
+        Outgoing(case_stream(case.pk), event_type, CitizenCaseSerializer(case).data),
+    ]
+    if case.ambulance_id:
+        events.append(Outgoing(ambulance_stream(case.ambulance_id), event_type, staff_view))
+    return events
+
+
+def _unit_events(ambulance: Ambulance, event_type: str) -> list[Outgoing]:
+    data = AmbulanceSerializer(ambulance).data
+    return [Outgoing(DISPATCH_STREAM, event_type, data), Outgoing(ambulance_stream(ambulance.pk), event_type, data)]
+
+
+def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
+    data = AdmissionSerializer(admission).data
+    return [
+        Outgoing(hospital_stream(admission.hospital_id), event_type, data),
+        Outgoing(DISPATCH_STREAM, event_type, data),
+        Outgoing(ambulance_stream(admission.ambulance_id), event_type, data),
+    ]
+
+
+def _lock_case(case_id: int) -> Case:
+    case = Case.objects.select_for_update().filter(pk=case_id).first()
+    if case is None:
+        raise NotFound(f"No case with id {case_id}.")
+    return case
+
+
+# --- citizen --------------------------------------------------------------------------------
+
+
+def case_create(
+    *,
+    caller,
+    fix: Fix,
+    for_self: bool = True,
+    complaint: str = "unknown",
+    note: str = "",
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> tuple[Case, bool]:
+    """One tap. Returns (case, created). The same key again returns the same case and raises no
+    second event; the same key with a different body is refused."""
+    if idempotency_key:
+        existing = Case.objects.filter(caller=caller, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replayed(existing, fingerprint), False
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(
+                caller=caller,
+                for_self=for_self,
+                complaint=complaint,
+                note=note,
+                lat=fix.lat,
+                lon=fix.lon,
+                accuracy_m=fix.accuracy_m,
+                idempotency_key=idempotency_key or None,
+                request_fingerprint=fingerprint,
+                received_at=now,
+                updated_at=now,
+            )
+            _store_fix(case, fix, now)
+            case = _reload_case(case.pk)
+            emit(_case_events(case, "case.created"), at=now)
+    except IntegrityError:
+        # A concurrent retry with the same key committed first: answer with its case.
+        existing = Case.objects.filter(caller=caller, idempotency_key=idempotency_key).first() if idempotency_key else None
+        if existing is None:
+            raise
+        return _replayed(existing, fingerprint), False
+    return case, True
+
+
+def _replayed(case: Case, fingerprint: str) -> Case:
+    if case.request_fingerprint and fingerprint and case.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
+    return _reload_case(case.pk)
+
+
+def _store_fix(case: Case, fix: Fix, now: datetime) -> None:
+    CaseLocation.objects.create(
+        case=case,
+        lat=fix.lat,
+        lon=fix.lon,
+        accuracy_m=fix.accuracy_m,
+        altitude_m=fix.altitude_m,
+        floor=fix.floor,
+        source=fix.source,
+        crs=fix.crs,
+        fix_time=fix.fix_time,
+        received_at=now,
+    )
+
+
+def case_add_location(*, case_id: int, fix: Fix) -> Case:
+    """The caller moved. Every fix is kept; the newest (by fix time when given) is shown."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in CALLER_MAY_MOVE:
+            raise Conflict(f"The case is {case.status}; the caller's location is no longer needed.", code="case_not_open")
+        newest = case.locations.order_by("-received_at", "-id").first()
+        _store_fix(case, fix, now)
+        is_newer = not (fix.fix_time and newest and newest.fix_time and fix.fix_time < newest.fix_time)
+        if is_newer:
+            case.lat, case.lon, case.accuracy_m = fix.lat, fix.lon, fix.accuracy_m
+            case.updated_at = now
+            case.save(update_fields=["lat", "lon", "accuracy_m", "updated_at"])
+            case = _reload_case(case.pk)
+            emit(_case_events(case, "case.location_updated"), at=now)
+        return _reload_case(case.pk)
+
+
+def case_cancel(*, case_id: int, reason: str = "") -> Case:
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in CANCELLABLE:
+            raise Conflict(f"A case that is {case.status} can no longer be cancelled.", code="illegal_transition")
+        events: list[Outgoing] = []
+        if case.ambulance_id:
+            # Lock order: case, then ambulance.
+            unit = Ambulance.objects.select_for_update().get(pk=case.ambulance_id)
+            unit.status, unit.status_at = UnitStatus.AVAILABLE, now
+            unit.save(update_fields=["status", "status_at"])
+            case.back_in_service_at = now
+            events += _unit_events(unit, "unit.status_changed")
+        case.status = CaseStatus.CANCELLED
+        case.cancelled_at = case.closed_at = case.updated_at = now
+        case.cancel_reason = reason[:200]
+        case.save()
+        case = _reload_case(case.pk)
+        emit(_case_events(case, "case.cancelled") + events, at=now)
+        return case
+
+
+# --- dispatcher -----------------------------------------------------------------------------
+
+
+def unit_assign(*, case_id: int, ambulance_id: int) -> Case:
+    """Send a unit. Two dispatchers racing for one free unit: exactly one wins, the other 409s."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status != CaseStatus.RECEIVED:
+            raise Conflict(f"The case is {case.status}; it is not waiting for a unit.", code="case_not_waiting")
+        # Conditional update: only one transaction can flip this row from available.
+        claimed = Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AVAILABLE).update(
+            status=UnitStatus.DISPATCHED, status_at=now
+        )
+        if not claimed:
+            if not Ambulance.objects.filter(pk=ambulance_id).exists():
+                raise InvalidField("ambulance", f"No ambulance with id {ambulance_id}.")
+            raise Conflict("The unit is no longer available.", code="unit_unavailable")
+        case.status = CaseStatus.DISPATCHED
+        case.ambulance_id = ambulance_id
+        case.notified_at = case.updated_at = now
+        case.save(update_fields=["status", "ambulance", "notified_at", "updated_at"])
+        case = _reload_case(case.pk)
+        unit = case.ambulance
+        emit(_case_events(case, "case.assigned") + _unit_events(unit, "unit.status_changed"), at=now)
+        return case
+
+
+# --- crew -----------------------------------------------------------------------------------
+
+# Crew button -> (case statuses it may follow, new case status, milestone stamped, new unit status)
+_CREW_STEPS = {
+    "en_route": ((CaseStatus.DISPATCHED,), CaseStatus.EN_ROUTE, "en_route_at", UnitStatus.EN_ROUTE),
+    "on_scene": ((CaseStatus.EN_ROUTE,), CaseStatus.ON_SCENE, "on_scene_at", UnitStatus.ON_SCENE),
+    "transporting": ((CaseStatus.ON_SCENE,), CaseStatus.TRANSPORTING, "left_scene_at", UnitStatus.TRANSPORTING),
+    "at_hospital": ((CaseStatus.TRANSPORTING,), CaseStatus.AT_HOSPITAL, "at_destination_at", UnitStatus.AT_HOSPITAL),
+    "handed_over": ((CaseStatus.AT_HOSPITAL,), CaseStatus.HANDED_OVER, "transfer_of_care_at", UnitStatus.AT_HOSPITAL),
+    "available": (
+        (CaseStatus.ON_SCENE, CaseStatus.AT_HOSPITAL, CaseStatus.HANDED_OVER),
+        CaseStatus.CLOSED,
+        "back_in_service_at",
+        UnitStatus.AVAILABLE,
+    ),
+}
+CREW_STATUSES = (*_CREW_STEPS.keys(), "out_of_service")
+
+
+def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None = None) -> Ambulance:
+    """A crew's status button. Moves the unit and its case together; ``transporting`` (patient on
+    board) opens the admission at the destination hospital: 上车即入院."""
+    if status not in CREW_STATUSES:
+        raise InvalidField("status", f"Unknown crew status {status!r}; use one of {', '.join(CREW_STATUSES)}.")
+    now = timezone.now()
+    with transaction.atomic():
+        held = current_case_of_unit(ambulance_id)
+        case = _lock_case(held.pk) if held else None
+        unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
+        if unit is None:
+            raise NotFound(f"No ambulance with id {ambulance_id}.")
+        if case is not None and case.ambulance_id != ambulance_id:
+            raise Conflict("The unit's assignment changed meanwhile; reload it.", code="assignment_changed")
+        if case is None:
+            return _unit_without_case(unit, status, now)
+        if status == "out_of_service":
+            raise Conflict("Clear the current case before going out of service.", code="unit_busy")
+        allowed_from, case_status, milestone, unit_status = _CREW_STEPS[status]
+        if case.status not in allowed_from:
+            raise Conflict(f"Cannot go {status} while the case is {case.status}.", code="illegal_transition")
+
+        events: list[Outgoing] = []
+        admission = open_admission_of_case(case.pk)
+        if status == "transporting":
+            hospital = _destination(case, hospital_id)
+            case.hospital = hospital
+            admission = _open_admission(case, unit, hospital, now)
+            events += _admission_events(admission, "admission.opened")
+        elif status == "at_hospital" and admission:
+            admission = _move_admission(admission, AdmissionStatus.ARRIVED, now)
+            events += _admission_events(admission, "admission.updated")
+        elif status in ("handed_over", "available") and admission:
+            if case.transfer_of_care_at is None:
+                case.transfer_of_care_at = now
+            admission = _move_admission(admission, AdmissionStatus.HANDED_OVER, now)
+            events += _admission_events(admission, "admission.updated")
+        setattr(case, milestone, now)
+        case.status = case_status
+        if case_status == CaseStatus.CLOSED:
+            case.closed_at = now
+        case.updated_at = now
+        case.save()
+        unit.status, unit.status_at = unit_status, now
+        unit.save(update_fields=["status", "status_at"])
+        case = _reload_case(case.pk)
+        emit(_case_events(case, "case.status_changed") + _unit_events(unit, "unit.status_changed") + events, at=now)
+        return unit
+
+
+def _unit_without_case(unit: Ambulance, status: str, now: datetime) -> Ambulance:
+    if status not in ("available", "out_of_service"):
+        raise Conflict(f"The unit has no current case; {status} needs one.", code="no_assignment")
+    if unit.status not in (UnitStatus.AVAILABLE, UnitStatus.OUT_OF_SERVICE):
+        # A dispatcher assigned the unit between our read of its case and our lock on it.
+        raise Conflict("The unit's assignment changed meanwhile; reload it.", code="assignment_changed")
+    if unit.status == status:
+        return unit
+    unit.status, unit.status_at = status, now
+    unit.save(update_fields=["status", "status_at"])
+    emit(_unit_events(unit, "unit.status_changed"), at=now)
+    return unit
+
+
+def _destination(case: Case, hospital_id: int | None) -> Hospital:
+    if hospital_id is None:
+        suggestions = suggest_hospitals(lat=case.lat, lon=case.lon, complaint=case.complaint, count=1)
+        if not suggestions:
+            raise InvalidField("hospital", "No hospital is known; name one.")
+        return suggestions[0].hospital
+    hospital = Hospital.objects.filter(pk=hospital_id).first()
+    if hospital is None:
+        raise InvalidField("hospital", f"No hospital with id {hospital_id}.")
+    return hospital
+
+
+def _open_admission(case: Case, unit: Ambulance, hospital: Hospital, now: datetime) -> Admission:
+    eta = eta_seconds(geo.geodesic_m(unit.lat, unit.lon, hospital.lat, hospital.lon))
+    admission = Admission.objects.create(
+        case=case,
+        hospital=hospital,
+        ambulance=unit,
+        eta_s=eta,
+        eta_at=now + timedelta(seconds=eta),
+        opened_at=now,
+        updated_at=now,
+    )
+    return Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+
+
+def _move_admission(admission: Admission, status: str, now: datetime) -> Admission:
+    admission.status, admission.updated_at = status, now
+    if status in (AdmissionStatus.ARRIVED, AdmissionStatus.HANDED_OVER):
+        admission.eta_s, admission.eta_at = 0, now
+    admission.save(update_fields=["status", "updated_at", "eta_s", "eta_at"])
+    return Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+
+
+def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
+    now = timezone.now()
+    with transaction.atomic():
+        held = current_case_of_unit(ambulance_id)
+        case = _lock_case(held.pk) if held else None
+        unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
+        if unit is None:
+            raise NotFound(f"No ambulance with id {ambulance_id}.")
+        unit.lat, unit.lon, unit.position_at = fix.lat, fix.lon, now
+        unit.save(update_fields=["lat", "lon", "position_at"])
+        events = _unit_events(unit, "unit.location_updated")
+        if case is not None and case.ambulance_id == unit.pk:
+            case = _reload_case(case.pk)
+            events.append(Outgoing(case_stream(case.pk), "case.unit_moved", CitizenCaseSerializer(case).data))
+            admission = open_admission_of_case(case.pk)
+            if admission and admission.status != AdmissionStatus.ARRIVED and case.status == CaseStatus.TRANSPORTING:
+                hospital = case.hospital
+                admission.eta_s = eta_seconds(geo.geodesic_m(unit.lat, unit.lon, hospital.lat, hospital.lon))
+                admission.eta_at = now + timedelta(seconds=admission.eta_s)
+                admission.updated_at = now
+                admission.save(update_fields=["eta_s", "eta_at", "updated_at"])
+                data = AdmissionSerializer(admission).data
+                events.append(Outgoing(hospital_stream(admission.hospital_id), "admission.updated", data))
+        emit(events, at=now)
+        return unit
+
+
+# --- hospital -------------------------------------------------------------------------------
+
+
+def admission_acknowledge(*, admission_id: int, registration_no: str, user) -> Admission:
+    """The hospital's answer: its registration number reaches the crew and the dispatcher."""
+    now = timezone.now()
+    with transaction.atomic():
+        admission = Admission.objects.select_for_update().filter(pk=admission_id).first()
+        if admission is None:
+            raise NotFound(f"No admission with id {admission_id}.")
+        if admission.status == AdmissionStatus.ACKNOWLEDGED and admission.registration_no == registration_no:
+            return Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+        if admission.status != AdmissionStatus.INCOMING:
+            raise Conflict(f"The admission is {admission.status}; it cannot be acknowledged now.", code="illegal_transition")
+        admission.status = AdmissionStatus.ACKNOWLEDGED
+        admission.registration_no = registration_no
+        admission.acknowledged_at = admission.updated_at = now
+        admission.acknowledged_by = user
+        admission.save()
+        admission = Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+        emit(_admission_events(admission, "admission.acknowledged"), at=now)
+        return admission

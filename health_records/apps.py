@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HealthRecordsConfig(AppConfig):
+    name = "health_records"
+    verbose_name = "Health archives"

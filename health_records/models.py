@@ -1,0 +1,1 @@
+"""Encrypted health archives arrive with the next issue; the app exists so the layout is stable."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from dispatch.inputs import FixInputSerializer
+from dispatch.models import Complaint
+
+
+class RegisterSerializer(serializers.Serializer):
+    phone = serializers.CharField(max_length=20)
+    password = serializers.CharField(max_length=128, write_only=True)
+    name = serializers.CharField(max_length=100)
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="A citizen's phone number, or a staff username.")
+    password = serializers.CharField(max_length=128, write_only=True)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    user_id = serializers.IntegerField()
+    role = serializers.CharField()
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+    phone = serializers.CharField(allow_null=True)
+    role = serializers.CharField()
+    ambulance = serializers.IntegerField(allow_null=True, help_text="The unit a crew member is bound to.")
+    hospital = serializers.IntegerField(allow_null=True, help_text="The hospital a hospital user is bound to.")
+
+
+class SosSerializer(FixInputSerializer):
+    for_self = serializers.BooleanField(default=True, help_text="False when calling for a relative or a passer-by.")
+    complaint = serializers.ChoiceField(choices=Complaint.choices, default=Complaint.UNKNOWN)
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

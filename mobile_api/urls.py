@@ -1,0 +1,13 @@
+from django.urls import path
+
+from mobile_api import views
+
+urlpatterns = [
+    path("auth/register", views.RegisterView.as_view(), name="register"),
+    path("auth/token", views.TokenView.as_view(), name="token"),
+    path("me", views.MeView.as_view(), name="me"),
+    path("sos", views.SosView.as_view(), name="sos"),
+    path("cases/<int:case_id>", views.CaseView.as_view(), name="case"),
+    path("cases/<int:case_id>/location", views.CaseLocationView.as_view(), name="case-location"),
+    path("cases/<int:case_id>/cancel", views.CaseCancelView.as_view(), name="case-cancel"),
+]

@@ -1,0 +1,184 @@
+"""The citizen-facing API: register, sign in, one tap, follow the case."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import citizen_register, normalize_phone, token_for
+from config.api import AuthThrottle, SosThrottle
+from dispatch import selectors, services
+from dispatch.inputs import FixInputSerializer
+from dispatch.models import Case
+from dispatch.permissions import IsCitizen, is_dispatcher
+from dispatch.serializers import CitizenCaseSerializer
+from mobile_api.serializers import (
+    CancelSerializer,
+    MeSerializer,
+    RegisterSerializer,
+    SosSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+)
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def healthz(request):
+    """Readiness probe, and the benchmarks' baseline: no database, no auth."""
+    return JsonResponse({"status": "ok"})
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(summary="Register a citizen", request=RegisterSerializer, responses={201: TokenResponseSerializer})
+    def post(self, request):
+        data = RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            user, token = citizen_register(**data.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return Response({"token": token, "user_id": user.pk, "role": user.role}, status=status.HTTP_201_CREATED)
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(summary="Get an API token", request=TokenRequestSerializer, responses=TokenResponseSerializer)
+    def post(self, request):
+        data = TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        username = normalize_phone(username) or username
+        user = authenticate(request, username=username, password=data.validated_data["password"])
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("Wrong username or password.")
+        return Response({"token": token_for(user), "user_id": user.pk, "role": user.role})
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Who I am", responses=MeSerializer)
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "name": user.first_name,
+                "phone": user.phone,
+                "role": user.role,
+                "ambulance": selectors.ambulance_of_crew(user),
+                "hospital": selectors.hospital_of_staff(user),
+            }
+        )
+
+
+def _fingerprint(body) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class SosView(APIView):
+    permission_classes = [IsCitizen]
+    throttle_classes = [SosThrottle]
+
+    @extend_schema(
+        summary="One tap SOS",
+        description=(
+            "Creates a case at the caller's position. Send an `Idempotency-Key` header (any unique string per tap): "
+            "retrying with the same key returns the same case (with `Idempotent-Replayed: true`) and raises no second "
+            "alarm; the same key with a different body is refused with 422."
+        ),
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        request=SosSerializer,
+        responses={
+            201: CitizenCaseSerializer,
+            400: OpenApiResponse(description="A field is invalid; the body names it."),
+            422: OpenApiResponse(description="Idempotency-Key reused with a different body."),
+            429: OpenApiResponse(description="Too many taps (SOS_RATE_LIMIT)."),
+        },
+    )
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise ValidationError({"Idempotency-Key": ["Use 1-255 visible ASCII characters."]})
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+        data = SosSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        case, created = services.case_create(
+            caller=request.user,
+            fix=data.to_fix(),
+            for_self=values["for_self"],
+            complaint=values["complaint"],
+            note=values["note"],
+            idempotency_key=key,
+            fingerprint=_fingerprint(request.data),
+        )
+        response = Response(CitizenCaseSerializer(case).data, status=status.HTTP_201_CREATED)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _own_case(request, case_id: int) -> Case:
+    case = Case.objects.select_related("ambulance", "hospital").filter(pk=case_id).first()
+    # Someone else's case is "not found": its existence is nobody else's business.
+    if case is None or case.caller_id != request.user.pk:
+        raise NotFound(f"No case with id {case_id}.")
+    return case
+
+
+class CaseView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="My case: status, unit, its position and ETA, hospital", responses=CitizenCaseSerializer)
+    def get(self, request, case_id: int):
+        return Response(CitizenCaseSerializer(_own_case(request, case_id)).data)
+
+
+class CaseLocationView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="The caller moved", request=FixInputSerializer, responses=CitizenCaseSerializer)
+    def post(self, request, case_id: int):
+        _own_case(request, case_id)
+        data = FixInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = services.case_add_location(case_id=case_id, fix=data.to_fix())
+        return Response(CitizenCaseSerializer(case).data)
+
+
+class CaseCancelView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Cancel (the caller, or a dispatcher)", request=CancelSerializer, responses=CitizenCaseSerializer)
+    def post(self, request, case_id: int):
+        if not is_dispatcher(request.user):
+            _own_case(request, case_id)
+        elif not Case.objects.filter(pk=case_id).exists():
+            raise NotFound(f"No case with id {case_id}.")
+        data = CancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = services.case_cancel(case_id=case_id, reason=data.validated_data["reason"])
+        return Response(CitizenCaseSerializer(case).data)
+
