@@ -9,6 +9,7 @@ from mobile_api.views import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("mobile_api.urls")),
+    path("api/v1/", include("mobile_api.archive_urls")),
     path("api/v1/", include("dispatch.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

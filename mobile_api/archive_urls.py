@@ -1,0 +1,3 @@
+"""Citizen health-archive endpoints (issue: encrypted health archives)."""
+
+urlpatterns: list = []

@@ -1,0 +1,11 @@
+from tests.conftest import tap
+
+
+def test_it_answers_the_health_check(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_it_takes_a_tap_from_a_citizen(as_citizen):
+    response = tap(as_citizen, complaint="chest_pain")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "received"
