@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -49,6 +49,16 @@ def exception_handler(exc, context):
     return response
 
 
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, plus: a body nested too deeply to parse is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
 class AuthThrottle(AnonRateThrottle):
     """Login and registration attempts per client address (AUTH_RATE_LIMIT)."""
 
@@ -68,6 +78,15 @@ class SosThrottle(UserRateThrottle):
 
     def get_rate(self):
         return settings.SOS_RATE_LIMIT
+
+    def allow_request(self, request, view):
+        # A retry of a tap already taken creates nothing, so it neither counts nor is refused:
+        # a flaky network must not use up the quota a second emergency needs, nor hide the case.
+        from dispatch.selectors import tap_exists
+
+        if tap_exists(request.user, request.headers.get("Idempotency-Key")):
+            return True
+        return super().allow_request(request, view)
 
 
 def _domain_response(exc: errors.DispatchError) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -74,4 +75,44 @@ def env_rate(name: str, default: str) -> str:
     value = os.environ.get(name, default).strip()
     if not _RATE.match(value):
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like '20/min' (number/s|min|hour|day)")
+    if int(value.split("/", 1)[0]) < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} would refuse every request; allow at least 1")
     return value
+
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def env_log_level(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    level = value.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a log level; use one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def redis_url(name: str) -> str | None:
+    """A Redis URL, checked now rather than at the first connection. Errors never echo the URL:
+    it may carry a password."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    parsed = urlparse(value.strip())
+    if parsed.scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(f"{name} must start with redis://, rediss:// or unix:// (got scheme {parsed.scheme!r})")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a port that is not a number") from None
+    if parsed.scheme == "unix":
+        if not parsed.path:
+            raise ImproperlyConfigured(f"{name} names no socket path (unix:///path/to/redis.sock)")
+    else:
+        if not parsed.hostname:
+            raise ImproperlyConfigured(f"{name} names no host (redis://host:6379/0)")
+        database = parsed.path.strip("/")
+        if database and not database.isdigit():
+            raise ImproperlyConfigured(f"{name} database must be a number (redis://host:6379/0)")
+    return value.strip()

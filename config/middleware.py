@@ -33,7 +33,27 @@ class RequestSizeLimitMiddleware:
                 return _too_large(limit)
             request._body = body
             request._stream = None
+            # A chunked body declares no length; DRF would then treat it as empty. It has been
+            # read in full, so declare what arrived.
+            request.META["CONTENT_LENGTH"] = str(len(body))
         return self.get_response(request)
+
+
+class ApiNotFoundMiddleware:
+    """An unknown path under /api/ answers in JSON like the rest of the API, not with an HTML page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return JsonResponse({"detail": f"No such endpoint: {request.path}", "code": "not_found"}, status=404)
+        return response
 
 
 def _too_large(limit: int) -> JsonResponse:

@@ -19,6 +19,7 @@ from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatche
 from dispatch.serializers import (
     AdmissionSerializer,
     AmbulanceSerializer,
+    CaseDetailSerializer,
     CaseSerializer,
     HospitalBriefSerializer,
     HospitalSerializer,
@@ -28,7 +29,7 @@ from dispatch.serializers import (
 class CaseQueueSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField(help_text="Newest seq of the dispatch stream when this snapshot was read.")
     count = serializers.IntegerField()
-    results = CaseSerializer(many=True)
+    results = CaseDetailSerializer(many=True)
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -37,13 +38,17 @@ class RecommendationSerializer(serializers.Serializer):
     eta_s = serializers.IntegerField()
 
 
+# Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
+MAX_ID = 2**63 - 1
+
+
 class AssignInputSerializer(serializers.Serializer):
-    ambulance = serializers.IntegerField(min_value=1)
+    ambulance = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class CrewStatusInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=services.CREW_STATUSES)
-    hospital = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    hospital = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
 
 
 class AcknowledgeInputSerializer(serializers.Serializer):
@@ -91,6 +96,7 @@ class DispatchCaseListView(APIView):
 
     @extend_schema(
         summary="Dispatcher queue",
+        operation_id="v1_dispatch_cases_list",
         parameters=[
             OpenApiParameter("status", str, description="Comma-separated statuses, or 'active' (default)."),
             OpenApiParameter("limit", int, description="At most this many, newest first (1-1000, default 200)."),
@@ -104,18 +110,18 @@ class DispatchCaseListView(APIView):
         # resume, and replaying a state the snapshot already shows is harmless.
         last_seq = selectors.stream_last_seq(DISPATCH_STREAM)
         cases = selectors.case_queue(statuses=statuses, limit=limit)
-        return Response({"last_seq": last_seq, "count": len(cases), "results": CaseSerializer(cases, many=True).data})
+        return Response({"last_seq": last_seq, "count": len(cases), "results": CaseDetailSerializer(cases, many=True).data})
 
 
 class DispatchCaseDetailView(APIView):
     permission_classes = [IsDispatcher]
 
-    @extend_schema(summary="One case in full", responses=CaseSerializer)
+    @extend_schema(summary="One case in full, with its admission", responses=CaseDetailSerializer)
     def get(self, request, case_id: int):
         case = selectors.case_for_staff(case_id)
         if case is None:
             raise NotFound(f"No case with id {case_id}.")
-        return Response(CaseSerializer(case).data)
+        return Response(CaseDetailSerializer(case).data)
 
 
 class RecommendationsView(APIView):

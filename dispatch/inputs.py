@@ -24,7 +24,12 @@ class StrictFloatField(serializers.FloatField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             self.fail("invalid")
-        if not math.isfinite(data):
+        try:
+            # A JSON integer may have hundreds of digits: too big for a float is not finite.
+            finite = math.isfinite(data)
+        except OverflowError:
+            finite = False
+        if not finite:
             self.fail("not_finite")
         return super().to_internal_value(data)
 

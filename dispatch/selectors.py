@@ -7,7 +7,7 @@ import heapq
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Min, Prefetch
 
 from dispatch import geo
 from dispatch.models import (
@@ -43,13 +43,32 @@ class Recommendation:
 
 # Search rings for the prefilter: a bounding box on the indexed (status, lat, lon) columns.
 _SEARCH_RADII_M = (5_000, 15_000, 50_000, 200_000)
+# fast_distance_m is within this fraction of the geodesic distance (sphere vs WGS-84 ellipsoid is
+# at most ~0.6%; the planar approximation adds little over a city), so it can bound, not only guess.
+_FAST_ERROR = 0.01
+_MARGIN = (1 + _FAST_ERROR) / (1 - _FAST_ERROR)
+
+
+def _finalist_cutoff(fast_distances: list[float], count: int) -> float:
+    """No unit farther than this (fast metric) can be among the ``count`` nearest by geodesic."""
+    kth = heapq.nsmallest(count, fast_distances)[-1]
+    return kth * _MARGIN + 1.0
 
 
 def rank_units(lat: float, lon: float, units: list[Ambulance], *, count: int) -> list[Recommendation]:
-    """Cheap planar distance for every candidate, geodesic only for the finalists."""
-    finalists = heapq.nsmallest(count * 2, units, key=lambda u: geo.fast_distance_m(lat, lon, u.lat, u.lon))
+    """Cheap planar distance for every candidate, geodesic only for the finalists.
+
+    The finalists are every unit whose planar distance could still put it among the ``count``
+    nearest once measured properly; a fixed number of finalists would drop the true nearest when
+    several units sit at almost the same distance in different directions."""
+    if not units:
+        return []
+    fast = [(geo.fast_distance_m(lat, lon, u.lat, u.lon), u) for u in units]
+    cutoff = _finalist_cutoff([d for d, _ in fast], count)
     ranked = []
-    for unit in finalists:
+    for approx, unit in fast:
+        if approx > cutoff:
+            continue
         distance = geo.geodesic_m(lat, lon, unit.lat, unit.lon)
         ranked.append(Recommendation(ambulance=unit, distance_m=distance, eta_s=eta_seconds(distance)))
     ranked.sort(key=lambda r: (r.eta_s, r.distance_m, r.ambulance.id))
@@ -62,7 +81,12 @@ def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list
     for radius in _SEARCH_RADII_M:
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
         units = list(available.filter(lat__range=(min_lat, max_lat), lon__range=(min_lon, max_lon)))
-        if len(units) >= count:
+        if len(units) < count:
+            continue
+        # The box holds everything within ``radius``, but its corners reach farther: only when the
+        # finalists all lie inside the inscribed circle is nothing outside the box a better unit.
+        cutoff = _finalist_cutoff([geo.fast_distance_m(lat, lon, u.lat, u.lon) for u in units], count)
+        if cutoff <= radius * 0.99:
             return rank_units(lat, lon, units, count=count)
     return rank_units(lat, lon, list(available), count=count)
 
@@ -114,8 +138,22 @@ def suggest_hospitals(*, lat: float, lon: float, complaint: str, count: int = 3)
 
 def case_queue(*, statuses: list[str] | None = None, limit: int = 200) -> list[Case]:
     statuses = statuses or list(ACTIVE_CASE_STATUSES)
-    query = Case.objects.filter(status__in=statuses).select_related("caller", "ambulance", "hospital")
+    query = (
+        Case.objects.filter(status__in=statuses)
+        .select_related("caller", "ambulance", "hospital")
+        # One query for every row's admissions instead of one per row.
+        .prefetch_related(
+            Prefetch("admissions", queryset=Admission.objects.select_related("case", "ambulance").order_by("-opened_at", "-id"))
+        )
+    )
     return list(query.order_by("-received_at", "-id")[:limit])
+
+
+def tap_exists(caller, idempotency_key: str | None) -> bool:
+    """Whether this caller already made the tap carrying this Idempotency-Key (a retry)."""
+    if not idempotency_key or not getattr(caller, "is_authenticated", False):
+        return False
+    return Case.objects.filter(caller=caller, idempotency_key=idempotency_key).exists()
 
 
 def case_for_staff(case_id: int) -> Case | None:
@@ -134,6 +172,16 @@ def open_admission_of_case(case_id: int) -> Admission | None:
     return (
         Admission.objects.select_related("case", "ambulance")
         .filter(case_id=case_id, status__in=[AdmissionStatus.INCOMING, AdmissionStatus.ACKNOWLEDGED, AdmissionStatus.ARRIVED])
+        .first()
+    )
+
+
+def latest_admission_of_case(case_id: int) -> Admission | None:
+    """The case's newest admission, open or not: its registration number outlives the handover."""
+    return (
+        Admission.objects.select_related("case", "ambulance")
+        .filter(case_id=case_id)
+        .order_by("-opened_at", "-id")
         .first()
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dispatch.models import Admission, Ambulance, Case, CaseLocation, Hospital, Station
@@ -152,3 +153,24 @@ class AdmissionSerializer(serializers.ModelSerializer):
             "opened_at",
             "updated_at",
         )
+
+
+class CaseDetailSerializer(CaseSerializer):
+    """One case in full for a dispatcher: the staff view plus the destination hospital's admission
+    (status, ETA and the registration number it answered with)."""
+
+    admission = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = (*CaseSerializer.Meta.fields, "admission")
+
+    @extend_schema_field(AdmissionSerializer(allow_null=True))
+    def get_admission(self, case: Case) -> dict | None:
+        from dispatch.selectors import latest_admission_of_case
+
+        prefetched = getattr(case, "_prefetched_objects_cache", {}).get("admissions")
+        if prefetched is not None:
+            admission = next(iter(prefetched), None)
+        else:
+            admission = latest_admission_of_case(case.pk)
+        return AdmissionSerializer(admission).data if admission else None

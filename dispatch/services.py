@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from dispatch import geo
@@ -160,9 +161,11 @@ def case_add_location(*, case_id: int, fix: Fix) -> Case:
         case = _lock_case(case_id)
         if case.status not in CALLER_MAY_MOVE:
             raise Conflict(f"The case is {case.status}; the caller's location is no longer needed.", code="case_not_open")
-        newest = case.locations.order_by("-received_at", "-id").first()
+        # Compare with the newest fix *time* of any kept fix, not with the last arrival: a fix
+        # without a time may have arrived after one that carried a later time.
+        newest_time = case.locations.aggregate(newest=Max("fix_time"))["newest"]
         _store_fix(case, fix, now)
-        is_newer = not (fix.fix_time and newest and newest.fix_time and fix.fix_time < newest.fix_time)
+        is_newer = not (fix.fix_time and newest_time and fix.fix_time < newest_time)
         if is_newer:
             case.lat, case.lon, case.accuracy_m = fix.lat, fix.lon, fix.accuracy_m
             case.updated_at = now

@@ -61,6 +61,10 @@ class TokenView(APIView):
     authentication_classes: list = []
     throttle_classes = [AuthThrottle]
 
+    def get_authenticate_header(self, request):
+        # A wrong password is 401 with a challenge, not 403.
+        return "Token"
+
     @extend_schema(summary="Get an API token", request=TokenRequestSerializer, responses=TokenResponseSerializer)
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
