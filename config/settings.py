@@ -217,6 +217,11 @@ RECOMMENDATION_COUNT = env_int("RECOMMENDATION_COUNT", 5, minimum=1, maximum=50)
 # Event log: resumes older than this are answered with "resync".
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72, minimum=1)
 WS_AUTH_TIMEOUT_S = env_float("WS_AUTH_TIMEOUT_S", 10.0, minimum=0.5, maximum=120.0)
+# Each socket re-joins its group and catches up from the log this often (0 = never): a lost
+# last doorbell, or a group membership Redis expired, cannot leave a console silently stale.
+WS_CATCHUP_S = env_float("WS_CATCHUP_S", 30.0, minimum=0.0, maximum=3600.0)
+# A console further behind than this is told to resync from a snapshot instead of replaying.
+WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 
 DEMO_PASSWORD = "onekey120-demo"
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import selectors, services
-from dispatch.events import DISPATCH_STREAM, hospital_stream
+from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.inputs import FixInputSerializer
 from dispatch.models import Admission, Ambulance, CaseStatus, Hospital
 from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
@@ -62,6 +62,7 @@ class HospitalSuggestionSerializer(serializers.Serializer):
 
 
 class AssignmentSerializer(serializers.Serializer):
+    last_seq = serializers.IntegerField(help_text="Newest seq of /ws/ambulances/{id}/ when this was read.")
     case = CaseSerializer(allow_null=True)
     admission = AdmissionSerializer(allow_null=True)
     suggested_hospitals = HospitalSuggestionSerializer(many=True)
@@ -188,6 +189,7 @@ class AssignmentView(APIView):
     @extend_schema(summary="The crew's current case", responses=AssignmentSerializer)
     def get(self, request, ambulance_id: int):
         _ambulance_for(request, ambulance_id)
+        last_seq = selectors.stream_last_seq(ambulance_stream(ambulance_id))
         case = selectors.current_case_of_unit(ambulance_id)
         admission = selectors.open_admission_of_case(case.pk) if case else None
         suggestions = (
@@ -195,6 +197,7 @@ class AssignmentView(APIView):
         )
         return Response(
             {
+                "last_seq": last_seq,
                 "case": CaseSerializer(case).data if case else None,
                 "admission": AdmissionSerializer(admission).data if admission else None,
                 "suggested_hospitals": [

@@ -3,6 +3,9 @@
 Delivery is exactly-once and in order per socket even though the channel layer promises neither:
 the consumer remembers the highest seq it has sent, drops anything at or below it, and when a
 doorbell arrives beyond the next expected number it reads the gap from the event log first.
+A lost *last* doorbell has no successor to reveal it, so every ``WS_CATCHUP_S`` seconds the
+consumer also compares its position with the stream's counter (one primary-key read) and renews its
+group membership (channels_redis forgets members after ``group_expiry``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -31,6 +35,11 @@ CLOSE_NOT_FOUND = 4004
 CLOSE_AUTH_TIMEOUT = 4008
 
 REPLAY_PAGE = 500
+# Seconds between catch-up checks on an authenticated socket (see the module docstring); 0 = off.
+DEFAULT_CATCHUP_S = 30.0
+# A console further behind than this many events is told to resync (refetch its snapshot, one
+# query) rather than fed the backlog one frame at a time.
+DEFAULT_MAX_REPLAY = 5000
 
 
 class Denied(Exception):
@@ -64,6 +73,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.stream = None
         self.sent_seq = 0
+        self._closing = False
+        self._auth_timer = None
+        self._catchup_task = None
         self._lock = asyncio.Lock()
         await self.accept()
         user = self.scope.get("user")
@@ -75,19 +87,35 @@ class StreamConsumer(AsyncWebsocketConsumer):
             )
 
     async def disconnect(self, code):
-        timer = getattr(self, "_auth_timer", None)
-        if timer is not None:
-            timer.cancel()
+        self._closing = True
+        self._stop_timers()
         if self.stream is not None:
             await self.channel_layer.group_discard(group_name(self.stream), self.channel_name)
 
+    def _stop_timers(self):
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        task = self._catchup_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._catchup_task = None
+
     async def _auth_timeout(self):
-        if self.stream is None:
+        if self.stream is None and not self._closing:
             await self._fail("auth_timeout", "No auth message arrived in time.", CLOSE_AUTH_TIMEOUT)
 
     async def _fail(self, code: str, detail: str, close_code: int):
-        await self.send(text_data=json.dumps({"type": "error", "code": code, "detail": detail}))
+        # One error frame, one close: later timers and client messages find the socket closing.
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_timers()
+        await self._send_json({"type": "error", "code": code, "detail": detail})
         await self.close(code=close_code)
+
+    async def _send_json(self, frame: dict):
+        await self.send(text_data=json.dumps(frame))
 
     async def _start(self, user):
         try:
@@ -95,9 +123,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except Denied as denied:
             await self._fail(denied.code, denied.detail, denied.close_code)
             return
-        timer = getattr(self, "_auth_timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self._closing:  # the auth timer fired while we were checking
+            return
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
         self.scope["user"] = user
         # Join first, then read the position: an event committed in between arrives both as a
         # doorbell and inside the position, and the seq check drops the duplicate.
@@ -105,29 +135,66 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.stream = stream
         async with self._lock:
             self.sent_seq = await database_sync_to_async(selectors.stream_last_seq)(stream)
-            await self.send(text_data=json.dumps({"type": "ready", "last_seq": self.sent_seq}))
+            await self._send_json({"type": "ready", "last_seq": self.sent_seq})
+        interval = float(getattr(settings, "WS_CATCHUP_S", DEFAULT_CATCHUP_S) or 0)
+        if interval > 0:
+            self._catchup_task = asyncio.ensure_future(self._catch_up_every(interval))
+
+    async def _catch_up_every(self, interval: float):
+        # The first tick is jittered so that consoles which reconnected together (a worker
+        # restart) do not all poll in the same instant ever after.
+        delay = interval * random.uniform(0.5, 1.0)
+        while not self._closing:
+            await asyncio.sleep(delay)
+            delay = interval
+            if self._closing:
+                return
+            try:
+                await self.channel_layer.group_add(group_name(self.stream), self.channel_name)
+                await self._catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The next doorbell or the next tick tries again; a dead socket ends in disconnect().
+                logger.exception("catch-up on stream %s failed", self.stream)
+
+    async def _catch_up(self):
+        async with self._lock:
+            last = await database_sync_to_async(selectors.stream_last_seq)(self.stream)
+            if last > self.sent_seq and not await self._replay(self.sent_seq, last):
+                await self._resync(last)
+
+    async def _resync(self, last: int):
+        """The log no longer holds what this socket missed: the client refetches its snapshot."""
+        self.sent_seq = last
+        await self._send_json({"type": "resync", "last_seq": last})
 
     # -- client messages ----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self._closing:
+            return
         try:
             message = json.loads(text_data or "")
         except (TypeError, ValueError):
-            await self.send(text_data=json.dumps({"type": "error", "code": "bad_message", "detail": "Send JSON text."}))
+            message = None
+        if not isinstance(message, dict):
+            if self.stream is None:
+                await self._fail("auth_required", 'Authenticate first: {"type":"auth","token":"…"}.', CLOSE_AUTH_REQUIRED)
+            else:
+                await self._send_json({"type": "error", "code": "bad_message", "detail": "Send a JSON object."})
             return
-        kind = message.get("type") if isinstance(message, dict) else None
+        kind = message.get("type")
         if self.stream is None:
             await self._receive_auth(kind, message)
         elif kind == "resume":
             await self._resume(message.get("since"))
         elif kind == "ping":
-            await self.send(text_data=json.dumps({"type": "pong"}))
+            await self._send_json({"type": "pong"})
         elif kind == "auth":
-            await self.send(text_data=json.dumps({"type": "error", "code": "already_authenticated", "detail": "Already authenticated."}))
+            await self._send_json({"type": "error", "code": "already_authenticated", "detail": "Already authenticated."})
         else:
-            await self.send(
-                text_data=json.dumps({"type": "error", "code": "bad_message", "detail": f"Unknown message type {kind!r}."})
-            )
+            await self._send_json({"type": "error", "code": "bad_message", "detail": f"Unknown message type {kind!r}."})
 
     async def _receive_auth(self, kind, message):
         if kind != "auth":
@@ -142,32 +209,38 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _resume(self, since):
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            await self.send(text_data=json.dumps({"type": "error", "code": "bad_message", "detail": "resume.since must be a whole number >= 0."}))
+            await self._send_json({"type": "error", "code": "bad_message", "detail": "resume.since must be a whole number >= 0."})
             return
         async with self._lock:
             last = await database_sync_to_async(selectors.stream_last_seq)(self.stream)
             if since > last or not await self._replay(since, last):
-                # Older than the retained log (or from another database): start over from a snapshot.
-                self.sent_seq = last
-                await self.send(text_data=json.dumps({"type": "resync", "last_seq": last}))
+                # Older than the retained log (or a number from another database): start over
+                # from a snapshot, which carries its own last_seq.
+                await self._resync(last)
 
     async def _replay(self, since: int, upto: int) -> bool:
-        """Send (since, upto] from the log. False when the log no longer holds all of it."""
+        """Send (since, upto] from the log, in order. False when the log no longer holds every one
+        of them (pruned; nothing past the hole is sent) or when there are too many to replay."""
+        if upto - since > int(getattr(settings, "WS_MAX_REPLAY", DEFAULT_MAX_REPLAY)):
+            return False
         cursor = since
         while cursor < upto:
             rows = await database_sync_to_async(selectors.events_after)(self.stream, cursor, upto=upto, limit=REPLAY_PAGE)
-            if not rows or rows[0].seq != cursor + 1:
+            if not rows:
                 return False
             for row in rows:
-                await self.send(text_data=json.dumps(wire_event(row)))
-            cursor = rows[-1].seq
+                if row.seq != cursor + 1:
+                    return False
+                await self._send_json(wire_event(row))
+                cursor = row.seq
+                self.sent_seq = max(self.sent_seq, cursor)
         self.sent_seq = max(self.sent_seq, upto)
         return True
 
     # -- doorbells from the channel layer -----------------------------------------------------
 
     async def stream_event(self, message):
-        if message.get("stream") != self.stream:
+        if self._closing or message.get("stream") != self.stream:
             return
         seq = message["seq"]
         async with self._lock:
@@ -176,12 +249,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             if seq > self.sent_seq + 1:
                 # A doorbell was lost or overtaken: read the gap from the database first.
                 if not await self._replay(self.sent_seq, seq - 1):
-                    last = await database_sync_to_async(selectors.stream_last_seq)(self.stream)
-                    self.sent_seq = last
-                    await self.send(text_data=json.dumps({"type": "resync", "last_seq": last}))
+                    await self._resync(await database_sync_to_async(selectors.stream_last_seq)(self.stream))
                     return
-            frame = {"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]}
-            await self.send(text_data=json.dumps(frame))
+            await self._send_json({"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]})
             self.sent_seq = seq
 
 

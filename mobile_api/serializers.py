@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from dispatch.inputs import FixInputSerializer
 from dispatch.models import Complaint
+from dispatch.serializers import CitizenCaseSerializer
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -41,3 +42,10 @@ class SosSerializer(FixInputSerializer):
 
 class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class CitizenCaseSnapshotSerializer(CitizenCaseSerializer):
+    last_seq = serializers.IntegerField(read_only=True, help_text="Newest seq of /ws/cases/{id}/ when this was read.")
+
+    class Meta(CitizenCaseSerializer.Meta):
+        fields = (*CitizenCaseSerializer.Meta.fields, "last_seq")

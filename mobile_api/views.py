@@ -19,12 +19,14 @@ from rest_framework.views import APIView
 from accounts.services import citizen_register, normalize_phone, token_for
 from config.api import AuthThrottle, SosThrottle
 from dispatch import selectors, services
+from dispatch.events import case_stream
 from dispatch.inputs import FixInputSerializer
 from dispatch.models import Case
 from dispatch.permissions import IsCitizen, is_dispatcher
 from dispatch.serializers import CitizenCaseSerializer
 from mobile_api.serializers import (
     CancelSerializer,
+    CitizenCaseSnapshotSerializer,
     MeSerializer,
     RegisterSerializer,
     SosSerializer,
@@ -155,9 +157,12 @@ def _own_case(request, case_id: int) -> Case:
 class CaseView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My case: status, unit, its position and ETA, hospital", responses=CitizenCaseSerializer)
+    @extend_schema(summary="My case: status, unit, its position and ETA, hospital", responses=CitizenCaseSnapshotSerializer)
     def get(self, request, case_id: int):
-        return Response(CitizenCaseSerializer(_own_case(request, case_id)).data)
+        # The stream position first: an event racing this read is replayed on resume, harmlessly.
+        last_seq = selectors.stream_last_seq(case_stream(case_id))
+        case = _own_case(request, case_id)
+        return Response({**CitizenCaseSerializer(case).data, "last_seq": last_seq})
 
 
 class CaseLocationView(APIView):

@@ -72,9 +72,11 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 
 def prepare_database(env: dict[str, str], *, seed: bool = True) -> None:
-    manage(env, "migrate", "--noinput", "-v0")
+    """migrate (+ seed_demo) in one process: Django starts once instead of twice."""
+    steps = ["call_command('migrate', interactive=False, verbosity=0)"]
     if seed:
-        manage(env, "seed_demo")
+        steps.append("call_command('seed_demo')")
+    manage(env, "shell", "-c", "from django.core.management import call_command; " + "; ".join(steps))
 
 
 class DaphneServer:
@@ -96,6 +98,12 @@ class DaphneServer:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> DaphneServer:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> DaphneServer:
+        """Start the process without waiting for it (see ``start_together``)."""
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
@@ -104,7 +112,6 @@ class DaphneServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:
@@ -146,6 +153,23 @@ class DaphneServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def start_together(*servers: DaphneServer, timeout: float = 60, while_starting=None) -> Iterator[tuple[DaphneServer, ...]]:
+    """Launch several workers at once (their start-ups overlap, with ``while_starting()`` too if
+    given), wait for all, stop all after."""
+    try:
+        for server in servers:
+            server.launch()
+        if while_starting is not None:
+            while_starting()
+        for server in servers:
+            server.wait_ready(timeout)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 # --- real services --------------------------------------------------------------------------------
@@ -208,19 +232,52 @@ def _redact(url: str) -> str:
 
 
 @contextlib.contextmanager
-def postgres_database(prefix: str = "onekey_e2e") -> Iterator[str]:
-    """A fresh PostgreSQL database for one run; dropped afterwards."""
+def postgres_database(prefix: str = "onekey_e2e", *, template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (a copy of ``template`` if given); dropped afterwards."""
     import psycopg
 
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = _libpq(postgres_admin_url(), "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield _libpq(postgres_admin_url(), name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_demo_template: str | None = None
+
+
+def demo_postgres_template() -> str:
+    """The name of a migrated, demo-seeded PostgreSQL database, made once per test process, for
+    ``postgres_database(template=...)``: each e2e module gets its own copy in well under a second
+    instead of migrating and seeding again. Dropped when the process exits."""
+    global _demo_template
+    if _demo_template is not None:
+        return _demo_template
+    import atexit
+
+    import psycopg
+
+    name = f"onekey_e2e_template_{secrets.token_hex(4)}"
+    admin = _libpq(postgres_admin_url(), "postgres")
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        prepare_database(base_env(DATABASE_URL=_libpq(postgres_admin_url(), name)))
+    except BaseException:
+        drop()
+        raise
+    atexit.register(drop)
+    _demo_template = name
+    return name
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -268,3 +325,72 @@ async def recv_until(ws, predicate, timeout: float = 10) -> list[dict]:
         frames.append(frame)
         if predicate(frame):
             return frames
+
+
+class Console:
+    """A stream socket that checks every event frame on arrival: ``seq`` goes up by exactly one
+    from the ``ready`` (or resume) position, so a gap, a duplicate or a reordering fails at once."""
+
+    def __init__(self, ws, ready: dict):
+        self.ws = ws
+        self.ready = ready
+        self.last_seq = ready["last_seq"]
+        self.events: list[dict] = []
+
+    @classmethod
+    async def open(cls, ws_base: str, path: str, token: str, *, since: int | None = None) -> Console:
+        ws, ready = await open_stream(ws_base, path, token, since=since)
+        console = cls(ws, ready)
+        if since is not None:
+            console.last_seq = since
+        return console
+
+    async def next(self, timeout: float = 10) -> dict:
+        frame = await recv_json(self.ws, timeout)
+        if frame.get("type") != "event":
+            raise AssertionError(f"expected an event frame, got {frame}")
+        if frame["seq"] != self.last_seq + 1:
+            raise AssertionError(f"seq {frame['seq']} after {self.last_seq}: {frame}")
+        self.last_seq = frame["seq"]
+        self.events.append(frame)
+        return frame
+
+    async def until(self, event: str, where=None, timeout: float = 10) -> dict:
+        """Read frames until one of type ``event`` (and matching ``where(data)``) arrives."""
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no {event} within {timeout}s; got {[e['event'] for e in self.events]}")
+            frame = await self.next(remaining)
+            if frame["event"] == event and (where is None or where(frame["data"])):
+                return frame
+
+    async def take(self, count: int, timeout: float = 10) -> list[dict]:
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def drain(self, seconds: float = 0.3) -> list[dict]:
+        """Read (and check) events until none arrives for ``seconds``; return them."""
+        import asyncio
+
+        drained = []
+        while True:
+            try:
+                drained.append(await self.next(seconds))
+            except asyncio.TimeoutError:
+                return drained
+
+    async def quiet(self, seconds: float = 0.5) -> None:
+        """Assert that nothing more arrives for a while."""
+        import asyncio
+
+        try:
+            frame = await asyncio.wait_for(self.ws.recv(), seconds)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"expected silence, got {frame}")
+
+    async def close(self) -> None:
+        await self.ws.close()

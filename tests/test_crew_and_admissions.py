@@ -51,6 +51,7 @@ def gps(client, ambulance, **body):
 
 def test_it_shows_a_free_crew_that_it_has_no_assignment(as_crew, ambulance):
     assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json() == {
+        "last_seq": 0,
         "case": None,
         "admission": None,
         "suggested_hospitals": [],
