@@ -79,6 +79,16 @@ def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
     ]
 
 
+def _lock_unit_and_case(ambulance_id: int) -> tuple[Ambulance, Case | None]:
+    """Lock a unit and the case it holds, in the global order (case first, then unit)."""
+    held = current_case_of_unit(ambulance_id)
+    case = _lock_case(held.pk) if held else None
+    unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
+    if unit is None:
+        raise NotFound(f"No ambulance with id {ambulance_id}.")
+    return unit, case
+
+
 def _lock_case(case_id: int) -> Case:
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
@@ -252,11 +262,7 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
         raise InvalidField("status", f"Unknown crew status {status!r}; use one of {', '.join(CREW_STATUSES)}.")
     now = timezone.now()
     with transaction.atomic():
-        held = current_case_of_unit(ambulance_id)
-        case = _lock_case(held.pk) if held else None
-        unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
-        if unit is None:
-            raise NotFound(f"No ambulance with id {ambulance_id}.")
+        unit, case = _lock_unit_and_case(ambulance_id)
         if case is not None and case.ambulance_id != ambulance_id:
             raise Conflict("The unit's assignment changed meanwhile; reload it.", code="assignment_changed")
         if case is None:
@@ -346,11 +352,7 @@ def _move_admission(admission: Admission, status: str, now: datetime) -> Admissi
 def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
     now = timezone.now()
     with transaction.atomic():
-        held = current_case_of_unit(ambulance_id)
-        case = _lock_case(held.pk) if held else None
-        unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
-        if unit is None:
-            raise NotFound(f"No ambulance with id {ambulance_id}.")
+        unit, case = _lock_unit_and_case(ambulance_id)
         unit.lat, unit.lon, unit.position_at = fix.lat, fix.lon, now
         unit.save(update_fields=["lat", "lon", "position_at"])
         events = _unit_events(unit, "unit.location_updated")
