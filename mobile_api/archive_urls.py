@@ -1,3 +1,10 @@
-"""Citizen health-archive endpoints (issue: encrypted health archives)."""
+"""Citizen health-archive endpoints."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from mobile_api import archive_views
+
+urlpatterns = [
+    path("me/health-archive", archive_views.HealthArchiveView.as_view(), name="health-archive"),
+    path("me/health-archive/access-log", archive_views.HealthArchiveAccessLogView.as_view(), name="health-archive-access-log"),
+]

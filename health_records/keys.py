@@ -1,0 +1,186 @@
+"""Where the health keys come from: the environment, and nowhere else in production.
+
+``HEALTH_KEYS``             ``id1:base64key,id2:base64key`` - key-encryption keys (KEKs), 32 bytes each.
+                            Several may be live at once so that a rotation re-wraps data keys
+                            without downtime. The newest is ``HEALTH_KEY_PRIMARY`` or, when that
+                            is unset, the last one listed. New data keys are wrapped by it.
+``HEALTH_KEY_PRIMARY``      optional: the id (from HEALTH_KEYS) that wraps new data keys.
+``HEALTH_BLIND_INDEX_KEY``  base64, 32 bytes: the HMAC key of the lookup indexes (national ID,
+                            phone). Its own key, never a KEK: it cannot be rotated by re-wrapping.
+
+Rotation without downtime, on every worker in turn:
+1. ``HEALTH_KEYS=old:...,new:...`` with ``HEALTH_KEY_PRIMARY=old`` (every worker can read both);
+2. ``HEALTH_KEY_PRIMARY=new`` (new writes are wrapped by the new key);
+3. ``manage.py rotate_health_keys`` (re-wraps the rest; resumable; ``--check`` shows what is left);
+4. drop ``old`` from ``HEALTH_KEYS``. A row still wrapped by a dropped key is a loud error.
+
+With DEBUG on and a variable unset, a development value is read from (or generated once into)
+``<BASE_DIR>/.secrets/health-keys.json``, a git-ignored file. With DEBUG off, an unset variable
+is refused at start (``HealthRecordsConfig.ready``). A malformed value is always refused, with a
+message that names the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+KEYS_VAR = "HEALTH_KEYS"
+PRIMARY_VAR = "HEALTH_KEY_PRIMARY"
+BLIND_VAR = "HEALTH_BLIND_INDEX_KEY"
+DEV_FILE_NAME = "health-keys.json"
+
+KEY_BYTES = 32
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The live keys of this process. ``keks`` maps a key id to its AES-GCM cipher."""
+
+    keks: dict[str, AESGCM] = field(repr=False)
+    primary_id: str
+    blind_index_key: bytes = field(repr=False)
+    source: str  # "environment" or the path of the development key file
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.keks)
+
+
+def _decode_key(value: str, *, variable: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{variable}: {what} is not valid base64") from None
+    if len(raw) != KEY_BYTES:
+        raise ImproperlyConfigured(
+            f"{variable}: {what} must decode to {KEY_BYTES} bytes (AES-256), got {len(raw)}; "
+            f"make one with: python -c \"import base64,os;print(base64.b64encode(os.urandom(32)).decode())\""
+        )
+    return raw
+
+
+def parse_keks(value: str, primary: str | None = None) -> tuple[dict[str, bytes], str]:
+    """Parse ``HEALTH_KEYS`` (and ``HEALTH_KEY_PRIMARY``). Raises ImproperlyConfigured naming the variable."""
+    keks: dict[str, bytes] = {}
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ImproperlyConfigured(f"{KEYS_VAR} is set but empty; give 'id:base64key[,id2:base64key]'")
+    for position, item in enumerate(items, start=1):
+        key_id, sep, encoded = item.partition(":")
+        key_id = key_id.strip()
+        if not sep or not encoded.strip():
+            raise ImproperlyConfigured(f"{KEYS_VAR}: entry {position} is not 'id:base64key'")
+        if not _KEY_ID.match(key_id):
+            raise ImproperlyConfigured(
+                f"{KEYS_VAR}: entry {position} has a bad key id; use 1-32 of A-Z a-z 0-9 . _ -"
+            )
+        if key_id in keks:
+            raise ImproperlyConfigured(f"{KEYS_VAR}: key id {key_id!r} is listed twice")
+        keks[key_id] = _decode_key(encoded, variable=KEYS_VAR, what=f"key {key_id!r}")
+    if primary is not None and primary.strip():
+        primary = primary.strip()
+        if primary not in keks:
+            raise ImproperlyConfigured(f"{PRIMARY_VAR}={primary!r} is not one of the ids in {KEYS_VAR}")
+        return keks, primary
+    return keks, list(keks)[-1]
+
+
+def _dev_values(base_dir: Path) -> dict[str, str]:
+    """Development keys from the git-ignored file, generated on first use (race-safe)."""
+    path = Path(base_dir) / ".secrets" / DEV_FILE_NAME
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        values = {
+            KEYS_VAR: "dev1:" + base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+            BLIND_VAR: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".health-keys-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(values, handle, indent=2)
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)  # fails if another process created it first: then use theirs
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ImproperlyConfigured(f"development key file {path} is unreadable: {exc}") from None
+    if not isinstance(values, dict) or not isinstance(values.get(KEYS_VAR), str) or not isinstance(values.get(BLIND_VAR), str):
+        raise ImproperlyConfigured(f"development key file {path} must hold {KEYS_VAR} and {BLIND_VAR}")
+    return values
+
+
+def load_keyring(environ=None, *, debug: bool | None = None, base_dir: Path | None = None) -> Keyring:
+    """Read and check every key. Raises ImproperlyConfigured naming the variable at fault."""
+    environ = os.environ if environ is None else environ
+    debug = settings.DEBUG if debug is None else debug
+    base_dir = Path(settings.BASE_DIR) if base_dir is None else base_dir
+    keks_value = environ.get(KEYS_VAR)
+    blind_value = environ.get(BLIND_VAR)
+    source = "environment"
+    missing = [name for name, value in ((KEYS_VAR, keks_value), (BLIND_VAR, blind_value)) if value is None]
+    if missing:
+        if not debug:
+            raise ImproperlyConfigured(
+                f"{' and '.join(missing)} must be set when DEBUG is off: health archives are encrypted with "
+                f"keys from the environment (see README: health keys). Development (DEBUG=1) generates them "
+                f"into .secrets/{DEV_FILE_NAME}."
+            )
+        dev = _dev_values(base_dir)
+        keks_value = dev[KEYS_VAR] if keks_value is None else keks_value
+        blind_value = dev[BLIND_VAR] if blind_value is None else blind_value
+        source = str(Path(base_dir) / ".secrets" / DEV_FILE_NAME)
+    keks, primary = parse_keks(keks_value, environ.get(PRIMARY_VAR))
+    blind = _decode_key(blind_value, variable=BLIND_VAR, what="the key")
+    if blind in keks.values():
+        raise ImproperlyConfigured(f"{BLIND_VAR} must be its own key, not one of {KEYS_VAR}")
+    return Keyring(
+        keks={key_id: AESGCM(raw) for key_id, raw in keks.items()},
+        primary_id=primary,
+        blind_index_key=blind,
+        source=source,
+    )
+
+
+_lock = threading.Lock()
+_keyring: Keyring | None = None
+
+
+def keyring() -> Keyring:
+    """The process's keyring, loaded once (the environment does not change under a process)."""
+    global _keyring
+    ring = _keyring
+    if ring is None:
+        with _lock:
+            if _keyring is None:
+                _keyring = load_keyring()
+            ring = _keyring
+    return ring
+
+
+def reset_keyring() -> None:
+    """Forget the loaded keys so the next use reads the environment again (tests, key reloads)."""
+    global _keyring
+    with _lock:
+        _keyring = None
+    from health_records import blind_index
+
+    blind_index.reset_cache()

@@ -1,0 +1,432 @@
+"""Every state change of health records: one function per use case, each owning its transaction.
+
+Who may read an archive:
+- its owner, always (``archive_get_own``);
+- a staff member only through ``archive_read_for_grant``: an open, unexpired access grant for that
+  reader on that case, naming that patient, and either the patient's consent to share with 120 or
+  a break-glass override declared by a dispatcher on the case (with a reason, flagged for review).
+  The summary is handed over only once its entry is in the hash-chained access log; the append
+  re-checks the grant in the same statement (or transaction), so a grant closed meanwhile refuses.
+
+Dispatch opens grants (``grant_open``) as people join a case and closes them all when the case
+closes or is cancelled (``grants_close``). This module never imports dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from health_records import audit, blind_index, crypto, keys, selectors
+from health_records.models import (
+    AccessGrant,
+    Archive,
+    ArchiveVersion,
+    GrantRole,
+    OverrideReview,
+    Source,
+)
+from health_records.validation import ARCHIVE_FIELDS, validate_archive
+
+logger = logging.getLogger(__name__)
+
+# The summary a crew, dispatcher or hospital sees: what matters in an emergency, not identifiers.
+SUMMARY_FIELDS = (
+    "name",
+    "sex",
+    "date_of_birth",
+    "blood_type",
+    "allergies",
+    "chronic_conditions",
+    "medications",
+    "implanted_devices",
+    "pregnancy",
+    "advance_directives",
+    "emergency_contacts",
+    "family_doctor",
+    "past_surgeries",
+)
+_STAFF_ROLES = {
+    GrantRole.DISPATCHER: ("dispatcher", "admin"),
+    GrantRole.CREW: ("crew",),
+    GrantRole.HOSPITAL: ("hospital",),
+}
+
+
+class HealthRecordsError(Exception):
+    code = "health_records_error"
+
+    def __init__(self, detail: str = "", *, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class ArchiveInvalid(HealthRecordsError):
+    """Field errors in the shape of a DRF validation error."""
+
+    code = "invalid"
+
+    def __init__(self, errors: dict):
+        super().__init__("The archive has invalid fields.")
+        self.errors = errors
+
+
+class ArchiveConflict(ArchiveInvalid):
+    code = "conflict"
+
+
+class AccessDenied(HealthRecordsError):
+    """A staff read that is not allowed. ``code``: no_grant, grant_closed, grant_expired,
+    wrong_patient, no_consent."""
+
+    code = "access_denied"
+
+
+class InvalidGrant(HealthRecordsError, ValueError):
+    code = "invalid_grant"
+
+
+def grant_max_age() -> timedelta:
+    # A safety net only: dispatch closes grants when the case ends.
+    return timedelta(hours=getattr(settings, "HEALTH_GRANT_MAX_HOURS", 24))
+
+
+# --- the citizen's own archive ------------------------------------------------------------
+
+
+def _view(archive: Archive, data: dict[str, Any]) -> dict[str, Any]:
+    view = {name: data.get(name) for name in ARCHIVE_FIELDS}
+    view.update(
+        consent_share_with_120=archive.consent_share_with_120,
+        verified_at=archive.verified_at.isoformat() if archive.verified_at else None,
+        updated_at=archive.updated_at.isoformat(),
+        version=archive.version,
+    )
+    return view
+
+
+def _decrypt(archive: Archive) -> dict[str, Any]:
+    plaintext = crypto.open_sealed(
+        ciphertext=archive.ciphertext,
+        nonce=archive.nonce,
+        wrapped_key=archive.wrapped_key,
+        kek_id=archive.kek_id,
+        archive_id=archive.pk,
+        version=archive.version,
+    )
+    return crypto.decode(plaintext)
+
+
+def _conflicts(*, archive_id, nid: bytes | None, phone: bytes | None) -> dict[str, list[str]]:
+    if not nid and not phone:
+        return {}
+    query = Q()
+    if nid:
+        query |= Q(national_id_bidx=nid)
+    if phone:
+        query |= Q(phone_bidx=phone)
+    errors: dict[str, list[str]] = {}
+    for other_nid, other_phone in Archive.objects.filter(query).exclude(pk=archive_id).values_list(
+        "national_id_bidx", "phone_bidx"
+    ):
+        if nid and other_nid is not None and bytes(other_nid) == nid:
+            errors["national_id"] = [
+                "This national ID is already on another archive. If it is yours, ask 120 to link it to your account."
+            ]
+        if phone and other_phone is not None and bytes(other_phone) == phone:
+            errors["phone"] = ["This phone number is already on another archive."]
+    return errors
+
+
+def archive_put(*, owner, data) -> tuple[dict[str, Any], bool]:
+    """Create or replace the owner's archive. Returns (archive view, created).
+
+    Validates every field (ArchiveInvalid with DRF-shaped errors), encrypts under a fresh data
+    key, keeps the superseded version (encrypted) in ArchiveVersion, all in one transaction.
+    Saving unchanged contents only confirms them (``verified_at``) and writes no new version.
+    """
+    clean, errors = validate_archive(data)
+    if errors:
+        raise ArchiveInvalid(errors)
+    consent = clean.pop("consent_share_with_120")
+    plaintext = crypto.encode(clean)
+    nid = blind_index.national_id_index(clean["national_id"])
+    phone = blind_index.phone_index(clean["phone"])
+    mac = blind_index.content_mac(plaintext)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            archive = Archive.objects.select_for_update().filter(owner=owner).first()
+            created = archive is None
+            if created:
+                archive = Archive(id=crypto.new_archive_id(), owner=owner, version=1, created_at=now)
+            clash = _conflicts(archive_id=archive.pk, nid=nid, phone=phone)
+            if clash:
+                raise ArchiveConflict(clash)
+            if created or bytes(archive.content_mac) != mac:
+                if not created:
+                    ArchiveVersion.objects.create(
+                        archive=archive,
+                        version=archive.version,
+                        ciphertext=archive.ciphertext,
+                        nonce=archive.nonce,
+                        wrapped_key=archive.wrapped_key,
+                        kek_id=archive.kek_id,
+                        source=archive.source,
+                        written_at=archive.updated_at,
+                        superseded_at=now,
+                    )
+                    archive.version += 1
+                sealed = crypto.seal(plaintext, archive_id=archive.pk, version=archive.version)
+                archive.ciphertext, archive.nonce = sealed.ciphertext, sealed.nonce
+                archive.wrapped_key, archive.kek_id = sealed.wrapped_key, sealed.kek_id
+                archive.national_id_bidx, archive.phone_bidx, archive.content_mac = nid, phone, mac
+                archive.updated_at = now
+                archive.source = Source.CITIZEN
+            if created or archive.consent_share_with_120 != consent:
+                archive.consent_share_with_120 = consent
+                archive.consent_changed_at = now
+            archive.verified_at = now
+            archive.save(force_insert=created)
+    except IntegrityError:
+        # A concurrent write took the same national ID or phone between our check and our save.
+        raise ArchiveConflict(
+            _conflicts(archive_id=None, nid=nid, phone=phone) or {"non_field_errors": ["Please retry."]}
+        ) from None
+    logger.info("health archive %s saved by its owner (user %s), version %s", archive.pk, owner.pk, archive.version)
+    return _view(archive, clean), created
+
+
+def archive_get_own(*, owner) -> dict[str, Any] | None:
+    """The owner's archive, decrypted; None if they have none. Crypto failures raise, loudly."""
+    archive = Archive.objects.filter(owner=owner).first()
+    if archive is None:
+        return None
+    return _view(archive, _decrypt(archive))
+
+
+def archive_link_owner(*, archive_id, owner) -> Archive:
+    """Link an imported (ownerless) archive to a citizen account.
+
+    Not automatic on registration: phone numbers are not verified at sign-up, so matching by
+    phone would hand a stranger's archive to whoever registers their number first. Call this from
+    a verified flow (operator, or an SMS one-time code once that exists).
+    """
+    with transaction.atomic():
+        archive = Archive.objects.select_for_update().get(pk=archive_id)
+        if archive.owner_id not in (None, owner.pk):
+            raise InvalidGrant("this archive already belongs to another account", code="already_linked")
+        if Archive.objects.filter(owner=owner).exclude(pk=archive.pk).exists():
+            raise InvalidGrant("this account already has an archive", code="already_has_archive")
+        archive.owner = owner
+        archive.save(update_fields=["owner"])
+    return archive
+
+
+def archive_find(*, national_id: str | None = None, phone: str | None = None) -> Archive | None:
+    """Find an archive row (still encrypted) through the blind index; never by plaintext."""
+    if national_id:
+        return Archive.objects.filter(national_id_bidx=blind_index.national_id_index(national_id)).first()
+    if phone:
+        return Archive.objects.filter(phone_bidx=blind_index.phone_index(phone)).first()
+    return None
+
+
+# --- access grants --------------------------------------------------------------------------
+
+
+def _check_text(value, name: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidGrant(f"{name} must be a non-empty string")
+    value = value.strip()
+    if len(value) > max_length:
+        raise InvalidGrant(f"{name} is longer than {max_length} characters")
+    return value
+
+
+def grant_open(
+    *, case_ref: str, grantee, role: str, patient, purpose: str, override_reason: str | None = None
+) -> AccessGrant:
+    """Let ``grantee`` read ``patient``'s archive while ``case_ref`` is open.
+
+    ``role``: dispatcher (the dispatcher handling the case), crew (of the assigned unit) or hospital
+    (the destination). It must match the grantee's account role. Opening again for the same reader
+    and case returns the open grant. ``override_reason`` (dispatcher only) declares break-glass
+    access for the whole case when the patient has not consented; it is flagged for review.
+    Do not open a grant for a case made for someone else (``for_self=False``): the caller is not
+    the patient.
+    """
+    case_ref = _check_text(case_ref, "case_ref", 64)
+    purpose = _check_text(purpose, "purpose", 64)
+    if role not in GrantRole.values:
+        raise InvalidGrant(f"role must be one of {', '.join(GrantRole.values)}")
+    if getattr(grantee, "role", None) not in _STAFF_ROLES[role]:
+        raise InvalidGrant(f"a {role} grant needs a {' or '.join(_STAFF_ROLES[role])} account", code="role_mismatch")
+    if patient is None or patient.pk is None:
+        raise InvalidGrant("patient must be a saved user")
+    if override_reason is not None:
+        override_reason = _check_text(override_reason, "override_reason", 500)
+        if role != GrantRole.DISPATCHER:
+            raise InvalidGrant("only the dispatcher handling the case may declare an emergency override")
+    now = timezone.now()
+    with transaction.atomic():
+        grant = AccessGrant.objects.select_for_update().filter(
+            case_ref=case_ref, grantee=grantee, closed_at__isnull=True
+        ).first()
+        if grant is not None and (grant.expires_at <= now or grant.patient_id != patient.pk):
+            # An expired grant, or the case now names another patient: close it, open afresh.
+            grant.closed_at = now
+            grant.save(update_fields=["closed_at"])
+            grant = None
+        if grant is None:
+            grant = AccessGrant.objects.create(
+                case_ref=case_ref, grantee=grantee, role=role, patient=patient, purpose=purpose,
+                opened_at=now, expires_at=now + grant_max_age(),
+            )
+        if override_reason and not grant.override_reason:
+            grant.override_reason = override_reason
+            grant.override_review = OverrideReview.PENDING
+            grant.save(update_fields=["override_reason", "override_review"])
+            logger.warning(
+                "health archive BREAK-GLASS override declared on %s by user %s: flagged for review (grant %s)",
+                case_ref, grantee.pk, grant.pk,
+            )
+    return grant
+
+
+def grants_close(*, case_ref: str) -> int:
+    """End every open grant of a case (closed or cancelled). Returns how many were open."""
+    return AccessGrant.objects.filter(case_ref=case_ref, closed_at__isnull=True).update(closed_at=timezone.now())
+
+
+def override_mark_reviewed(*, grant_id: int, reviewer) -> AccessGrant:
+    with transaction.atomic():
+        grant = AccessGrant.objects.select_for_update().get(pk=grant_id)
+        if grant.override_review != OverrideReview.PENDING:
+            raise InvalidGrant("this grant has no override pending review")
+        grant.override_review = OverrideReview.REVIEWED
+        grant.reviewed_by, grant.reviewed_at = reviewer, timezone.now()
+        grant.save(update_fields=["override_review", "reviewed_by", "reviewed_at"])
+    return grant
+
+
+def _deny(code: str, detail: str, *, reader, case_ref: str) -> None:
+    logger.warning("health archive access DENIED (%s) reader=%s case=%s", code, reader.pk, case_ref)
+    raise AccessDenied(detail, code=code)
+
+
+def summary_of(archive: Archive, data: dict[str, Any], *, override: bool) -> dict[str, Any]:
+    summary = {name: data.get(name) for name in SUMMARY_FIELDS}
+    summary.update(
+        archive_id=str(archive.pk),
+        version=archive.version,
+        verified_at=archive.verified_at.isoformat() if archive.verified_at else None,
+        updated_at=archive.updated_at.isoformat(),
+        access_basis="override" if override else "consent",
+    )
+    return summary
+
+
+def archive_read_for_grant(*, patient, reader, case_ref: str, purpose: str) -> dict[str, Any] | None:
+    """The patient's health summary for a staff reader on a case, or None if the patient has no archive.
+
+    Refuses (AccessDenied, logged) without an open unexpired grant for this reader on this case
+    naming this patient, or without consent or a dispatcher's override on the case. Crypto
+    failures raise ArchiveCryptoError (alarm logged) and no data is returned. The summary is
+    returned only after its access-log entry is written, and that append re-checks the grant.
+
+    Two round trips on PostgreSQL: one query for the grant, the case's override and the archive
+    (selectors.grants_for_read); one statement for the audit append. Call it outside a transaction for the append to be durable
+    on its own.
+    """
+    purpose = _check_text(purpose, "purpose", 64)
+    now = timezone.now()
+    grants = selectors.grants_for_read(case_ref=case_ref, reader_id=reader.pk, now=now)
+    # The open grant if there is one; else any closed one, to say why the read is refused.
+    grant = next((g for g in grants if g.closed_at is None), None) or (grants[0] if grants else None)
+    if grant is None:
+        _deny("no_grant", "No access grant for this reader on this case.", reader=reader, case_ref=case_ref)
+    if grant.closed_at is not None:
+        _deny("grant_closed", "The access grant ended when the case closed.", reader=reader, case_ref=case_ref)
+    if grant.expires_at <= now:
+        _deny("grant_expired", "The access grant has expired.", reader=reader, case_ref=case_ref)
+    if grant.patient_id != patient.pk:
+        _deny("wrong_patient", "The access grant is for another patient.", reader=reader, case_ref=case_ref)
+    archive = grant.archive
+    if archive is None:
+        return None
+    override = not archive.consent_share_with_120
+    if override and not grant.override_declared:
+        _deny(
+            "no_consent",
+            "The patient has not consented to share their archive with 120, and no emergency "
+            "override was declared on this case.",
+            reader=reader,
+            case_ref=case_ref,
+        )
+    data = _decrypt(archive)
+    appended = audit.append_entry(
+        reader=reader, role=grant.role, case_ref=case_ref, purpose=purpose,
+        archive_id=archive.pk, patient_id=patient.pk, override=override, grant_id=grant.id,
+    )
+    if appended is None:
+        _deny("grant_closed", "The access grant ended before the read was logged.", reader=reader, case_ref=case_ref)
+    return summary_of(archive, data, override=override)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def rewrap_pending() -> dict[str, int]:
+    """How many data keys (archives + versions) are wrapped by each KEK id."""
+    counts: dict[str, int] = {}
+    for model in (Archive, ArchiveVersion):
+        for kek_id, count in _kek_counts(model):
+            counts[kek_id] = counts.get(kek_id, 0) + count
+    return counts
+
+
+def _kek_counts(model):
+    from django.db.models import Count
+
+    return model.objects.values_list("kek_id").annotate(n=Count("pk")).order_by()
+
+
+def rotate_keys(*, batch_size: int = 1000, progress: Callable[[int], None] | None = None) -> int:
+    """Re-wrap every data key not under the primary KEK, in batches, each its own transaction.
+
+    Resumable (a re-run continues with what is left) and online: readers accept every live KEK,
+    and each batch locks only its own rows. Returns how many keys were re-wrapped.
+    """
+    ring = keys.keyring()
+    primary = ring.primary_id
+    done = 0
+    for model, archive_of in ((Archive, lambda row: row.pk), (ArchiveVersion, lambda row: row.archive_id)):
+        last_pk = None
+        while True:
+            with transaction.atomic():
+                query = model.objects.exclude(kek_id=primary).order_by("pk")
+                if last_pk is not None:
+                    query = query.filter(pk__gt=last_pk)
+                fields = ["pk", "wrapped_key", "kek_id"] + (["archive_id"] if model is ArchiveVersion else [])
+                rows = list(query.select_for_update().only(*fields)[:batch_size])
+                if not rows:
+                    break
+                for row in rows:
+                    row.wrapped_key, row.kek_id = crypto.rewrap(
+                        row.wrapped_key, kek_id=row.kek_id, archive_id=archive_of(row), ring=ring
+                    )
+                model.objects.bulk_update(rows, ["wrapped_key", "kek_id"])
+            last_pk = rows[-1].pk
+            done += len(rows)
+            if progress:
+                progress(len(rows))
+    return done

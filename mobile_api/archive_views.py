@@ -1,0 +1,132 @@
+"""The citizen's own health archive: read, replace, and see who read it.
+
+Plain JSON over TLS; encrypted at rest by ``health_records``. Views stay thin: the services
+validate, encrypt, and decide.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role
+from health_records import selectors, services
+from health_records.crypto import ArchiveCryptoError
+from health_records.serializers import AccessLogSerializer, ArchiveOutSerializer, ArchiveSerializer
+
+logger = logging.getLogger(__name__)
+
+
+class IsCitizen(BasePermission):
+    message = "Only citizens have a health archive."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.role == Role.CITIZEN)
+
+
+class ArchiveUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Your health archive cannot be decrypted right now; the operators have been alerted."
+    default_code = "archive_unavailable"
+
+
+class ArchiveConflictError(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _unavailable(exc: ArchiveCryptoError) -> ArchiveUnavailable:
+    # The alarm (with archive and key id) is already logged by crypto; say nothing more to the client.
+    return ArchiveUnavailable()
+
+
+class HealthArchiveView(APIView):
+    permission_classes = [IsCitizen]
+
+    @extend_schema(
+        summary="My health archive",
+        description="The citizen's own archive, decrypted. 404 until one has been saved with PUT.",
+        responses={
+            200: ArchiveOutSerializer,
+            404: OpenApiResponse(description="No archive yet."),
+            503: OpenApiResponse(description="The archive cannot be decrypted (key problem); operators are alerted."),
+        },
+    )
+    def get(self, request):
+        try:
+            archive = services.archive_get_own(owner=request.user)
+        except ArchiveCryptoError as exc:
+            raise _unavailable(exc) from None
+        if archive is None:
+            raise NotFound("You have no health archive yet. Save one with PUT /api/v1/me/health-archive.", code="no_archive")
+        return Response(archive)
+
+    @extend_schema(
+        summary="Save my health archive",
+        description=(
+            "Creates or replaces the whole archive (every field you leave out is cleared). Each field is validated "
+            "and a 400 names the ones at fault. Saving marks the archive as verified now; a change keeps the "
+            "previous version, encrypted. `consent_share_with_120` stays off until you turn it on."
+        ),
+        request=ArchiveSerializer,
+        responses={
+            200: ArchiveOutSerializer,
+            201: ArchiveOutSerializer,
+            400: OpenApiResponse(description="A field is invalid; the body names it."),
+            409: OpenApiResponse(description="The national ID or phone is already on another archive."),
+            413: OpenApiResponse(description="Request body too large."),
+        },
+    )
+    def put(self, request):
+        try:
+            archive, created = services.archive_put(owner=request.user, data=request.data)
+        except services.ArchiveConflict as exc:
+            raise ArchiveConflictError(exc.errors) from None
+        except services.ArchiveInvalid as exc:
+            raise ValidationError(exc.errors) from None
+        except ArchiveCryptoError as exc:
+            raise _unavailable(exc) from None
+        return Response(archive, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class HealthArchiveAccessLogView(APIView):
+    permission_classes = [IsCitizen]
+
+    @extend_schema(
+        summary="Who read my health archive",
+        description=(
+            "Every read of your archive by 120 staff, newest first: who, in which role, for which case and "
+            "purpose, when, and whether under an emergency override. Entries are kept at least 6 months."
+        ),
+        parameters=[
+            OpenApiParameter("limit", int, description="At most this many entries (1-500, default 100)."),
+            OpenApiParameter("before", int, description="Only entries older than this seq (paging)."),
+        ],
+        responses={200: AccessLogSerializer, 400: OpenApiResponse(description="Bad limit or before.")},
+    )
+    def get(self, request):
+        limit = _int_param(request, "limit", 100, 1, 500)
+        before = _int_param(request, "before", None, 1, 2**62)
+        entries = selectors.access_log_of(owner=request.user, limit=limit + 1, before_seq=before)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return Response({"entries": entries, "next_before": entries[-1]["seq"] if more else None})
+
+
+def _int_param(request, name: str, default, low: int, high: int):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: ["A whole number is required."]}) from None
+    if not low <= value <= high:
+        raise ValidationError({name: [f"Use a number from {low} to {high}."]})
+    return value
