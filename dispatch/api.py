@@ -4,6 +4,7 @@ Thin: validate, check the object, call a service or selector, serialize."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -11,10 +12,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import selectors, services
+from dispatch import health, selectors, services
+from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.inputs import FixInputSerializer
-from dispatch.models import Admission, Ambulance, CaseStatus, Hospital
+from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, CaseStatus, Hospital
 from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
 from dispatch.serializers import (
     AdmissionSerializer,
@@ -24,6 +26,7 @@ from dispatch.serializers import (
     HospitalBriefSerializer,
     HospitalSerializer,
 )
+from health_records import fhir
 
 
 class CaseQueueSerializer(serializers.Serializer):
@@ -61,11 +64,26 @@ class HospitalSuggestionSerializer(serializers.Serializer):
     capable = serializers.BooleanField()
 
 
+class HealthSummaryBlockSerializer(serializers.Serializer):
+    available = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["not_for_self", "not_on_case", "no_archive", "no_consent", "no_grant", "grant_closed", "grant_expired", "wrong_patient", "unavailable"],
+        required=False,
+        help_text="Why no summary is shown.",
+    )
+    summary = serializers.DictField(
+        required=False,
+        help_text="Allergies, conditions, medications, blood type, devices, pregnancy, directives, contacts; "
+        "read for you now and logged in the patient's access log.",
+    )
+
+
 class AssignmentSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField(help_text="Newest seq of /ws/ambulances/{id}/ when this was read.")
     case = CaseSerializer(allow_null=True)
     admission = AdmissionSerializer(allow_null=True)
     suggested_hospitals = HospitalSuggestionSerializer(many=True)
+    health_summary = HealthSummaryBlockSerializer(allow_null=True)
 
 
 def _statuses(param: str | None) -> list[str] | None:
@@ -114,15 +132,53 @@ class DispatchCaseListView(APIView):
         return Response({"last_seq": last_seq, "count": len(cases), "results": CaseDetailSerializer(cases, many=True).data})
 
 
+class CaseWithHealthSerializer(CaseDetailSerializer):
+    health_summary = HealthSummaryBlockSerializer(read_only=True)
+
+    class Meta(CaseDetailSerializer.Meta):
+        fields = (*CaseDetailSerializer.Meta.fields, "health_summary")
+
+
+class OverrideInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(min_length=5, max_length=500, help_text="Why the archive is needed without consent.")
+
+
+def _case_or_404(case_id: int):
+    case = selectors.case_for_staff(case_id)
+    if case is None:
+        raise NotFound(f"No case with id {case_id}.")
+    return case
+
+
 class DispatchCaseDetailView(APIView):
     permission_classes = [IsDispatcher]
 
-    @extend_schema(summary="One case in full, with its admission", responses=CaseDetailSerializer)
+    @extend_schema(summary="One case in full, with its admission and the patient's health summary", responses=CaseWithHealthSerializer)
     def get(self, request, case_id: int):
-        case = selectors.case_for_staff(case_id)
-        if case is None:
-            raise NotFound(f"No case with id {case_id}.")
-        return Response(CaseDetailSerializer(case).data)
+        case = _case_or_404(case_id)
+        data = CaseDetailSerializer(case).data
+        return Response({**data, "health_summary": health.health_summary_for(case=case, reader=request.user)})
+
+
+class HealthOverrideView(APIView):
+    permission_classes = [IsDispatcher]
+
+    @extend_schema(
+        summary="Emergency override (break-glass): read the archive without consent, with a reason",
+        description="Opens the caller's archive to everyone on this case while it is active. Flagged for review; "
+        "the citizen sees it in their access log.",
+        request=OverrideInputSerializer,
+        responses=HealthSummaryBlockSerializer,
+    )
+    def post(self, request, case_id: int):
+        case = _case_or_404(case_id)
+        data = OverrideInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if case.status not in ACTIVE_CASE_STATUSES:
+            raise Conflict(f"The case is {case.status}; its health data is closed.", code="case_not_open")
+        if not case.for_self:
+            raise Conflict("The caller called for someone else; their archive is not the patient's.", code="not_for_self")
+        return Response(health.health_summary_for(case=case, reader=request.user, override_reason=data.validated_data["reason"]))
 
 
 class RecommendationsView(APIView):
@@ -204,6 +260,7 @@ class AssignmentView(APIView):
                     {"hospital": HospitalBriefSerializer(s.hospital).data, "eta_s": s.eta_s, "capable": s.capable}
                     for s in suggestions
                 ],
+                "health_summary": health.health_summary_for(case=case, reader=request.user) if case else None,
             }
         )
 
@@ -248,10 +305,17 @@ class HospitalListView(APIView):
         return Response(HospitalSerializer(Hospital.objects.order_by("code"), many=True).data)
 
 
+class AdmissionWithHealthSerializer(AdmissionSerializer):
+    health_summary = HealthSummaryBlockSerializer(read_only=True)
+
+    class Meta(AdmissionSerializer.Meta):
+        fields = (*AdmissionSerializer.Meta.fields, "health_summary")
+
+
 class AdmissionFeedSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField()
     count = serializers.IntegerField()
-    results = AdmissionSerializer(many=True)
+    results = AdmissionWithHealthSerializer(many=True)
 
 
 class HospitalAdmissionsView(APIView):
@@ -269,9 +333,32 @@ class HospitalAdmissionsView(APIView):
         include_closed = request.query_params.get("include_closed", "").lower() in {"1", "true", "yes"}
         last_seq = selectors.stream_last_seq(hospital_stream(hospital_id))
         admissions = selectors.admissions_of_hospital(hospital_id, include_closed=include_closed)
-        return Response(
-            {"last_seq": last_seq, "count": len(admissions), "results": AdmissionSerializer(admissions, many=True).data}
-        )
+        results = [
+            {**AdmissionSerializer(a).data, "health_summary": health.health_summary_for(case=a.case, reader=request.user)}
+            for a in admissions
+        ]
+        return Response({"last_seq": last_seq, "count": len(admissions), "results": results})
+
+
+class AdmissionFhirView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="The incoming patient's summary as an HL7 FHIR R4 Bundle (International Patient Summary)",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, admission_id: int):
+        admission = Admission.objects.select_related("case", "case__caller").filter(pk=admission_id).first()
+        if admission is None:
+            raise NotFound(f"No admission with id {admission_id}.")
+        if not (is_staff_of(request.user, admission.hospital_id) or is_dispatcher(request.user)):
+            raise PermissionDenied("Only the destination hospital (or a dispatcher) may read this patient's summary.")
+        block = health.health_summary_for(case=admission.case, reader=request.user)
+        if not block["available"]:
+            status_code = 503 if block["reason"] == "unavailable" else 404 if block["reason"] == "no_archive" else 403
+            return Response({"detail": f"No health summary: {block['reason']}.", "code": block["reason"]}, status=status_code)
+        bundle = fhir.bundle_for_summary(block["summary"])
+        return Response(bundle, content_type="application/fhir+json")
 
 
 class AcknowledgeView(APIView):

@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 
-from dispatch import selectors
+from dispatch import health, selectors
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, case_stream, group_name, hospital_stream, wire_event
 from dispatch.models import Ambulance, Case, Hospital
 from dispatch.permissions import is_crew_of, is_dispatcher, is_staff_of
@@ -116,6 +116,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _send_json(self, frame: dict):
         await self.send(text_data=json.dumps(frame))
+
+    async def _send_event(self, frame: dict):
+        # The health summary is added here, for this recipient, at delivery: never stored.
+        if health.needs_summary(self.stream, frame["event"]):
+            data = await database_sync_to_async(health.with_health_summary)(
+                reader=self.scope["user"], event_type=frame["event"], data=frame["data"]
+            )
+            frame = {**frame, "data": data}
+        await self._send_json(frame)
 
     async def _start(self, user):
         try:
@@ -231,7 +240,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             for row in rows:
                 if row.seq != cursor + 1:
                     return False
-                await self._send_json(wire_event(row))
+                await self._send_event(wire_event(row))
                 cursor = row.seq
                 self.sent_seq = max(self.sent_seq, cursor)
         self.sent_seq = max(self.sent_seq, upto)
@@ -251,7 +260,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 if not await self._replay(self.sent_seq, seq - 1):
                     await self._resync(await database_sync_to_async(selectors.stream_last_seq)(self.stream))
                     return
-            await self._send_json({"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]})
+            await self._send_event({"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]})
             self.sent_seq = seq
 
 

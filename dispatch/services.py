@@ -16,6 +16,7 @@ from django.utils import timezone
 from dispatch import geo
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
+from dispatch.health import close_case_grants
 from dispatch.models import (
     Admission,
     AdmissionStatus,
@@ -203,6 +204,7 @@ def case_cancel(*, case_id: int, reason: str = "") -> Case:
         case.cancelled_at = case.closed_at = case.updated_at = now
         case.cancel_reason = reason[:200]
         case.save()
+        close_case_grants(case.pk)
         case = _reload_case(case.pk)
         emit(_case_events(case, "case.cancelled") + events, at=now)
         return case
@@ -292,6 +294,7 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
         case.status = case_status
         if case_status == CaseStatus.CLOSED:
             case.closed_at = now
+            close_case_grants(case.pk)
         case.updated_at = now
         case.save()
         unit.status, unit.status_at = unit_status, now

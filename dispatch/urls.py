@@ -15,4 +15,6 @@ urlpatterns = [
     path("hospitals", api.HospitalListView.as_view(), name="hospitals"),
     path("hospitals/<int:hospital_id>/admissions", api.HospitalAdmissionsView.as_view(), name="hospital-admissions"),
     path("admissions/<int:admission_id>/acknowledge", api.AcknowledgeView.as_view(), name="acknowledge"),
+    path("admissions/<int:admission_id>/fhir", api.AdmissionFhirView.as_view(), name="admission-fhir"),
+    path("dispatch/cases/<int:case_id>/health-override", api.HealthOverrideView.as_view(), name="health-override"),
 ]

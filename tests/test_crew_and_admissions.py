@@ -55,6 +55,7 @@ def test_it_shows_a_free_crew_that_it_has_no_assignment(as_crew, ambulance):
         "case": None,
         "admission": None,
         "suggested_hospitals": [],
+        "health_summary": None,
     }
 
 

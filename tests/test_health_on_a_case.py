@@ -1,0 +1,244 @@
+"""The health summary reaches the dispatcher, the crew and the hospital of a case, at the moment
+they need it, and no one else; every read is in the citizen's access log; nothing is stored in
+plaintext along the way (events, database, logs)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from fhir.resources.R4B.bundle import Bundle
+from rest_framework.authtoken.models import Token
+
+from config.asgi import application
+from dispatch.models import Event
+from health_records.models import AccessGrant
+from tests.conftest import api_client, tap
+from tests.test_health_archive_api import DISTINCTIVE, URL, sample_archive
+from tests.test_health_crypto import _dump_database, _needles
+
+LOG_URL = "/api/v1/me/health-archive/access-log"
+
+
+@pytest.fixture
+def consenting(as_citizen):
+    assert as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json").status_code == 201
+
+
+@pytest.fixture
+def private(as_citizen):
+    assert as_citizen.put(URL, sample_archive(consent_share_with_120=False), format="json").status_code == 201
+
+
+def new_case(as_citizen, **body) -> int:
+    response = tap(as_citizen, complaint="chest_pain", **body)
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def dispatcher_view(as_dispatcher, case_id) -> dict:
+    response = as_dispatcher.get(f"/api/v1/dispatch/cases/{case_id}")
+    assert response.status_code == 200, response.content
+    return response.json()["health_summary"]
+
+
+def assign(as_dispatcher, case_id, ambulance):
+    response = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def crew_step(as_crew, ambulance, status, **extra):
+    response = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": status, **extra}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital):
+    assign(as_dispatcher, case_id, ambulance)
+    for step in ("en_route", "on_scene"):
+        crew_step(as_crew, ambulance, step)
+    crew_step(as_crew, ambulance, "transporting", hospital=hospital.pk)
+
+
+def test_it_shows_the_dispatcher_the_summary_of_a_consenting_caller(consenting, as_citizen, as_dispatcher):
+    block = dispatcher_view(as_dispatcher, new_case(as_citizen))
+    assert block["available"] is True
+    assert block["summary"]["allergies"][0]["substance"] == "Zorblaxamine"
+    assert block["summary"]["blood_type"] == {"abo": "AB", "rh": "negative"}
+    assert "national_id" not in block["summary"] and "notes" not in block["summary"]
+
+
+def test_it_logs_every_read_in_the_citizens_access_log(consenting, as_citizen, as_dispatcher, dispatcher):
+    case_id = new_case(as_citizen)
+    dispatcher_view(as_dispatcher, case_id)
+    entries = as_citizen.get(LOG_URL).json()["entries"]
+    assert len(entries) == 1
+    entry = json.dumps(entries[0])
+    assert f"case:{case_id}" in entry and "dispatcher" in entry
+
+
+def test_it_gives_the_crew_the_summary_with_its_assignment_and_not_before(
+    consenting, as_citizen, as_dispatcher, as_crew, as_other_crew, ambulance, other_ambulance
+):
+    case_id = new_case(as_citizen)
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"] is None
+    assign(as_dispatcher, case_id, ambulance)
+    block = as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]
+    assert block["available"] is True and block["summary"]["implanted_devices"] == ["Medtronic-Azure-XT pacemaker"]
+    # Another unit's crew reads neither this unit's assignment nor its own (it has no case).
+    assert as_other_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").status_code == 403
+    assert as_other_crew.get(f"/api/v1/ambulances/{other_ambulance.pk}/assignment").json()["health_summary"] is None
+
+
+def test_it_gives_the_destination_hospital_the_summary_once_the_patient_is_on_board(
+    consenting, as_citizen, as_dispatcher, as_crew, ambulance, hospital, as_hospital, other_hospital, as_other_hospital
+):
+    case_id = new_case(as_citizen)
+    to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital)
+    feed = as_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions").json()["results"]
+    assert [a["case"] for a in feed] == [case_id]
+    assert feed[0]["health_summary"]["available"] is True
+    assert feed[0]["health_summary"]["summary"]["advance_directives"] == "No-Intubation-Sapphire"
+    assert as_other_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions").status_code == 403
+    assert as_other_hospital.get(f"/api/v1/hospitals/{other_hospital.pk}/admissions").json()["results"] == []
+
+
+def test_it_serves_the_hospital_a_fhir_bundle_that_validates(
+    consenting, as_citizen, as_dispatcher, as_crew, ambulance, hospital, as_hospital, as_other_hospital
+):
+    case_id = new_case(as_citizen)
+    to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital)
+    admission_id = as_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions").json()["results"][0]["id"]
+    response = as_hospital.get(f"/api/v1/admissions/{admission_id}/fhir")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("application/fhir+json")
+    bundle = response.json()
+    Bundle.model_validate(bundle)
+    kinds = {entry["resource"]["resourceType"] for entry in bundle["entry"]}
+    assert {"Composition", "Patient", "AllergyIntolerance", "Condition", "MedicationStatement"} <= kinds
+    assert as_other_hospital.get(f"/api/v1/admissions/{admission_id}/fhir").status_code == 403
+
+
+def test_it_refuses_the_summary_without_consent_until_a_dispatcher_declares_an_override(
+    private, as_citizen, as_dispatcher, as_crew, ambulance
+):
+    case_id = new_case(as_citizen)
+    assert dispatcher_view(as_dispatcher, case_id) == {"available": False, "reason": "no_consent"}
+    assign(as_dispatcher, case_id, ambulance)
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]["reason"] == "no_consent"
+
+    refused = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/health-override", {}, format="json")
+    assert refused.status_code == 400 and "reason" in refused.json()
+    response = as_dispatcher.post(
+        f"/api/v1/dispatch/cases/{case_id}/health-override", {"reason": "unconscious, no one to ask"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["available"] is True and response.json()["summary"]["access_basis"] == "override"
+    # The override opens the archive to everyone on the case, flagged for review.
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]["available"] is True
+    assert AccessGrant.objects.filter(case_ref=f"case:{case_id}", override_review="pending").count() == 1
+
+
+def test_it_refuses_an_override_from_a_crew_or_a_citizen(private, as_citizen, as_crew):
+    case_id = new_case(as_citizen)
+    for client in (as_crew, as_citizen):
+        assert client.post(f"/api/v1/dispatch/cases/{case_id}/health-override", {"reason": "curious"}, format="json").status_code == 403
+
+
+def test_it_does_not_open_the_callers_archive_for_someone_else(consenting, as_citizen, as_dispatcher):
+    case_id = new_case(as_citizen, for_self=False)
+    assert dispatcher_view(as_dispatcher, case_id) == {"available": False, "reason": "not_for_self"}
+    override = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/health-override", {"reason": "need it"}, format="json")
+    assert override.status_code == 409
+    assert as_citizen.get(LOG_URL).json()["entries"] == []
+
+
+def test_it_says_when_the_caller_has_no_archive(as_citizen, as_dispatcher):
+    assert dispatcher_view(as_dispatcher, new_case(as_citizen)) == {"available": False, "reason": "no_archive"}
+
+
+def test_it_ends_every_grant_when_the_case_is_cancelled(consenting, as_citizen, as_dispatcher, as_crew, ambulance):
+    case_id = new_case(as_citizen)
+    assert dispatcher_view(as_dispatcher, case_id)["available"]
+    assign(as_dispatcher, case_id, ambulance)
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]["available"]
+    assert as_citizen.post(f"/api/v1/cases/{case_id}/cancel", {}, format="json").status_code == 200
+    assert AccessGrant.objects.filter(case_ref=f"case:{case_id}", closed_at__isnull=True).count() == 0
+    assert AccessGrant.objects.filter(case_ref=f"case:{case_id}").count() == 2
+    assert dispatcher_view(as_dispatcher, case_id) == {"available": False, "reason": "not_on_case"}
+
+
+def test_it_ends_every_grant_when_the_case_closes(consenting, as_citizen, as_dispatcher, as_crew, ambulance, hospital, as_hospital):
+    case_id = new_case(as_citizen)
+    to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital)
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]["available"]
+    assert as_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions").json()["results"][0]["health_summary"]["available"]
+    for step in ("at_hospital", "handed_over", "available"):
+        crew_step(as_crew, ambulance, step)
+    assert AccessGrant.objects.filter(case_ref=f"case:{case_id}").count() == 2
+    assert AccessGrant.objects.filter(case_ref=f"case:{case_id}", closed_at__isnull=True).count() == 0
+    feed = as_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions?include_closed=1").json()["results"]
+    assert feed[0]["health_summary"] == {"available": False, "reason": "not_on_case"}
+
+
+# --- streams: the summary is added for the recipient at delivery, never stored ----------------
+
+
+async def _first_event(path: str, token: str) -> dict:
+    communicator = WebsocketCommunicator(application, path)
+    try:
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        await communicator.send_json_to({"type": "auth", "token": token})
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "ready"
+        await communicator.send_json_to({"type": "resume", "since": 0})
+        return await communicator.receive_json_from(timeout=5)
+    finally:
+        await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_adds_the_summary_to_the_dispatchers_event_but_never_to_the_stored_event(
+    citizen, dispatcher, other_citizen
+):
+    from asgiref.sync import sync_to_async
+
+    as_citizen = await sync_to_async(api_client)(citizen)
+    await sync_to_async(lambda: as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json"))()
+    case_id = (await sync_to_async(lambda: tap(as_citizen))()).json()["id"]
+    token = (await sync_to_async(Token.objects.get_or_create)(user=dispatcher))[0].key
+
+    frame = await _first_event("/ws/dispatch/", token)
+    assert frame["event"] == "case.created" and frame["data"]["id"] == case_id
+    assert frame["data"]["health_summary"]["summary"]["allergies"][0]["substance"] == "Zorblaxamine"
+    stored = await sync_to_async(lambda: list(Event.objects.values_list("data", flat=True)))()
+    assert stored and all("health_summary" not in data for data in stored)
+    assert not any(word in json.dumps(stored, ensure_ascii=False) for word in DISTINCTIVE)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_leaves_no_archive_word_anywhere_after_a_full_case(
+    citizen, dispatcher, crew, ambulance, hospital, hospital_user, caplog, capfd, tmp_path
+):
+    caplog.set_level(logging.DEBUG)
+    as_citizen, as_dispatcher, as_crew, as_hospital = (api_client(u) for u in (citizen, dispatcher, crew, hospital_user))
+    assert as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json").status_code == 201
+    case_id = new_case(as_citizen)
+    assert dispatcher_view(as_dispatcher, case_id)["available"]
+    to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital)
+    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["health_summary"]["available"]
+    feed = as_hospital.get(f"/api/v1/hospitals/{hospital.pk}/admissions").json()["results"]
+    assert as_hospital.get(f"/api/v1/admissions/{feed[0]['id']}/fhir").status_code == 200
+    acknowledged = as_hospital.post(f"/api/v1/admissions/{feed[0]['id']}/acknowledge", {"registration_no": "ED-1"}, format="json")
+    assert acknowledged.status_code == 200
+    for step in ("at_hospital", "handed_over", "available"):
+        crew_step(as_crew, ambulance, step)
+
+    dump = _dump_database(tmp_path)
+    assert f"case:{case_id}".encode() in dump and b"case.created" in dump  # the dump holds the case and its events
+    out, err = capfd.readouterr()
+    logs = (caplog.text + out + err).encode()
+    for needle in _needles():
+        assert needle not in dump, f"{needle!r} found in the database dump"
+        assert needle not in logs, f"{needle!r} found in the log output"
