@@ -223,6 +223,10 @@ WS_CATCHUP_S = env_float("WS_CATCHUP_S", 30.0, minimum=0.0, maximum=3600.0)
 # A console further behind than this is told to resync from a snapshot instead of replaying.
 WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 
+# Health archives: keys are read by health_records.keys (HEALTH_KEYS, HEALTH_BLIND_INDEX_KEY).
+# A grant normally ends with its case; this is the safety net for a case that never closes.
+HEALTH_GRANT_MAX_HOURS = env_int("HEALTH_GRANT_MAX_HOURS", 24, minimum=1, maximum=168)
+
 DEMO_PASSWORD = "onekey120-demo"
 
 LOGGING = {
