@@ -1,6 +1,7 @@
 """The dispatcher console in a real browser (Debian's Chromium driven by Playwright) against a real
 daphne: sign-in, live rows without reload, refusal of non-dispatchers, assignment from the page, and
-reconnect + resume across a server restart.
+reconnect + resume across a server restart; the patient's health summary (badge, panel, emergency
+override) and its audit trail in the citizen's access log.
 
 Chromium comes from scripts/install_browser.sh (never `playwright install`). Missing: these tests
 fail when CI=true and skip otherwise, saying so.
@@ -8,19 +9,24 @@ fail when CI=true and skip otherwise, saying so.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from health_records.synthetic import national_id
 from tests.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, login, prepare_database
+from tests.test_health_archive_api import sample_archive
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -164,6 +170,48 @@ def row_of(page, case_id: int):
     return page.locator(f'#case-rows tr.case-row[data-case-id="{case_id}"]')
 
 
+_archive_serials = itertools.count(301, 2)  # odd: a man, as in sample_archive()
+
+
+def citizen_with_archive(site: Site, *, consent: bool) -> str:
+    """A new citizen with sample_archive() as their health archive; returns their token."""
+    phone = f"139{secrets.randbelow(10**8):08d}"
+    registered = httpx.post(
+        site.url + "/api/v1/auth/register",
+        json={"phone": phone, "password": f"e2e-Pass-{secrets.token_hex(6)}", "name": "测试 Test"},
+        timeout=10,
+    )
+    assert registered.status_code == 201, registered.text
+    token = registered.json()["token"]
+    body = sample_archive(
+        phone=phone,
+        national_id=national_id("410105", date(1968, 4, 12), next(_archive_serials)),
+        consent_share_with_120=consent,
+    )
+    put = httpx.put(site.url + "/api/v1/me/health-archive", json=body, headers={"Authorization": f"Token {token}"}, timeout=10)
+    assert put.status_code == 201, put.text
+    return token
+
+
+def access_log(site: Site, citizen_token: str, case_id: int) -> list[dict]:
+    """The citizen's own view of who read their archive for this case."""
+    log = api(site, "get", "/api/v1/me/health-archive/access-log", headers={"Authorization": f"Token {citizen_token}"})
+    return [entry for entry in log["entries"] if entry["case_ref"] == f"case:{case_id}"]
+
+
+def watch_health_reads(page) -> list[str]:
+    """URLs of every GET /api/v1/dispatch/cases/{id} the page makes (each is an audited read)."""
+    reads: list[str] = []
+    detail = re.compile(r"^/api/v1/dispatch/cases/\d+$")
+    page.on("request", lambda r: reads.append(r.url) if r.method == "GET" and detail.match(urlparse(r.url).path) else None)
+    return reads
+
+
+def open_details(page, case_id: int):
+    row_of(page, case_id).get_by_role("button", name=re.compile("Details")).click()
+    return page.locator(f'tr.detail-row[data-case-id="{case_id}"] .health-card')
+
+
 def local_hms(iso: str) -> str:
     instant = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return instant.astimezone(ZoneInfo(BROWSER_TZ)).strftime("%H:%M:%S")
@@ -216,6 +264,7 @@ def test_a_tap_appears_live_and_a_cancel_greys_it_out(page, site, citizen_token,
     expect(row.locator(".col-location")).to_contain_text("34.74660, 113.62530")
     expect(row.locator(".col-location")).to_contain_text("±15 m")
     expect(row.locator(".col-patient")).to_contain_text("Someone else 他人")
+    expect(row.locator(".col-health")).to_have_text("not the patient 非本人")  # from the event
     expect(row.locator(".col-status")).to_contain_text("Received 已接警")
     # Rendered in the browser's time zone (Asia/Shanghai here), not UTC.
     expect(row.locator(".col-received")).to_have_text(local_hms(case["received_at"]))
@@ -231,7 +280,8 @@ def test_a_tap_appears_live_and_a_cancel_greys_it_out(page, site, citizen_token,
     assert cancelled.status_code == 200, cancelled.text
     expect(row).to_have_attribute("data-status", "cancelled")
     expect(row).to_have_class(re.compile(r"\bended\b"))
-    expect(row.locator(".col-actions button.recommend")).to_be_hidden()
+    expect(row.locator(".col-actions button.details")).to_be_hidden()
+    expect(row.locator(".col-health")).to_have_text("—")  # nothing kept once the case has ended
     assert_same_document(page)
 
 
@@ -252,8 +302,8 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     expect(row).to_be_visible()
     expect(row).not_to_have_class(re.compile(r"\boverdue\b"))
 
-    # Recommend → the ranked units, nearest first.
-    row.get_by_role("button", name=re.compile("Recommend")).click()
+    # Details → the ranked units, nearest first.
+    row.get_by_role("button", name=re.compile("Details")).click()
     panel = page.locator(f'tr.rec-row[data-case-id="{case["id"]}"]')
     units = panel.locator("tbody tr")
     expect(units.first).to_be_visible()
@@ -319,6 +369,13 @@ def test_the_crew_and_the_hospital_update_the_row_live(page, site, citizen_token
     unit = ranked[0]["ambulance"]
     api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/assign", headers=as_dispatcher, json={"ambulance": unit["id"]})
     expect(row).to_have_attribute("data-status", "dispatched")
+    # Details stay available once a unit is on its way: the health section, and which unit, no list.
+    expect(row.locator(".col-health")).to_have_text("no archive 无档案")
+    health = open_details(page, case["id"])
+    expect(health).to_contain_text("The caller has no health archive.")
+    panel = page.locator(f'tr.detail-row[data-case-id="{case["id"]}"]')
+    expect(panel.locator(".unit-note")).to_contain_text(f"Unit assigned: 已派车： {unit['call_sign']}")
+    expect(panel.locator(".rec-table")).to_have_count(0)
 
     as_crew = {"Authorization": f"Token {login(site.url, unit['call_sign'])}"}
     status_url = f"/api/v1/ambulances/{unit['id']}/status"
@@ -443,6 +500,171 @@ def test_the_console_reconnects_by_itself_and_resumes_what_it_missed(page, site,
     later = tap(site.url, citizen_token, complaint="other")
     expect(row_of(page, later["id"])).to_be_visible()
     page.wait_for_function(f"window.oneKeyConsole.lastSeq === {dispatch_last_seq(site.url, dispatcher_token)}")
+    assert_same_document(page)
+
+
+def test_the_health_badge_arrives_with_the_live_row_and_the_panel_shows_the_summary(page, site):
+    """The case.created event carries the summary (read and logged for this dispatcher at delivery):
+    the badge fills at once and the panel shows it without another read."""
+    from playwright.sync_api import expect
+
+    citizen = citizen_with_archive(site, consent=True)
+    reads = watch_health_reads(page)
+    open_console(page, site)
+
+    case = tap(site.url, citizen, complaint="breathing")
+    row = row_of(page, case["id"])
+    badge = row.locator(".col-health")
+    expect(badge).to_have_attribute("data-health", "available")
+    expect(badge.locator(".blood")).to_have_text("AB Rh−")
+    expect(badge.locator(".allergy-flag")).to_have_text("⚠ allergies 1 过敏")
+
+    health = open_details(page, case["id"])
+    expect(health).to_be_visible()
+    severe = health.locator(".allergy.severe")
+    expect(severe).to_contain_text("Zorblaxamine — purple Vexillum hives")
+    expect(severe.locator(".sev-severe")).to_have_text("severe 重度")
+    assert severe.evaluate("n => getComputedStyle(n).color") == "rgb(164, 14, 38)"  # red
+    expect(health.locator(".health-who")).to_contain_text("欧阳青峰 Ouyang Qingfeng · male 男 · born 出生 1968-04-12")
+    expect(health.locator(".health-facts")).to_contain_text("AB, Rh negative 阴性")
+    expect(health.locator(".conditions")).to_contain_text("Hashimoto-Quokka thyroiditis")
+    expect(health.locator(".medications")).to_contain_text("Levothyroxquin — 75 μg once daily")
+    expect(health.locator(".devices")).to_contain_text("Medtronic-Azure-XT pacemaker")
+    expect(health.locator(".pregnancy")).to_contain_text("None recorded 未记录")
+    expect(health.locator(".directives")).to_contain_text("No-Intubation-Sapphire")
+    expect(health.locator(".contacts")).to_contain_text("Wenxiu Brightwater (spouse) 13700001111")
+    expect(health.locator(".doctor")).to_contain_text("Dr Pelagia Moon · 0371-66881234")
+    expect(health.locator(".basis")).to_have_text("consent 患者授权")
+    expect(health.locator(".verified-at")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"))
+    expect(health).not_to_contain_text("Flowerpot-Marigold")  # the archive's notes are not in the summary
+    expect(health.locator(".override-note")).to_have_count(0)
+    # The units follow below the health section.
+    expect(page.locator(f'tr.detail-row[data-case-id="{case["id"]}"] .rec-table tbody tr').first).to_be_visible()
+    page.screenshot(path="/tmp/console-health.png", full_page=True)
+
+    # Nothing was read again: the summary came with the event, and that delivery is the one entry.
+    assert reads == []
+    [entry] = access_log(site, citizen, case["id"])
+    assert (entry["reader"], entry["role"], entry["override"]) == (DISPATCHER, "dispatcher", False)
+    assert_same_document(page)
+
+
+def test_without_consent_the_dispatcher_can_declare_an_emergency_override(page, site):
+    from playwright.sync_api import expect
+
+    citizen = citizen_with_archive(site, consent=False)
+    open_console(page, site)
+    case = tap(site.url, citizen, complaint="unconscious")
+    row = row_of(page, case["id"])
+    expect(row.locator(".col-health")).to_have_text("no consent 未授权")
+
+    health = open_details(page, case["id"])
+    expect(health).to_contain_text("has not consented")
+    expect(health).not_to_contain_text("Zorblaxamine")
+    health.get_by_role("button", name=re.compile("Emergency override")).click()
+    reason = health.get_by_label(re.compile("Reason for emergency access"))
+    expect(reason).to_be_focused()
+    submit = health.get_by_role("button", name=re.compile("Open the archive"))
+
+    posts: list[str] = []
+    override_url = f"**/api/v1/dispatch/cases/{case['id']}/health-override"
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/health-override" in r.url else None)
+
+    # Too short: said at once, nothing sent.
+    reason.fill("  abc ")
+    submit.click()
+    expect(health.locator(".field-error")).to_contain_text("5 to 500 characters")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    assert posts == []
+
+    # A real refusal by the server (403: the request lost its CSRF header on the way) is shown as such.
+    def without_csrf(route):
+        headers = {k: v for k, v in route.request.all_headers().items() if k.lower() != "x-csrftoken"}
+        route.continue_(headers=headers)
+
+    page.route(override_url, without_csrf)
+    reason.fill("Unconscious, found alone; need allergies and medications")
+    submit.click()
+    error = health.get_by_role("alert")
+    expect(error).to_contain_text("403 — override refused 未授权")
+    expect(error).to_contain_text("CSRF")
+    page.unroute(override_url)
+
+    # 409 (the case ended elsewhere in the meantime): said clearly; the form stays for another try.
+    page.route(
+        override_url,
+        lambda route: route.fulfill(
+            status=409,
+            content_type="application/json",
+            body=json.dumps({"detail": "The case is cancelled; its health data is closed.", "code": "case_not_open"}),
+        ),
+    )
+    submit.click()
+    expect(error).to_contain_text("409 Conflict — override refused")
+    expect(error).to_contain_text("its health data is closed")
+    expect(reason).to_have_value("Unconscious, found alone; need allergies and medications")
+    page.unroute(override_url)
+
+    submit.click()
+    note = health.locator(".override-note")
+    expect(note).to_contain_text("override — flagged for review")
+    expect(note).to_contain_text("已标记复核")
+    expect(health.locator(".allergy.severe")).to_contain_text("Zorblaxamine")
+    expect(health.locator(".basis")).to_have_text("override 紧急授权")
+    expect(health.get_by_role("alert")).to_have_count(0)
+    expect(health.get_by_label(re.compile("Reason for emergency access"))).to_have_count(0)
+    expect(row.locator(".col-health .blood")).to_have_text("AB Rh−")
+    expect(row.locator(".col-health .override-flag")).to_have_text("override 紧急授权")
+    page.screenshot(path="/tmp/console-health-override.png", full_page=True)
+
+    # Three tries reached the server or the route; only the last was granted, and logged as an override.
+    assert len(posts) == 3
+    [entry] = access_log(site, citizen, case["id"])
+    assert (entry["reader"], entry["role"], entry["override"]) == (DISPATCHER, "dispatcher", True)
+    assert_same_document(page)
+
+
+def test_opening_a_case_reads_the_archive_once_and_the_citizen_sees_the_read(page, site):
+    """A case that was already there when the console opened: nothing is read for the list; opening the
+    panel is one audited read, which the citizen finds in their access log."""
+    from playwright.sync_api import expect
+
+    citizen = citizen_with_archive(site, consent=True)
+    case = tap(site.url, citizen, complaint="chest_pain")  # no console is open: nobody reads it yet
+    reads = watch_health_reads(page)
+    open_console(page, site)
+    row = row_of(page, case["id"])
+    expect(row.locator(".col-health")).to_have_text("—")
+    expect(row.locator(".col-health")).to_have_attribute("data-health", "unknown")
+    assert reads == []
+    assert access_log(site, citizen, case["id"]) == []
+
+    with page.expect_response(lambda r: urlparse(r.url).path == f"/api/v1/dispatch/cases/{case['id']}") as read:
+        health = open_details(page, case["id"])
+    assert read.value.ok
+    expect(health.locator(".allergy.severe")).to_contain_text("Zorblaxamine")
+    expect(row.locator(".col-health .blood")).to_have_text("AB Rh−")
+    [entry] = access_log(site, citizen, case["id"])
+    assert entry["reader"] == DISPATCHER
+    assert entry["role"] == "dispatcher"
+    assert entry["purpose"] == "dispatch triage"
+    assert entry["override"] is False
+
+    # Closing and opening again shows what was read, without reading again.
+    details = row.get_by_role("button", name=re.compile("Details"))
+    details.click()
+    expect(health).to_have_count(0)
+    details.click()
+    expect(health.locator(".allergy.severe")).to_contain_text("Zorblaxamine")
+    assert len(reads) == 1
+    assert len(access_log(site, citizen, case["id"])) == 1
+
+    # "Read again" is a deliberate second read, and it is logged too.
+    with page.expect_response(lambda r: urlparse(r.url).path == f"/api/v1/dispatch/cases/{case['id']}"):
+        health.get_by_role("button", name=re.compile("Read again")).click()
+    expect(health.locator(".allergy.severe")).to_contain_text("Zorblaxamine")
+    assert len(reads) == 2
+    assert len(access_log(site, citizen, case["id"])) == 2
     assert_same_document(page)
 
 

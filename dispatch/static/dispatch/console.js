@@ -11,6 +11,11 @@
  *   5. When the socket closes, reconnect by ourselves (0.5 s doubling to 10 s) and resume.
  * The websocket is only a notification pipe: the REST snapshot is the truth.
  *
+ * Health summaries (dispatch/health.py): each read of a patient's archive is audited, so the page
+ * reads one only when the dispatcher opens a case's details (GET /api/v1/dispatch/cases/{id}), or
+ * takes it from the case.created event, where the server added it for this dispatcher at delivery.
+ * It is kept in memory while the case is active and forgotten when the case ends.
+ *
  * No framework, no build step. Every value from the server reaches the DOM through textContent.
  */
 (() => {
@@ -23,6 +28,8 @@
     casesUrl: root.dataset.casesUrl,
     recommendationsUrl: root.dataset.recommendationsUrlTemplate,
     assignUrl: root.dataset.assignUrlTemplate,
+    caseUrl: root.dataset.caseUrlTemplate,
+    overrideUrl: root.dataset.healthOverrideUrlTemplate,
     wsPath: root.dataset.wsPath || "/ws/dispatch/",
     loginUrl: root.dataset.loginUrl || "/accounts/login/",
     overdueAfterMs: 1000 * Number(root.dataset.overdueAfterS || 60),
@@ -47,7 +54,7 @@
   };
 
   const state = {
-    cases: new Map(), // id -> entry {id, data, admission, row, cells, panel, endedAt, recommendButton}
+    cases: new Map(), // id -> entry {id, data, admission, health, row, cells, panel, endedAt, detailsButton}
     units: new Map(), // ambulance id -> latest unit seen in an event
     lastSeq: 0,
     haveSnapshot: false,
@@ -468,7 +475,13 @@
 
   function applyEvent(type, data) {
     if (type.startsWith("case.")) {
-      upsertCase(data, { authoritative: false, quiet: false });
+      // case.created carries this dispatcher's health summary (already read and logged for us).
+      const { health_summary: health, ...caseData } = data;
+      upsertCase(caseData, { authoritative: false, quiet: false });
+      if (health) {
+        const entry = state.cases.get(caseData.id);
+        if (entry) setHealth(entry, health);
+      }
     } else if (type.startsWith("unit.")) {
       updateUnit(data);
     } else if (type.startsWith("admission.")) {
@@ -502,6 +515,7 @@
     if (ENDED.has(data.status)) {
       if (!wasEnded) entry.endedAt = Date.now();
       closePanel(entry);
+      entry.health = null; // the case's access grants have ended: keep no health data
     } else {
       entry.endedAt = null;
     }
@@ -538,7 +552,7 @@
   // ---------------------------------------------------------------------------------------------
   // Rendering
 
-  const COLUMNS = ["id", "received", "waiting", "status", "complaint", "location", "patient", "unit", "hospital", "actions"];
+  const COLUMNS = ["id", "received", "waiting", "status", "complaint", "location", "patient", "health", "unit", "hospital", "actions"];
 
   function createEntry(data) {
     const row = el("tr", { class: "case-row" });
@@ -552,10 +566,14 @@
       cells[name] = cell;
       row.append(cell);
     }
-    const entry = { id: data.id, data, admission: null, row, cells, panel: null, endedAt: null };
-    const button = el("button", { type: "button", class: "button small recommend", "aria-expanded": "false", onclick: () => togglePanel(entry) }, bi("Recommend", "推荐"));
+    const entry = { id: data.id, data, admission: null, health: null, row, cells, panel: null, endedAt: null };
+    const button = el(
+      "button",
+      { type: "button", class: "button small details", "aria-expanded": "false", onclick: () => togglePanel(entry) },
+      bi("Details", "详情"),
+    );
     cells.actions.append(button);
-    entry.recommendButton = button;
+    entry.detailsButton = button;
     return entry;
   }
 
@@ -617,8 +635,10 @@
     }
     setText(cells.hospital, hospitalText, admText);
 
-    entry.recommendButton.hidden = c.status !== "received";
-    if (c.status !== "received") closePanel(entry);
+    renderHealthBadge(entry);
+
+    entry.detailsButton.hidden = ENDED.has(c.status);
+    syncPanel(entry);
     renderWaiting(entry, serverNow());
   }
 
@@ -715,7 +735,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Recommendations and assignment
+  // The case panel: health summary, then recommendations and assignment
 
   function togglePanel(entry) {
     if (entry.panel) closePanel(entry);
@@ -726,31 +746,488 @@
     if (!entry.panel) return;
     entry.panel.row.remove();
     entry.panel = null;
-    entry.recommendButton.setAttribute("aria-expanded", "false");
+    entry.detailsButton.setAttribute("aria-expanded", "false");
   }
 
   function openPanel(entry) {
-    const id = `rec-${entry.id}`;
+    const id = `details-${entry.id}`;
+    // Health section (filled by renderHealthPanel).
+    const healthTitle = el("h3", { class: "panel-title", id: `${id}-health`, tabindex: "-1" }, bi("Health archive", "健康档案"));
+    const reread = el(
+      "button",
+      {
+        type: "button",
+        class: "button small reread",
+        title: "Each read is written to the patient's access log. 每次读取都会记入患者的访问日志。",
+        onclick: () => loadHealth(entry),
+      },
+      bi("Read again", "重新读取"),
+    );
+    const healthStatus = el("p", { class: "panel-status small muted", role: "status", "aria-live": "polite" });
+    const healthError = el("p", { class: "alert alert-error health-error", role: "alert", hidden: true });
+    const healthBody = el("div", { class: "health-body" });
+    const healthSection = el(
+      "section",
+      { class: "health-card", "aria-labelledby": `${id}-health` },
+      el("div", { class: "panel-head" }, healthTitle, reread),
+      healthStatus,
+      healthError,
+      healthBody,
+    );
+
+    // Recommendations section (while the case waits for a unit).
     const status = el("p", { class: "rec-status", role: "status", "aria-live": "polite" });
     const error = el("p", { class: "alert alert-error rec-error", role: "alert", hidden: true });
     const list = el("div", { class: "rec-list" });
     const refresh = el("button", { type: "button", class: "button small", onclick: () => loadRecommendations(entry) }, bi("Refresh", "刷新"));
-    const box = el(
-      "div",
-      { class: "rec-panel", id, role: "region", "aria-label": `Recommended units for case ${entry.id} 推荐车辆` },
-      el("h2", { class: "rec-title" }, bi(`Recommended units for case #${entry.id}`, "推荐车辆")),
+    const recSection = el(
+      "section",
+      { class: "rec-section", "aria-labelledby": `${id}-units` },
+      el("h3", { class: "panel-title rec-title", id: `${id}-units` }, bi(`Recommended units for case #${entry.id}`, "推荐车辆")),
       status,
       error,
       list,
       refresh,
     );
-    const row = el("tr", { class: "rec-row", "data-case-id": entry.id }, el("td", { colspan: COLUMNS.length }, box));
-    entry.panel = { row, status, error, list, buttons: new Map() };
-    entry.recommendButton.setAttribute("aria-expanded", "true");
-    entry.recommendButton.setAttribute("aria-controls", id);
+    const unitNote = el("p", { class: "unit-note muted", hidden: true });
+
+    const box = el(
+      "div",
+      { class: "rec-panel", id, role: "region", "aria-label": `Case #${entry.id} details 病例详情` },
+      healthSection,
+      recSection,
+      unitNote,
+    );
+    const row = el("tr", { class: "rec-row detail-row", "data-case-id": entry.id }, el("td", { colspan: COLUMNS.length }, box));
+    entry.panel = {
+      row, status, error, list, buttons: new Map(), recSection, unitNote, recsShown: null,
+      healthSection, healthTitle, healthStatus, healthError, healthBody, reread, override: null,
+    };
+    entry.detailsButton.setAttribute("aria-expanded", "true");
+    entry.detailsButton.setAttribute("aria-controls", id);
     entry.row.after(row);
-    loadRecommendations(entry);
+    syncPanel(entry);
+    // A summary already here (from the case.created event, or read before) is shown as it is:
+    // reading it again would be one more entry in the patient's access log.
+    if (entry.health) renderHealthPanel(entry);
+    else if (entry.healthLoading) showHealthLoading(entry.panel, true); // a read already under way
+    else loadHealth(entry);
   }
+
+  /** Recommendations while the case waits for a unit; once one is assigned, a line saying which. */
+  function syncPanel(entry) {
+    const panel = entry.panel;
+    if (!panel) return;
+    const waiting = entry.data.status === "received";
+    if (!waiting) {
+      const unit = entry.data.ambulance;
+      panel.unitNote.textContent = "";
+      panel.unitNote.append(
+        bi("Unit assigned:", "已派车："),
+        " ",
+        unit ? el("strong", { class: "call-sign" }, unit.call_sign) : "—",
+        unit ? ` · ${label("unit_status", unit.status)}` : "",
+      );
+    }
+    if (panel.recsShown === waiting) return;
+    panel.recsShown = waiting;
+    panel.recSection.hidden = !waiting;
+    panel.unitNote.hidden = waiting;
+    if (waiting) {
+      loadRecommendations(entry);
+    } else {
+      panel.list.textContent = "";
+      panel.buttons.clear();
+      panel.status.textContent = "";
+      setPanelError(panel, null);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Health summary
+
+  const HEALTH_REASONS = {
+    no_consent: ["no consent", "未授权", "The patient has not consented to share their archive with 120.", "患者未授权向 120 共享健康档案。"],
+    not_for_self: ["not the patient", "非本人", "Called for someone else: the caller's archive is not the patient's.", "他人代呼：呼叫者的档案不是患者本人的。"],
+    no_archive: ["no archive", "无档案", "The caller has no health archive.", "呼叫者没有健康档案。"],
+    not_on_case: ["not on case", "无权查看", "This case is no longer open to you; its health data is closed.", "该病例已不在您的处理范围内，健康档案已关闭。"],
+    unavailable: ["unavailable", "暂不可用", "The archive cannot be read right now; the administrators have been alerted.", "健康档案暂时无法读取，已通知管理员。"],
+    grant_closed: ["access ended", "授权已结束", "Access ended when the case closed.", "病例结束，访问授权已结束。"],
+    grant_expired: ["access expired", "授权已过期", "The access grant has expired.", "访问授权已过期。"],
+  };
+  const SEXES = { male: ["male", "男"], female: ["female", "女"], other: ["other", "其他"], unknown: ["sex unknown", "性别不详"] };
+  const SEVERITIES = { mild: ["mild", "轻度"], moderate: ["moderate", "中度"], severe: ["severe", "重度"] };
+  const RH = { positive: ["positive", "阳性"], negative: ["negative", "阴性"] };
+  const PREGNANCY = { pregnant: ["Pregnant", "怀孕"], not_pregnant: ["Not pregnant", "未怀孕"], unknown: ["Unknown", "不详"] };
+
+  const asList = (value) => (Array.isArray(value) ? value : []);
+  const asText = (value) => (value == null ? "" : String(value));
+
+  function isHealthBlock(block) {
+    return block != null && typeof block === "object" && typeof block.available === "boolean";
+  }
+
+  /** Keep a summary block for the case (from an event, a read or an override) and show it. */
+  function setHealth(entry, block) {
+    if (!isHealthBlock(block) || ENDED.has(entry.data.status)) return;
+    const before = entry.health;
+    entry.health = block;
+    renderHealthBadge(entry);
+    // The same refusal again (an event replayed) leaves the panel, and a reason being typed, alone.
+    const same = before && !before.available && !block.available && before.reason === block.reason;
+    if (entry.panel && !same) renderHealthPanel(entry);
+  }
+
+  /** "AB Rh−"; null when nothing is known. */
+  function bloodShort(bt) {
+    const abo = bt && bt.abo && bt.abo !== "unknown" ? String(bt.abo) : "?";
+    const rh = bt && bt.rh === "positive" ? "+" : bt && bt.rh === "negative" ? "−" : "?";
+    return abo === "?" && rh === "?" ? null : `${abo} Rh${rh}`;
+  }
+
+  function bloodLong(bt) {
+    const abo = bt && bt.abo && bt.abo !== "unknown" ? String(bt.abo) : "ABO unknown 不详";
+    const rh = bt && RH[bt.rh] ? `Rh ${RH[bt.rh][0]} ${RH[bt.rh][1]}` : "Rh unknown 不详";
+    return `${abo}, ${rh}`;
+  }
+
+  function renderHealthBadge(entry) {
+    const cell = entry.cells.health;
+    const block = entry.health;
+    cell.textContent = "";
+    if (!block) {
+      cell.dataset.health = "unknown";
+      cell.append(el("span", { class: "muted", title: "Read when the case details are opened 打开详情时读取" }, "—"));
+      return;
+    }
+    if (!block.available) {
+      const reason = asText(block.reason) || "unavailable";
+      cell.dataset.health = reason;
+      const [en, zh] = HEALTH_REASONS[reason] || ["not shown", "不可用"];
+      cell.append(el("span", { class: `health-reason reason-${reason}`, title: reason }, bi(en, zh)));
+      return;
+    }
+    const s = block.summary || {};
+    cell.dataset.health = "available";
+    const blood = bloodShort(s.blood_type);
+    cell.append(
+      el("span", { class: "blood", title: `Blood type 血型: ${bloodLong(s.blood_type)}` }, blood || bi("blood ?", "血型不详")),
+    );
+    const allergies = asList(s.allergies);
+    if (allergies.length) {
+      cell.append(
+        " ",
+        el(
+          "span",
+          { class: "allergy-flag", title: allergies.map((a) => asText(a && a.substance)).join(", ") },
+          `⚠ allergies ${allergies.length} `,
+          el("span", { lang: "zh-CN" }, "过敏"),
+        ),
+      );
+    }
+    if (s.access_basis === "override") cell.append(" ", el("span", { class: "override-flag" }, bi("override", "紧急授权")));
+  }
+
+  function showHealthLoading(panel, loading) {
+    panel.reread.disabled = loading;
+    panel.healthStatus.textContent = loading ? "Reading the health archive… 正在读取健康档案" : "";
+  }
+
+  /** One audited read (GET the case); at most one at a time per case, whatever the panel does. */
+  async function loadHealth(entry) {
+    if (entry.healthLoading) return;
+    entry.healthLoading = true;
+    if (entry.panel) {
+      setHealthError(entry.panel, null);
+      showHealthLoading(entry.panel, true);
+    }
+    let result;
+    try {
+      result = await requestJson(urlFor(cfg.caseUrl, entry.id));
+    } catch (err) {
+      result = { error: err };
+    }
+    entry.healthLoading = false;
+    const panel = entry.panel; // the one open now, if any
+    if (panel) showHealthLoading(panel, false);
+    if (result.error) {
+      if (panel) setHealthError(panel, `Could not read the health archive 无法读取健康档案: ${result.error.message}`);
+      return;
+    }
+    const { response, body } = result;
+    if (response.ok && body && isHealthBlock(body.health_summary)) {
+      if (state.cases.get(entry.id) !== entry) return; // removed meanwhile
+      const { health_summary: block, ...caseData } = body;
+      upsertCase(caseData, { authoritative: false, quiet: true }); // the case in full, fresh
+      setHealth(entry, block); // the read is logged whether or not the panel is still open
+      layout();
+      return;
+    }
+    if (panel) setHealthError(panel, `${response.status} — ${problemText(body, response.status)}`);
+  }
+
+  function setHealthError(panel, message) {
+    panel.healthError.textContent = message || "";
+    panel.healthError.hidden = !message;
+  }
+
+  function fieldBox(en, zh, className, content) {
+    return el("div", { class: `health-field ${className}` }, el("dt", {}, bi(en, zh)), el("dd", {}, content));
+  }
+
+  function noneRecorded() {
+    return el("span", { class: "muted" }, bi("None recorded", "未记录"));
+  }
+
+  function itemList(items, render) {
+    if (!items.length) return noneRecorded();
+    return el("ul", { class: "health-list" }, ...items.map(render));
+  }
+
+  function formatDate(iso) {
+    const ms = parseTime(iso);
+    if (ms == null) return asText(iso) || "—";
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  function ageFrom(dob) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(asText(dob));
+    if (!m) return null;
+    const now = new Date(serverNow());
+    const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    let age = now.getFullYear() - year;
+    if (now.getMonth() + 1 < month || (now.getMonth() + 1 === month && now.getDate() < day)) age -= 1;
+    return age >= 0 ? age : null;
+  }
+
+  function renderHealthPanel(entry) {
+    const panel = entry.panel;
+    if (!panel) return;
+    const body = panel.healthBody;
+    const block = entry.health;
+    body.textContent = "";
+    panel.override = null;
+    panel.healthSection.classList.remove("is-override", "is-refused");
+    if (!block) return;
+    body.dataset.available = String(block.available);
+    if (!block.available) {
+      const reason = asText(block.reason) || "unavailable";
+      panel.healthSection.classList.add("is-refused");
+      const [en, zh, longEn, longZh] = HEALTH_REASONS[reason] || ["not shown", "不可用", `No health summary (${reason}).`, "无健康摘要。"];
+      body.append(
+        el("p", { class: "health-refused" }, el("span", { class: `health-reason reason-${reason}` }, bi(en, zh)), " ", longEn, " ", el("span", { lang: "zh-CN" }, longZh)),
+      );
+      if (reason === "no_consent" && !ENDED.has(entry.data.status)) body.append(overrideControls(entry));
+      return;
+    }
+
+    const s = block.summary || {};
+    const override = s.access_basis === "override";
+    panel.healthSection.classList.toggle("is-override", override);
+    if (override) {
+      body.append(
+        el(
+          "p",
+          { class: "override-note", role: "note" },
+          "⚠ Emergency override — flagged for review. ",
+          el("span", { lang: "zh-CN" }, "紧急授权，已标记复核。"),
+        ),
+      );
+    }
+
+    const who = el("p", { class: "health-who" }, el("strong", { class: "health-name" }, asText(s.name) || "—"));
+    const sex = SEXES[s.sex];
+    if (sex) who.append(" · ", bi(sex[0], sex[1]));
+    if (s.date_of_birth) {
+      const age = ageFrom(s.date_of_birth);
+      who.append(" · ", bi("born", "出生"), ` ${asText(s.date_of_birth)}`);
+      if (age != null) who.append(` (${age} y `, el("span", { lang: "zh-CN" }, "岁"), ")");
+    }
+    const blood = bloodShort(s.blood_type);
+    const facts = el(
+      "p",
+      { class: "health-facts" },
+      el("span", { class: "health-label" }, bi("Blood type", "血型")),
+      " ",
+      el("strong", { class: "blood big" }, blood || "?"),
+      " ",
+      el("span", { class: "small muted" }, bloodLong(s.blood_type)),
+    );
+    const basis = el(
+      "p",
+      { class: "health-basis small" },
+      el("span", { class: "health-label" }, bi("Access basis", "调阅依据")),
+      ": ",
+      el("strong", { class: `basis basis-${override ? "override" : "consent"}` }, override ? bi("override", "紧急授权") : bi("consent", "患者授权")),
+      " · ",
+      el("span", { class: "health-label" }, bi("Verified", "核实于")),
+      ": ",
+      el("span", { class: "verified-at" }, s.verified_at ? formatDate(s.verified_at) : "—"),
+    );
+
+    const pregnancy = s.pregnancy && typeof s.pregnancy === "object" ? s.pregnancy : null;
+    let pregnancyContent = noneRecorded();
+    if (pregnancy) {
+      const [en, zh] = PREGNANCY[pregnancy.status] || [asText(pregnancy.status), ""];
+      pregnancyContent = el("span", {}, bi(en, zh));
+      if (pregnancy.due_date) pregnancyContent.append(" · ", bi("due", "预产期"), ` ${asText(pregnancy.due_date)}`);
+    }
+    const doctor = s.family_doctor && typeof s.family_doctor === "object" ? s.family_doctor : null;
+
+    const grid = el(
+      "dl",
+      { class: "health-grid" },
+      fieldBox("Allergies", "过敏", "allergies", itemList(asList(s.allergies), (a) => {
+        const severity = asText(a && a.severity);
+        const sev = SEVERITIES[severity];
+        return el(
+          "li",
+          { class: `allergy${severity === "severe" ? " severe" : ""}` },
+          el("strong", { class: "substance" }, asText(a && a.substance)),
+          a && a.reaction ? ` — ${asText(a.reaction)}` : null,
+          sev ? " " : null,
+          sev ? el("span", { class: `sev sev-${severity}` }, bi(sev[0], sev[1])) : null,
+        );
+      })),
+      fieldBox("Chronic conditions", "慢性病", "conditions", itemList(asList(s.chronic_conditions), (c) => el("li", {}, asText(c)))),
+      fieldBox("Medications", "用药", "medications", itemList(asList(s.medications), (m) =>
+        el("li", {}, el("strong", {}, asText(m && m.name)), m && m.dose ? ` — ${asText(m.dose)}` : null))),
+      fieldBox("Implanted devices", "植入装置", "devices", itemList(asList(s.implanted_devices), (d) => el("li", {}, asText(d)))),
+      fieldBox("Pregnancy", "妊娠", "pregnancy", pregnancyContent),
+      fieldBox("Advance directives", "预先医疗指示", "directives",
+        s.advance_directives ? el("span", { class: "directives-text" }, asText(s.advance_directives)) : noneRecorded()),
+      fieldBox("Emergency contacts", "紧急联系人", "contacts", itemList(asList(s.emergency_contacts), (c) =>
+        el(
+          "li",
+          {},
+          el("strong", {}, asText(c && c.name)),
+          c && c.relation ? ` (${asText(c.relation)})` : null,
+          c && c.phone ? " " : null,
+          c && c.phone ? el("a", { href: `tel:${asText(c.phone).replace(/[^\d+]/g, "")}` }, asText(c.phone)) : null,
+        ))),
+      fieldBox("Family doctor", "家庭医生", "doctor", doctor
+        ? el("span", {}, asText(doctor.name), doctor.phone ? " · " : null, doctor.phone ? el("span", { class: "phone" }, asText(doctor.phone)) : null)
+        : noneRecorded()),
+      fieldBox("Past surgeries", "既往手术", "surgeries", itemList(asList(s.past_surgeries), (x) =>
+        el("li", {}, asText(x && x.name), x && x.year ? ` (${asText(x.year)})` : null))),
+    );
+    body.append(el("div", { class: "health-top" }, who, facts, basis), grid);
+  }
+
+  // Break-glass: read the archive without consent, with a reason (POST .../health-override).
+  function overrideControls(entry) {
+    const panel = entry.panel;
+    const base = `override-${entry.id}`;
+    const input = el("input", {
+      type: "text",
+      id: `${base}-reason`,
+      name: "reason",
+      class: "override-reason",
+      required: true,
+      minlength: "5",
+      maxlength: "500",
+      autocomplete: "off",
+      "aria-describedby": `${base}-hint ${base}-error`,
+    });
+    const fieldError = el("p", { class: "field-error", id: `${base}-error`, hidden: true });
+    const submit = el("button", { type: "submit", class: "button small danger" }, bi("Open the archive", "调阅档案"));
+    const cancel = el("button", { type: "button", class: "button small" }, bi("Cancel", "取消"));
+    const form = el(
+      "form",
+      { class: "override-form", hidden: true, novalidate: true, "aria-label": "Emergency override 紧急授权" },
+      el("label", { for: input.id }, bi("Reason for emergency access", "紧急调阅理由")),
+      el(
+        "p",
+        { class: "small muted", id: `${base}-hint` },
+        "5–500 characters. Logged, flagged for review and shown to the patient. ",
+        el("span", { lang: "zh-CN" }, "5–500 字；将记录在案、标记复核并告知患者。"),
+      ),
+      el("div", { class: "override-inputs" }, input, submit, cancel),
+      fieldError,
+    );
+    const open = el(
+      "button",
+      { type: "button", class: "button small danger override-open", "aria-expanded": "false", "aria-controls": `${base}-form` },
+      bi("Emergency override", "紧急授权"),
+    );
+    form.id = `${base}-form`;
+    const ctl = { form, input, submit, open, fieldError, busy: false };
+    panel.override = ctl;
+    open.addEventListener("click", () => {
+      form.hidden = false;
+      open.hidden = true;
+      open.setAttribute("aria-expanded", "true");
+      input.focus();
+    });
+    cancel.addEventListener("click", () => {
+      form.hidden = true;
+      open.hidden = false;
+      open.setAttribute("aria-expanded", "false");
+      setFieldError(ctl, null);
+      setHealthError(panel, null);
+      open.focus();
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitOverride(entry, ctl);
+    });
+    return el("div", { class: "override" }, open, form);
+  }
+
+  function setFieldError(ctl, message) {
+    ctl.fieldError.textContent = message || "";
+    ctl.fieldError.hidden = !message;
+    if (message) ctl.input.setAttribute("aria-invalid", "true");
+    else ctl.input.removeAttribute("aria-invalid");
+  }
+
+  async function submitOverride(entry, ctl) {
+    const panel = entry.panel;
+    if (!panel || ctl.busy) return;
+    const reason = ctl.input.value.trim();
+    if (reason.length < 5 || reason.length > 500) {
+      setFieldError(ctl, "Give a reason of 5 to 500 characters. 请填写 5–500 字的理由。");
+      ctl.input.focus();
+      return;
+    }
+    setFieldError(ctl, null);
+    setHealthError(panel, null);
+    ctl.busy = true;
+    ctl.submit.disabled = true;
+    panel.healthStatus.textContent = "Opening the archive… 正在调阅";
+    let result;
+    try {
+      result = await requestJson(urlFor(cfg.overrideUrl, entry.id), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ reason }),
+      });
+    } catch (err) {
+      result = { error: err };
+    }
+    ctl.busy = false;
+    ctl.submit.disabled = false;
+    if (entry.panel !== panel) return; // closed (or the case ended) meanwhile
+    panel.healthStatus.textContent = "";
+    if (result.error) {
+      setHealthError(panel, `Network error — no override recorded 网络错误，未授权: ${result.error.message}`);
+      return;
+    }
+    const { response, body } = result;
+    if (response.ok && isHealthBlock(body)) {
+      setHealth(entry, body);
+      renderHealthPanel(entry);
+      panel.healthTitle.focus(); // the form is gone; keep focus in the health section
+      announce(`Emergency override recorded for case #${entry.id}; flagged for review. 紧急授权已记录，已标记复核。`);
+      return;
+    }
+    const what = response.status === 409 ? "409 Conflict — override refused 冲突，未授权" : `${response.status} — override refused 未授权`;
+    setHealthError(panel, `${what}: ${problemText(body, response.status)}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recommendations and assignment
 
   function setPanelError(panel, message) {
     panel.error.textContent = message || "";
