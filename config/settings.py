@@ -31,6 +31,7 @@ def _secret_key() -> str:
     if not path.exists():
         path.parent.mkdir(exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
     return path.read_text().strip()
 
 

@@ -201,3 +201,17 @@ def test_it_refuses_a_password_too_short_to_be_one():
         seed("--password", "short")
     assert exit_info.value.code != 0
     assert not User.objects.exists()
+
+
+def test_it_gives_the_demo_citizen_an_archive_shared_with_120_once(seeded):
+    from health_records.models import Archive, ArchiveVersion
+
+    citizen = User.objects.get(username="13800138000")
+    client = APIClient()
+    client.force_authenticate(citizen)
+    archive = client.get("/api/v1/me/health-archive").json()
+    assert archive["consent_share_with_120"] is True and archive["blood_type"]["abo"]
+    seed()
+    assert Archive.objects.filter(owner=citizen).count() == 1
+    assert ArchiveVersion.objects.filter(archive__owner=citizen).count() <= 1
+    assert client.get("/api/v1/me/health-archive").json()["version"] == archive["version"]

@@ -10,6 +10,9 @@ from django.db import transaction
 from accounts.models import Role, User
 from dispatch import demo_data
 from dispatch.models import Ambulance, CrewMember, Hospital, HospitalStaff, Station
+from health_records import selectors as archive_selectors
+from health_records import services as health_services
+from health_records import synthetic
 
 
 class Command(BaseCommand):
@@ -44,7 +47,8 @@ class Command(BaseCommand):
             for username in demo_data.DISPATCHERS:
                 self._user(username, password, Role.DISPATCHER, "Dispatcher 调度员")
             phone, name = demo_data.DEMO_CITIZEN
-            self._user(phone, password, Role.CITIZEN, name, phone=phone)
+            citizen = self._user(phone, password, Role.CITIZEN, name, phone=phone)
+            self._demo_archive(citizen)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Zhengzhou demo: {Hospital.objects.count()} hospitals, {Station.objects.count()} stations, "
@@ -56,6 +60,17 @@ class Command(BaseCommand):
             f"{demo_data.call_sign(demo_data.STATIONS[0][0], 1)}); hospital = code (e.g. FAHZU-HY); "
             f"citizen = {demo_data.DEMO_CITIZEN[0]}"
         )
+
+    def _demo_archive(self, citizen: User) -> None:
+        # A synthetic archive, shared with 120, so the demo shows what a crew sees. Left alone
+        # once it exists: the citizen may have edited it.
+        if archive_selectors.has_archive(owner=citizen):
+            return
+        data = next(synthetic.archives(1, seed=120))
+        data.pop("verified_at", None)  # the import format carries it; the API sets it itself
+        data.update(phone=citizen.phone, consent_share_with_120=True)
+        health_services.archive_put(owner=citizen, data=data)
+        self.changes += 1
 
     def _hospital(self, code, name_zh, name_en, lat, lon, capabilities) -> Hospital:
         # Capabilities and coordinates come from the demo file; live ED status is left alone.
