@@ -132,7 +132,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times sockets out after 5 s by default, exactly the length of
+                # channels_redis' blocking receive: idle consoles were dropped with 1011
+                # (django/channels_redis#422). The read timeout must outlast that wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "onekey120"),
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=10),
                 "expiry": 30,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from geopy.distance import geodesic
+from geographiclib.geodesic import Geodesic
 
 _A = 6378245.0
 _EE = 0.00669342162296594323
@@ -89,8 +89,13 @@ def to_wgs84(lat: float, lon: float, crs: str) -> tuple[float, float]:
     raise ValueError(f"unknown crs {crs!r}")
 
 
+_WGS84 = Geodesic.WGS84
+
+
 def geodesic_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    return geodesic((lat1, lon1), (lat2, lon2)).meters
+    """Karney's geodesic on WGS-84: what geopy's ``geodesic`` computes, called without geopy's
+    point parsing and asking only for the distance (about half the cost per call)."""
+    return _WGS84.Inverse(lat1, lon1, lat2, lon2, Geodesic.DISTANCE)["s12"]
 
 
 def fast_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -55,40 +55,51 @@ def _finalist_cutoff(fast_distances: list[float], count: int) -> float:
     return kth * _MARGIN + 1.0
 
 
-def rank_units(lat: float, lon: float, units: list[Ambulance], *, count: int) -> list[Recommendation]:
+Candidate = tuple[int, float, float]  # (ambulance id, lat, lon)
+
+
+def rank_units(lat: float, lon: float, candidates: list[Candidate], *, count: int) -> list[tuple[int, float, int]]:
     """Cheap planar distance for every candidate, geodesic only for the finalists.
+    Returns (ambulance id, distance_m, eta_s), best first.
 
     The finalists are every unit whose planar distance could still put it among the ``count``
     nearest once measured properly; a fixed number of finalists would drop the true nearest when
     several units sit at almost the same distance in different directions."""
-    if not units:
+    if not candidates:
         return []
-    fast = [(geo.fast_distance_m(lat, lon, u.lat, u.lon), u) for u in units]
-    cutoff = _finalist_cutoff([d for d, _ in fast], count)
+    fast = [(geo.fast_distance_m(lat, lon, c_lat, c_lon), unit_id, c_lat, c_lon) for unit_id, c_lat, c_lon in candidates]
+    cutoff = _finalist_cutoff([d for d, *_ in fast], count)
     ranked = []
-    for approx, unit in fast:
+    for approx, unit_id, c_lat, c_lon in fast:
         if approx > cutoff:
             continue
-        distance = geo.geodesic_m(lat, lon, unit.lat, unit.lon)
-        ranked.append(Recommendation(ambulance=unit, distance_m=distance, eta_s=eta_seconds(distance)))
-    ranked.sort(key=lambda r: (r.eta_s, r.distance_m, r.ambulance.id))
-    return ranked[:count]
+        distance = geo.geodesic_m(lat, lon, c_lat, c_lon)
+        ranked.append((eta_seconds(distance), distance, unit_id))
+    ranked.sort()
+    return [(unit_id, distance, eta) for eta, distance, unit_id in ranked[:count]]
 
 
 def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list[Recommendation]:
     count = count or settings.RECOMMENDATION_COUNT
-    available = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).select_related("station")
+    # Plain tuples for the prefilter: building model instances for every unit in the box would
+    # cost more than the ranking itself; only the winners are loaded in full.
+    available = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).values_list("id", "lat", "lon")
+    ranked = None
     for radius in _SEARCH_RADII_M:
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
-        units = list(available.filter(lat__range=(min_lat, max_lat), lon__range=(min_lon, max_lon)))
-        if len(units) < count:
+        candidates = list(available.filter(lat__range=(min_lat, max_lat), lon__range=(min_lon, max_lon)))
+        if len(candidates) < count:
             continue
         # The box holds everything within ``radius``, but its corners reach farther: only when the
         # finalists all lie inside the inscribed circle is nothing outside the box a better unit.
-        cutoff = _finalist_cutoff([geo.fast_distance_m(lat, lon, u.lat, u.lon) for u in units], count)
+        cutoff = _finalist_cutoff([geo.fast_distance_m(lat, lon, c_lat, c_lon) for _, c_lat, c_lon in candidates], count)
         if cutoff <= radius * 0.99:
-            return rank_units(lat, lon, units, count=count)
-    return rank_units(lat, lon, list(available), count=count)
+            ranked = rank_units(lat, lon, candidates, count=count)
+            break
+    if ranked is None:
+        ranked = rank_units(lat, lon, list(available), count=count)
+    units = Ambulance.objects.select_related("station").in_bulk([unit_id for unit_id, _, _ in ranked])
+    return [Recommendation(ambulance=units[unit_id], distance_m=distance, eta_s=eta) for unit_id, distance, eta in ranked]
 
 
 def unit_eta_to_case(case: Case) -> int | None:

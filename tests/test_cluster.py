@@ -93,6 +93,19 @@ async def test_it_delivers_a_tap_on_worker_a_to_a_console_on_worker_b(cluster):
         await console.close()
 
 
+async def test_it_keeps_an_idle_console_open_and_delivering(cluster):
+    # A quiet night: nothing happens for longer than the Redis client's read timeout once was
+    # (5 s, channels_redis#422), then a tap must still arrive on the same socket.
+    console = await Console.open(cluster.b.ws_url, "/ws/dispatch/", cluster.dispatchers[1])
+    try:
+        await asyncio.sleep(7)
+        async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a:
+            case = await tap(on_a, await register_citizen(on_a))
+        await console.until("case.created", lambda d: d["id"] == case["id"], timeout=5)
+    finally:
+        await console.close()
+
+
 async def test_it_resumes_a_console_on_the_other_worker_without_gaps_or_duplicates(cluster):
     dispatcher = cluster.dispatchers[0]
     async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a, httpx.AsyncClient(

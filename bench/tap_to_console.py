@@ -1,0 +1,943 @@
+"""Tap to console: one SOS tap, through real servers, onto every dispatcher's live console.
+
+Two (``--workers``) daphne workers on PostgreSQL + Redis, ``--consoles`` dispatcher consoles on
+``/ws/dispatch/`` split across the workers, and ``--citizens`` simulated citizens tapping
+``POST /api/v1/sos`` at a sustained open-loop ``--rate`` for ``--duration`` seconds, spread over
+the workers. Every tap's send time, HTTP answer time and the time each console receives its
+``case.created`` are recorded. Then the baseline: the same open-loop rate and duration of
+``GET /healthz`` (no database, no auth) against the same workers.
+
+Prints a side-by-side table and a one-line verdict against DESIGN.md's target (tap to dispatcher
+screen p99 under 50 ms at 50 taps/s, nothing lost). Exits 0 when the target is met, 1 when it is
+missed, 2 when a service is missing or the run could not be done. Every process it starts is
+stopped and the throwaway database is dropped at the end, also on Ctrl-C or an error.
+
+    .venv/bin/python bench/tap_to_console.py [--rate 50] [--duration 20] [--consoles 10]
+                                             [--citizens 500] [--workers 2]
+
+PostgreSQL: ``DATABASE_URL`` (if it is a postgres:// URL) or ``POSTGRES_ADMIN_URL`` or
+postgres://postgres@127.0.0.1:5432/postgres. Redis: ``REDIS_URL`` or redis://127.0.0.1:6379/0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from tests.servers import (  # noqa: E402
+    DaphneServer,
+    ServiceMissing,
+    base_env,
+    check_postgres,
+    check_redis,
+    login,
+    manage,
+    open_stream,
+    postgres_database,
+    prepare_database,
+    redis_url,
+)
+
+TARGET_P99_MS = 50.0
+TARGET_RATE = 50.0
+# Central Zhengzhou (WGS-84); taps are jittered around it by a few hundred metres.
+CENTRE = (34.7466, 113.6253)
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def fmt_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+# --- recording ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    index: int
+    worker: int
+    scheduled: float  # perf_counter when it should go out
+    sent: float = math.nan  # perf_counter when it actually went out
+    answered: float = math.nan
+    status: int | None = None
+    error: str | None = None
+    case_id: int | None = None
+
+
+@dataclass
+class Console:
+    index: int
+    worker: int
+    ws: object = None
+    received: dict[int, float] = field(default_factory=dict)  # case id -> perf_counter on arrival
+    duplicates: int = 0
+    resyncs: int = 0
+    errors: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    seq_gaps: int = 0
+    latencies: list[float] = field(default_factory=list)  # ms, tap sent -> this console
+    task: asyncio.Task | None = None
+
+
+class LoopLag:
+    """How late the client's own event loop wakes up: if this grows, the client is the bottleneck."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.samples: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.samples.append(time.perf_counter() - start - self.interval)
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class CpuMeter:
+    """CPU spent during a phase: by the workers (per request), by this client, and by the whole host
+    (a busy host - other jobs on the same cores - inflates every figure; the table says so)."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _proc(self, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / self._tick
+        except (OSError, IndexError, ValueError):
+            return math.nan
+
+    def _host(self) -> tuple[float, float]:
+        try:
+            values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            return sum(values) - idle, sum(values)
+        except (OSError, ValueError, IndexError):
+            return math.nan, math.nan
+
+    def snapshot(self) -> dict[str, float]:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        busy, total = self._host()
+        return {
+            "wall": time.perf_counter(),
+            "workers": sum(self._proc(pid) for pid in self.pids),
+            "client": usage.ru_utime + usage.ru_stime,
+            "host_busy": busy,
+            "host_total": total,
+        }
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+        wall = after["wall"] - before["wall"]
+        host_total = after["host_total"] - before["host_total"]
+        return {
+            "worker_cpu_ms_per_req": ms(after["workers"] - before["workers"]) / max(requests, 1),
+            "worker_cores": (after["workers"] - before["workers"]) / wall if wall > 0 else math.nan,
+            "client_cores": (after["client"] - before["client"]) / wall if wall > 0 else math.nan,
+            "host_busy_pct": 100.0 * (after["host_busy"] - before["host_busy"]) / host_total if host_total else math.nan,
+        }
+
+
+class Sampler:
+    """Peaks during a phase: threads per worker (Django runs each request in a new thread under ASGI)
+    and PostgreSQL connections to the bench database (one per request thread without a pool)."""
+
+    def __init__(self, pids: list[int], database_url: str, interval: float = 0.25):
+        self.pids, self.database_url, self.interval = pids, database_url, interval
+        self.max_threads = 0
+        self.max_pg = 0
+        self._task: asyncio.Task | None = None
+        self._conn = None
+
+    def _threads(self) -> int:
+        total = 0
+        for pid in self.pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("Threads:"):
+                        total = max(total, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+        return total
+
+    def _pg(self) -> int:
+        import psycopg
+
+        if self._conn is None:
+            self._conn = psycopg.connect(self.database_url.replace("postgres://", "postgresql://", 1), autocommit=True)
+        row = self._conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        return int(row[0])
+
+    async def _run(self) -> None:
+        while True:
+            self.max_threads = max(self.max_threads, self._threads())
+            try:
+                self.max_pg = max(self.max_pg, await asyncio.to_thread(self._pg))
+            except Exception:
+                pass
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self.max_threads = self.max_pg = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, int]:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        return {"max_threads": self.max_threads, "max_pg": self.max_pg}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+async def settle(meter: CpuMeter, timeout: float) -> float:
+    """Wait until the workers are idle again (a backlog would otherwise bleed into the next phase).
+    Returns the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        a = meter.snapshot()
+        await asyncio.sleep(0.5)
+        b = meter.snapshot()
+        if (b["workers"] - a["workers"]) / (b["wall"] - a["wall"]) < 0.05:
+            break
+    return time.perf_counter() - start
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+PHASE = {"name": "connect"}  # which phase is running: a console that drops says when it dropped
+
+
+async def console_reader(console: Console) -> None:
+    try:
+        async for raw in console.ws:
+            now = time.perf_counter()
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "event":
+                seq = frame.get("seq", 0)
+                if console.last_seq and seq != console.last_seq + 1:
+                    console.seq_gaps += 1
+                console.last_seq = max(console.last_seq, seq)
+                if frame.get("event") == "case.created":
+                    case_id = frame.get("data", {}).get("id")
+                    if case_id in console.received:
+                        console.duplicates += 1
+                    else:
+                        console.received[case_id] = now
+            elif kind == "resync":
+                console.resyncs += 1
+                console.last_seq = frame.get("last_seq", console.last_seq)
+            elif kind == "error":
+                console.errors.append(f"error frame {frame} (during {PHASE['name']})")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a dropped console is a finding, not a crash of the bench
+        console.errors.append(f"{type(exc).__name__}: {exc} (during {PHASE['name']})")
+
+
+async def open_loop(rate: float, duration: float, fire) -> list[asyncio.Task]:
+    """Schedule ``fire(i, scheduled_time)`` at t0 + i/rate by the clock, never waiting for answers."""
+    count = int(round(rate * duration))
+    t0 = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(count):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(i, scheduled)))
+    return tasks
+
+
+def sos_body(i: int, rng) -> dict:
+    return {
+        "lat": round(CENTRE[0] + rng.uniform(-0.02, 0.02), 6),
+        "lon": round(CENTRE[1] + rng.uniform(-0.02, 0.02), 6),
+        "crs": "wgs84",
+        "accuracy_m": 12.0,
+        "source": "gps",
+        "complaint": "unknown",
+        "note": f"bench tap {i}",
+    }
+
+
+async def run_taps(clients, tokens, rate, duration, run_id, tag) -> list[Request]:
+    import random
+
+    rng = random.Random(run_id + tag)
+    requests: list[Request] = []
+
+    async def fire(i: int, scheduled: float) -> None:
+        worker = i % len(clients)
+        req = Request(index=i, worker=worker, scheduled=scheduled)
+        requests.append(req)
+        token = tokens[i % len(tokens)]
+        headers = {"Authorization": f"Token {token}", "Idempotency-Key": f"{run_id}-{tag}-{i}"}
+        body = sos_body(i, rng)
+        req.sent = time.perf_counter()
+        try:
+            response = await clients[worker].post("/api/v1/sos", json=body, headers=headers)
+            req.answered = time.perf_counter()
+            req.status = response.status_code
+            if response.status_code == 201:
+                req.case_id = response.json()["id"]
+            else:
+                req.error = " ".join(response.text.split())[:160]
+        except httpx.HTTPError as exc:
+            req.answered = time.perf_counter()
+            req.error = f"{type(exc).__name__}: {exc}"
+
+    tasks = await open_loop(rate, duration, fire)
+    await asyncio.gather(*tasks)
+    return requests
+
+
+async def run_healthz(clients, rate, duration) -> list[Request]:
+    requests: list[Request] = []
+
+    async def fire(i: int, scheduled: float) -> None:
+        worker = i % len(clients)
+        req = Request(index=i, worker=worker, scheduled=scheduled)
+        requests.append(req)
+        req.sent = time.perf_counter()
+        try:
+            response = await clients[worker].get("/healthz")
+            req.answered = time.perf_counter()
+            req.status = response.status_code
+            if response.status_code != 200:
+                req.error = " ".join(response.text.split())[:160]
+        except httpx.HTTPError as exc:
+            req.answered = time.perf_counter()
+            req.error = f"{type(exc).__name__}: {exc}"
+
+    tasks = await open_loop(rate, duration, fire)
+    await asyncio.gather(*tasks)
+    return requests
+
+
+async def drain(consoles: list[Console], case_ids: set[int], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        # A console whose socket closed will never catch up: do not wait for it.
+        if all(case_ids <= c.received.keys() for c in consoles if c.task is None or not c.task.done()):
+            return
+        await asyncio.sleep(0.02)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    name: str
+    offered: int
+    ok: int
+    failed: int
+    achieved_rate: float
+    http: list[float]
+    lateness: list[float]
+    loop_lag: list[float]
+    e2e: list[float] = field(default_factory=list)
+    lost_taps: int = 0
+    lost_deliveries: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    peaks: dict[str, int] = field(default_factory=dict)
+
+
+def summarise(name: str, requests: list[Request], ok_status: int, loop_lag: list[float]) -> Summary:
+    ok = [r for r in requests if r.status == ok_status]
+    failed = [r for r in requests if r.status != ok_status]
+    if ok:
+        first = min(r.sent for r in requests)
+        last = max(r.answered for r in ok)
+        achieved = len(ok) / (last - first) if last > first else math.nan
+    else:
+        achieved = 0.0
+    errors: dict[str, int] = {}
+    for r in failed:
+        key = f"{r.status}: {r.error}" if r.status else str(r.error)
+        errors[key] = errors.get(key, 0) + 1
+    return Summary(
+        name=name,
+        offered=len(requests),
+        ok=len(ok),
+        failed=len(failed),
+        achieved_rate=achieved,
+        http=[ms(r.answered - r.sent) for r in ok],
+        lateness=[ms(r.sent - r.scheduled) for r in requests],
+        loop_lag=[ms(x) for x in loop_lag],
+        errors=[f"{count} x {key}" for key, count in sorted(errors.items(), key=lambda kv: -kv[1])],
+    )
+
+
+def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> None:
+    rows = [
+        ("offered requests", f"{taps.offered}", f"{base.offered}"),
+        ("offered rate (/s)", f"{args.rate:.1f}", f"{args.rate:.1f}"),
+        ("achieved rate (ok/s)", f"{taps.achieved_rate:.1f}", f"{base.achieved_rate:.1f}"),
+        ("ok / failed", f"{taps.ok} / {taps.failed}", f"{base.ok} / {base.failed}"),
+        ("HTTP p50 (ms)", fmt_ms(percentile(taps.http, 50)), fmt_ms(percentile(base.http, 50))),
+        ("HTTP p95 (ms)", fmt_ms(percentile(taps.http, 95)), fmt_ms(percentile(base.http, 95))),
+        ("HTTP p99 (ms)", fmt_ms(percentile(taps.http, 99)), fmt_ms(percentile(base.http, 99))),
+        ("HTTP max (ms)", fmt_ms(max(taps.http, default=math.nan)), fmt_ms(max(base.http, default=math.nan))),
+        ("tap->console p50 (ms)", fmt_ms(percentile(taps.e2e, 50)), "n/a"),
+        ("tap->console p95 (ms)", fmt_ms(percentile(taps.e2e, 95)), "n/a"),
+        ("tap->console p99 (ms)", fmt_ms(percentile(taps.e2e, 99)), "n/a"),
+        ("tap->console max (ms)", fmt_ms(max(taps.e2e, default=math.nan)), "n/a"),
+        ("taps lost (non-201 or missed)", f"{taps.lost_taps}", f"{base.failed}"),
+        ("console deliveries missed", f"{taps.lost_deliveries}", "n/a"),
+        ("duplicate deliveries", f"{taps.duplicates}", "n/a"),
+        ("workers: peak threads (one worker)", f"{taps.peaks.get('max_threads', '-')}", f"{base.peaks.get('max_threads', '-')}"),
+        ("postgres: peak connections", f"{taps.peaks.get('max_pg', '-')}", f"{base.peaks.get('max_pg', '-')}"),
+        ("client: send lateness p99 (ms)", fmt_ms(percentile(taps.lateness, 99)), fmt_ms(percentile(base.lateness, 99))),
+        ("client: send lateness max (ms)", fmt_ms(max(taps.lateness, default=math.nan)), fmt_ms(max(base.lateness, default=math.nan))),
+        ("client: loop lag p99 (ms)", fmt_ms(percentile(taps.loop_lag, 99)), fmt_ms(percentile(base.loop_lag, 99))),
+        ("client: CPU (cores)", f"{taps.cpu.get('client_cores', math.nan):.2f}", f"{base.cpu.get('client_cores', math.nan):.2f}"),
+        ("workers: CPU per request (ms)", fmt_ms(taps.cpu.get("worker_cpu_ms_per_req", math.nan)), fmt_ms(base.cpu.get("worker_cpu_ms_per_req", math.nan))),
+        ("workers: CPU (cores, all workers)", f"{taps.cpu.get('worker_cores', math.nan):.2f}", f"{base.cpu.get('worker_cores', math.nan):.2f}"),
+        (f"host: CPU busy (% of {os.cpu_count()} cores)", f"{taps.cpu.get('host_busy_pct', math.nan):.0f}", f"{base.cpu.get('host_busy_pct', math.nan):.0f}"),
+    ]
+    width = [max(len(r[i]) for r in rows + [("", "POST /api/v1/sos", "GET /healthz")]) for i in range(3)]
+    head = ("", "POST /api/v1/sos", "GET /healthz (baseline)")
+    width = [max(width[i], len(head[i])) for i in range(3)]
+    line = "+-" + "-+-".join("-" * w for w in width) + "-+"
+    print()
+    print(
+        f"tap_to_console: {args.workers} daphne workers, PostgreSQL + Redis, {len(consoles)} consoles, "
+        f"{args.citizens} citizens, {args.rate:g}/s for {args.duration:g}s (open loop)"
+    )
+    print(line)
+    print("| " + " | ".join(head[i].ljust(width[i]) for i in range(3)) + " |")
+    print(line)
+    for row in rows:
+        print("| " + row[0].ljust(width[0]) + " | " + " | ".join(row[i].rjust(width[i]) for i in (1, 2)) + " |")
+    print(line)
+    per_worker = {}
+    for c in consoles:
+        per_worker.setdefault(c.worker, []).append(c)
+    for worker, group in sorted(per_worker.items()):
+        lat = [x for c in group for x in c.latencies]
+        print(
+            f"  consoles on worker {worker}: {len(group)}, tap->console p50 {fmt_ms(percentile(lat, 50))} ms, "
+            f"p99 {fmt_ms(percentile(lat, 99))} ms"
+        )
+    for summary in (taps, base):
+        for err in summary.errors[:5]:
+            print(f"  {summary.name} error: {err}")
+    grouped: dict[str, list[int]] = {}
+    for c in consoles:
+        for err in c.errors[:3]:
+            grouped.setdefault(err, []).append(c.index)
+        if c.resyncs or c.seq_gaps:
+            print(f"  console {c.index}: {c.resyncs} resync(s), {c.seq_gaps} seq gap(s)")
+    for err, which in grouped.items():
+        print(f"  console(s) {','.join(map(str, which))}: {err}")
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+_CREATE_CITIZENS = """
+import json, secrets
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from accounts.models import Role, User
+from rest_framework.authtoken.models import Token
+n = {n}
+unusable = make_password(None)  # no hashing cost: these citizens only ever use their token
+with transaction.atomic():
+    users = User.objects.bulk_create(
+        [User(username=f"139{{i:08d}}", phone=f"139{{i:08d}}", first_name=f"Bench {{i}}", role=Role.CITIZEN,
+              password=unusable) for i in range(n)],
+        batch_size=1000,
+    )
+    ids = list(User.objects.filter(username__in=[u.username for u in users]).values_list("id", flat=True))
+    tokens = Token.objects.bulk_create([Token(key=secrets.token_hex(20), user_id=i) for i in ids], batch_size=1000)
+print("BENCH_TOKENS=" + json.dumps([t.key for t in tokens]))
+"""
+
+
+# --- what-if: candidate fixes applied to the workers only, without touching the app -------------
+# Each is a settings overlay written to a temporary directory; the workers import it instead of
+# config.settings. They exist to measure a proposed fix before it lands; once the app has it, the
+# switch changes nothing (or should be dropped from here).
+
+WHATIF_CHOICES = ("db-pool", "cache-pool", "sync-middleware", "layer-timeout", "pubsub", "no-health-summary")
+
+_WHATIF_SETTINGS = """
+import os
+from config.settings import *  # noqa: F401,F403
+from config.settings import CACHES, CHANNEL_LAYERS, DATABASES, INSTALLED_APPS, MIDDLEWARE, REDIS_URL
+
+_on = set(os.environ.get("BENCH_WHATIF", "").split(","))
+if "db-pool" in _on and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # One psycopg pool per process, shared by every request thread (Django >= 5.1).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 16, "timeout": 10}
+if "cache-pool" in _on and "RedisCache" in CACHES["default"]["BACKEND"]:
+    CACHES["default"]["BACKEND"] = "bench_whatif_support.SharedPoolRedisCache"
+if "sync-middleware" in _on:
+    MIDDLEWARE = [*MIDDLEWARE, "bench_whatif_support.SyncOnlyTail"]
+if "layer-timeout" in _on and REDIS_URL:
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 15}]
+if "no-health-summary" in _on:
+    # Measures what computing a health summary per console at delivery costs the delivery path.
+    INSTALLED_APPS = [*INSTALLED_APPS, "bench_whatif_support.NoHealthSummary"]
+if "pubsub" in _on and REDIS_URL:
+    CHANNEL_LAYERS["default"] = {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                   "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "onekey120")},
+    }
+"""
+
+_WHATIF_SUPPORT = """
+import threading
+
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+
+_POOLS = {}
+_LOCK = threading.Lock()
+
+
+class SharedPoolRedisCacheClient(RedisCacheClient):
+    # Django keeps one cache object per request context, so the stock client opens a new pool
+    # (and a new TCP connection to Redis) for every request. Keep one pool per process instead.
+    def _get_connection_pool(self, write):
+        url = self._servers[self._get_connection_pool_index(write)]
+        pool = _POOLS.get(url)
+        if pool is None:
+            with _LOCK:
+                pool = _POOLS.get(url)
+                if pool is None:
+                    pool = _POOLS[url] = self._pool_class.from_url(url, **self._pool_options)
+        return pool
+
+
+class SharedPoolRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = SharedPoolRedisCacheClient
+
+
+from django.apps import AppConfig
+
+
+class NoHealthSummary(AppConfig):
+    name = "bench_whatif_support"
+    label = "bench_whatif_support"
+
+    def ready(self):
+        try:
+            from dispatch import health
+        except ImportError:
+            return
+        if hasattr(health, "needs_summary"):
+            health.needs_summary = lambda *args, **kwargs: False
+
+
+class SyncOnlyTail:
+    # A sync-only innermost middleware: Django then runs the whole (sync) chain in the request's
+    # thread instead of hopping between the event loop and the thread for every middleware.
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+"""
+
+
+def whatif_env(env: dict[str, str], choices: list[str], directory: Path) -> dict[str, str]:
+    (directory / "bench_whatif_settings.py").write_text(_WHATIF_SETTINGS)
+    (directory / "bench_whatif_support.py").write_text(_WHATIF_SUPPORT)
+    worker_env = dict(env)
+    worker_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(directory), str(ROOT), env.get("PYTHONPATH", "")) if p)
+    worker_env["DJANGO_SETTINGS_MODULE"] = "bench_whatif_settings"
+    worker_env["BENCH_WHATIF"] = ",".join(choices)
+    return worker_env
+
+
+def code_under_test() -> str:
+    """Which code was measured: the commit, plus a fingerprint of uncommitted changes if any."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    status = git("status", "--porcelain", "--untracked-files=all")
+    if not status.strip():
+        return f"{head} (clean)"
+    digest = hashlib.sha1(git("diff", "HEAD").encode())
+    for line in sorted(status.splitlines()):
+        if line.startswith("??"):
+            path = ROOT / line[3:].strip()
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                pass
+    return f"{head} + {len(status.splitlines())} uncommitted file(s), fingerprint {digest.hexdigest()[:10]}"
+
+
+def bench_health_keys() -> dict[str, str]:
+    import base64
+
+    return {
+        "HEALTH_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "HEALTH_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+def create_citizens(env: dict[str, str], n: int) -> list[str]:
+    out = manage(env, "shell", "-c", _CREATE_CITIZENS.format(n=n))
+    for line in out.splitlines():
+        if line.startswith("BENCH_TOKENS="):
+            return json.loads(line.split("=", 1)[1])
+    raise RuntimeError(f"creating citizens printed no tokens:\n{out}")
+
+
+def pg_stat(env: dict[str, str]) -> str:
+    """Server-side connection churn during the run (sessions opened in the bench database)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)) as conn:
+            row = conn.execute(
+                "SELECT xact_commit, xact_rollback, sessions FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            return f"commits={row[0]} rollbacks={row[1]} sessions={row[2]}"
+    except Exception as exc:  # pragma: no cover - diagnostics only
+        return f"(pg_stat unavailable: {exc})"
+
+
+async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher_token: str, env) -> int:
+    run_id = secrets.token_hex(4)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=60)
+    timeout = httpx.Timeout(args.http_timeout)
+
+    def make_clients() -> list[httpx.AsyncClient]:
+        return [httpx.AsyncClient(base_url=s.url, limits=limits, timeout=timeout, http1=True, http2=False) for s in servers]
+
+    clients = make_clients()
+    consoles = [Console(index=i, worker=i % len(servers)) for i in range(args.consoles)]
+    try:
+        for c in consoles:
+            c.ws, _ready = await open_stream(servers[c.worker].ws_url, "/ws/dispatch/", dispatcher_token)
+            c.task = asyncio.create_task(console_reader(c))
+        PHASE["name"] = "warm-up"
+        print(f"{len(consoles)} consoles connected ({', '.join(str(sum(1 for c in consoles if c.worker == w)) for w in range(len(servers)))} per worker)")
+
+        # Warm-up (not measured): first requests import views, open Redis pools, fill caches.
+        if args.warmup > 0:
+            print(f"warm-up: {args.warmup:g}s of taps and health checks at {args.rate:g}/s (not counted)")
+            await run_taps(clients, tokens, args.rate, args.warmup, run_id, "warm")
+            await run_healthz(clients, args.rate, min(args.warmup, 2))
+            await asyncio.sleep(0.5)
+
+        before = pg_stat(env)
+        meter = CpuMeter([s.process.pid for s in servers])
+        PHASE["name"] = "taps"
+        print(f"measuring taps: {args.rate:g}/s for {args.duration:g}s ...")
+        sampler = Sampler([s.process.pid for s in servers], env["DATABASE_URL"])
+        lag = LoopLag()
+        lag.start()
+        sampler.start()
+        cpu0 = meter.snapshot()
+        tap_requests = await run_taps(clients, tokens, args.rate, args.duration, run_id, "tap")
+        cpu1 = meter.snapshot()
+        tap_peaks = await sampler.stop()
+        await lag.stop()
+        case_ids = {r.case_id for r in tap_requests if r.case_id is not None}
+        PHASE["name"] = "drain"
+        await drain(consoles, case_ids, args.drain)
+        after = pg_stat(env)
+        taps = summarise("sos", tap_requests, 201, lag.samples)
+        taps.cpu = CpuMeter.delta(cpu0, cpu1, len(tap_requests))
+        taps.peaks = tap_peaks
+
+        sent_at = {r.case_id: r.sent for r in tap_requests if r.case_id is not None}
+        for c in consoles:
+            c.latencies = [ms(c.received[cid] - sent_at[cid]) for cid in case_ids if cid in c.received]
+            taps.e2e.extend(c.latencies)
+            taps.duplicates += c.duplicates
+        missed_by_case = {cid for cid in case_ids if any(cid not in c.received for c in consoles)}
+        taps.lost_deliveries = sum(1 for c in consoles for cid in case_ids if cid not in c.received)
+        taps.lost_taps = taps.failed + len(missed_by_case)
+
+        waited = await settle(meter, 30.0)
+        if waited > 1:
+            print(f"(waited {waited:.1f}s for the workers to finish their backlog before the baseline)")
+        PHASE["name"] = "baseline"
+        # Fresh clients for the baseline: after an overloaded tap phase the old pools hold hundreds of
+        # connections, and httpcore scans all of them for every request (the client would then be
+        # the bottleneck). Warm the new ones briefly, unmeasured.
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
+        clients[:] = make_clients()
+        await run_healthz(clients, args.rate, 0.5)
+        print(f"measuring baseline: GET /healthz {args.rate:g}/s for {args.duration:g}s ...")
+        lag = LoopLag()
+        lag.start()
+        sampler.start()
+        cpu0 = meter.snapshot()
+        base_requests = await run_healthz(clients, args.rate, args.duration)
+        cpu1 = meter.snapshot()
+        base_peaks = await sampler.stop()
+        sampler.close()
+        await lag.stop()
+        base = summarise("healthz", base_requests, 200, lag.samples)
+        base.cpu = CpuMeter.delta(cpu0, cpu1, len(base_requests))
+        base.peaks = base_peaks
+
+        PHASE["name"] = "report"
+        print_table(args, taps, base, consoles)
+        print(f"  postgres (bench db) before taps: {before}; after: {after}")
+        print(f"  host load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(f"  code under test: {code_under_test()}")
+
+        p99 = percentile(taps.e2e, 99)
+        met = (
+            args.rate >= TARGET_RATE
+            and not math.isnan(p99)
+            and p99 < TARGET_P99_MS
+            and taps.lost_taps == 0
+            and taps.lost_deliveries == 0
+            and taps.achieved_rate >= 0.95 * args.rate
+        )
+        client_note = ""
+        if percentile(taps.lateness, 99) > 5 or percentile(taps.loop_lag, 99) > 5:
+            client_note = " (warning: the client itself lagged > 5 ms at p99; figures include client delay)"
+        verdict = "MET" if met else "MISSED"
+        whatif = f" [WHAT-IF {'+'.join(args.what_if)}, not the app as it is]" if args.what_if else ""
+        print(
+            f"\nVERDICT{whatif}: target {verdict} - tap->console p99 {fmt_ms(p99)} ms (target < {TARGET_P99_MS:g} ms) at "
+            f"{taps.achieved_rate:.1f} taps/s achieved of {args.rate:g} offered (target {TARGET_RATE:g}), "
+            f"{taps.lost_taps} taps lost, {taps.lost_deliveries} console deliveries missed; "
+            f"baseline /healthz p99 {fmt_ms(percentile(base.http, 99))} ms{client_note}"
+        )
+        return 0 if met else 1
+    finally:
+        for c in consoles:
+            if c.task:
+                c.task.cancel()
+
+        async def close(ws) -> None:
+            try:
+                await asyncio.wait_for(ws.close(), 1)
+            except BaseException:
+                pass
+
+        await asyncio.gather(*(close(c.ws) for c in consoles if c.ws is not None), return_exceptions=True)
+        await asyncio.gather(*(c.task for c in consoles if c.task), return_exceptions=True)
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
+
+
+def cleanup_redis(prefix: str) -> None:
+    try:
+        import redis
+
+        r = redis.Redis.from_url(redis_url())
+        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            r.delete(*keys)
+    except Exception as exc:  # pragma: no cover - best effort
+        print(f"(could not clean Redis keys {prefix}*: {exc})", file=sys.stderr)
+
+
+def stop_all(servers: list[DaphneServer], grace: float = 5.0) -> None:
+    """Stop every worker at once (an overloaded daphne can take its full close timeout to exit)."""
+    for server in servers:
+        if server.process is not None and server.process.poll() is None:
+            server.process.terminate()
+    deadline = time.monotonic() + grace
+    for server in servers:
+        if server.process is None:
+            continue
+        try:
+            server.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+        server.stop()  # reaps the process and closes its log
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rate", type=float, default=50.0, help="taps per second, open loop (default 50)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of measured load (default 20)")
+    p.add_argument("--consoles", type=int, default=10, help="dispatcher consoles, split across workers (default 10)")
+    p.add_argument("--citizens", type=int, default=500, help="simulated citizens, each with a token (default 500)")
+    p.add_argument("--workers", type=int, default=2, help="daphne workers (default 2)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured warm-up load (default 2)")
+    p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late console events (default 10)")
+    p.add_argument("--http-timeout", type=float, default=30.0, help="per-request timeout in seconds (default 30)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the workers, e.g. --env DB_CONN_MAX_AGE=60 (repeatable)",
+    )
+    p.add_argument(
+        "--what-if",
+        default="",
+        metavar="FIX[,FIX]",
+        help="measure candidate fixes on the workers without changing the app: " + ", ".join(WHATIF_CHOICES),
+    )
+    p.add_argument("--keep-logs", action="store_true", help="print the worker log paths and keep the logs")
+    args = p.parse_args(argv)
+    if args.rate <= 0 or args.duration <= 0 or args.consoles < 1 or args.citizens < 1 or args.workers < 1:
+        p.error("--rate, --duration, --consoles, --citizens and --workers must be positive")
+    args.what_if = [x.strip() for x in args.what_if.split(",") if x.strip()]
+    unknown = [x for x in args.what_if if x not in WHATIF_CHOICES]
+    if unknown:
+        p.error(f"--what-if: unknown {', '.join(unknown)}; choose from {', '.join(WHATIF_CHOICES)}")
+    for item in args.env:
+        if "=" not in item:
+            p.error(f"--env wants KEY=VALUE, got {item!r}")
+    return args
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        check_postgres()
+        check_redis()
+    except ServiceMissing as missing:
+        print(f"tap_to_console needs PostgreSQL and Redis: {missing}", file=sys.stderr)
+        print("Start them (see .ci/run) or point DATABASE_URL / POSTGRES_ADMIN_URL and REDIS_URL at them.", file=sys.stderr)
+        return 2
+
+    prefix = "bench" + secrets.token_hex(4)
+    servers: list[DaphneServer] = []
+    succeeded = False
+    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    try:
+        with postgres_database("onekey_bench") as database_url:
+            env = base_env(
+                DATABASE_URL=database_url,
+                REDIS_URL=redis_url(),
+                CHANNEL_LAYER_PREFIX=prefix,
+                SOS_RATE_LIMIT="100000/min",
+                LOG_LEVEL="WARNING",
+            )
+            # Health-archive keys: the workers refuse to start without them when DEBUG is off. A throwaway
+            # database gets throwaway keys (unless the caller's environment provides some).
+            for name, value in bench_health_keys().items():
+                env.setdefault(name, value)
+            env.update(dict(item.split("=", 1) for item in args.env))
+            t = time.perf_counter()
+            prepare_database(env)
+            tokens = create_citizens(env, args.citizens)
+            print(f"database ready (migrate + seed_demo + {len(tokens)} citizens) in {time.perf_counter() - t:.1f}s")
+            import tempfile
+
+            whatif_dir = Path(tempfile.mkdtemp(prefix="bench-whatif-"))
+            worker_env = whatif_env(env, args.what_if, whatif_dir) if args.what_if else env
+            try:
+                for w in range(args.workers):
+                    servers.append(DaphneServer(worker_env, log_dir=log_dir, name=f"bench-worker{w}").start())
+                notes = []
+                if args.env:
+                    notes.append(f"extra env: {' '.join(args.env)}")
+                if args.what_if:
+                    notes.append(f"WHAT-IF (not the app as it is): {', '.join(args.what_if)}")
+                print("workers: " + ", ".join(s.url for s in servers) + (f"  ({'; '.join(notes)})" if notes else ""))
+                dispatcher_token = login(servers[0].url, "dispatcher1")
+                code = asyncio.run(bench(args, servers, tokens, dispatcher_token, env))
+                for s in servers:
+                    if s.process.poll() is not None:
+                        print(f"worker {s.name} died during the run:\n{s.log_tail()}", file=sys.stderr)
+                        code = 1
+                if args.keep_logs:
+                    print("worker logs: " + ", ".join(str(s.log_path) for s in servers))
+                succeeded = True
+                return code
+            finally:
+                stop_all(servers)
+                import shutil
+
+                shutil.rmtree(whatif_dir, ignore_errors=True)
+                for s in servers:
+                    if succeeded and not args.keep_logs:
+                        try:
+                            s.log_path.unlink()
+                        except OSError:
+                            pass
+    except KeyboardInterrupt:
+        print("\ninterrupted: workers stopped, database dropped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        for s in servers:
+            print(f"--- {s.name} log ({s.log_path}) tail ---\n{s.log_tail()}", file=sys.stderr)
+        print(f"tap_to_console failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        cleanup_redis(prefix)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
