@@ -106,7 +106,9 @@ def _database() -> dict:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
     except Exception as exc:  # dj_database_url raises several types for a malformed URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
-    pool_size = env_int("DB_POOL_MAX_SIZE", 0, minimum=0, maximum=200)
+    # daphne runs each sync request in a thread of its own; without a pool every one opens a
+    # PostgreSQL connection and a burst of taps exhausts max_connections.
+    pool_size = env_int("DB_POOL_MAX_SIZE", 16, minimum=0, maximum=200)
     if pool_size and config["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI persistent connections leak per thread; a psycopg pool reuses them safely.
         config["CONN_MAX_AGE"] = 0

@@ -287,10 +287,18 @@ def grant_open(
             grant.save(update_fields=["closed_at"])
             grant = None
         if grant is None:
-            grant = AccessGrant.objects.create(
-                case_ref=case_ref, grantee=grantee, role=role, patient=patient, purpose=purpose,
-                opened_at=now, expires_at=now + grant_max_age(),
-            )
+            try:
+                # Two consoles of one reader on two workers open the same grant at once; the
+                # partial unique index lets one insert win and the other takes its row.
+                with transaction.atomic():
+                    grant = AccessGrant.objects.create(
+                        case_ref=case_ref, grantee=grantee, role=role, patient=patient, purpose=purpose,
+                        opened_at=now, expires_at=now + grant_max_age(),
+                    )
+            except IntegrityError:
+                grant = AccessGrant.objects.select_for_update().get(
+                    case_ref=case_ref, grantee=grantee, closed_at__isnull=True
+                )
         if override_reason and not grant.override_reason:
             grant.override_reason = override_reason
             grant.override_review = OverrideReview.PENDING

@@ -51,6 +51,7 @@ def base_env(**overrides: str) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
             # e2e runs share one Redis with whatever else runs here: keep our keys apart.
             "CHANNEL_LAYER_PREFIX": "e2e" + secrets.token_hex(4),
+            "DB_POOL_MAX_SIZE": "8",
         }
     )
     # Health-archive keys for the servers, if the test settings define them.

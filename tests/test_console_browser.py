@@ -264,7 +264,9 @@ def test_a_tap_appears_live_and_a_cancel_greys_it_out(page, site, citizen_token,
     expect(row.locator(".col-location")).to_contain_text("34.74660, 113.62530")
     expect(row.locator(".col-location")).to_contain_text("±15 m")
     expect(row.locator(".col-patient")).to_contain_text("Someone else 他人")
-    expect(row.locator(".col-health")).to_have_text("not the patient 非本人")  # from the event
+    expect(row.locator(".col-health")).to_have_text("—")  # read only when a dispatcher opens the case
+    expect(open_details(page, case["id"])).to_be_visible()
+    expect(row.locator(".col-health")).to_have_text("not the patient 非本人")
     expect(row.locator(".col-status")).to_contain_text("Received 已接警")
     # Rendered in the browser's time zone (Asia/Shanghai here), not UTC.
     expect(row.locator(".col-received")).to_have_text(local_hms(case["received_at"]))
@@ -370,9 +372,10 @@ def test_the_crew_and_the_hospital_update_the_row_live(page, site, citizen_token
     api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/assign", headers=as_dispatcher, json={"ambulance": unit["id"]})
     expect(row).to_have_attribute("data-status", "dispatched")
     # Details stay available once a unit is on its way: the health section, and which unit, no list.
-    expect(row.locator(".col-health")).to_have_text("no archive 无档案")
+    # The demo citizen keeps an archive shared with 120 (seed_demo): opening the case reads it.
     health = open_details(page, case["id"])
-    expect(health).to_contain_text("The caller has no health archive.")
+    expect(health).to_contain_text("Blood type 血型")
+    expect(row.locator(".col-health")).to_have_attribute("data-health", "available")
     panel = page.locator(f'tr.detail-row[data-case-id="{case["id"]}"]')
     expect(panel.locator(".unit-note")).to_contain_text(f"Unit assigned: 已派车： {unit['call_sign']}")
     expect(panel.locator(".rec-table")).to_have_count(0)
@@ -503,9 +506,9 @@ def test_the_console_reconnects_by_itself_and_resumes_what_it_missed(page, site,
     assert_same_document(page)
 
 
-def test_the_health_badge_arrives_with_the_live_row_and_the_panel_shows_the_summary(page, site):
-    """The case.created event carries the summary (read and logged for this dispatcher at delivery):
-    the badge fills at once and the panel shows it without another read."""
+def test_the_health_badge_fills_when_the_dispatcher_opens_the_case_and_the_panel_shows_the_summary(page, site):
+    """The dispatch stream carries no summary (every console would read every archive): the
+    dispatcher who opens the case reads it, once, and that read is logged as theirs."""
     from playwright.sync_api import expect
 
     citizen = citizen_with_archive(site, consent=True)
@@ -515,12 +518,15 @@ def test_the_health_badge_arrives_with_the_live_row_and_the_panel_shows_the_summ
     case = tap(site.url, citizen, complaint="breathing")
     row = row_of(page, case["id"])
     badge = row.locator(".col-health")
-    expect(badge).to_have_attribute("data-health", "available")
-    expect(badge.locator(".blood")).to_have_text("AB Rh−")
-    expect(badge.locator(".allergy-flag")).to_have_text("⚠ allergies 1 过敏")
+    expect(row).to_be_visible()
+    expect(badge).to_have_text("—")
+    assert access_log(site, citizen, case["id"]) == []
 
     health = open_details(page, case["id"])
     expect(health).to_be_visible()
+    expect(badge).to_have_attribute("data-health", "available")
+    expect(badge.locator(".blood")).to_have_text("AB Rh−")
+    expect(badge.locator(".allergy-flag")).to_have_text("⚠ allergies 1 过敏")
     severe = health.locator(".allergy.severe")
     expect(severe).to_contain_text("Zorblaxamine — purple Vexillum hives")
     expect(severe.locator(".sev-severe")).to_have_text("severe 重度")
@@ -542,8 +548,8 @@ def test_the_health_badge_arrives_with_the_live_row_and_the_panel_shows_the_summ
     expect(page.locator(f'tr.detail-row[data-case-id="{case["id"]}"] .rec-table tbody tr').first).to_be_visible()
     page.screenshot(path="/tmp/console-health.png", full_page=True)
 
-    # Nothing was read again: the summary came with the event, and that delivery is the one entry.
-    assert reads == []
+    # One read, by this dispatcher, when the case was opened: the one entry in the citizen's log.
+    assert len(reads) == 1
     [entry] = access_log(site, citizen, case["id"])
     assert (entry["reader"], entry["role"], entry["override"]) == (DISPATCHER, "dispatcher", False)
     assert_same_document(page)
@@ -556,9 +562,8 @@ def test_without_consent_the_dispatcher_can_declare_an_emergency_override(page, 
     open_console(page, site)
     case = tap(site.url, citizen, complaint="unconscious")
     row = row_of(page, case["id"])
-    expect(row.locator(".col-health")).to_have_text("no consent 未授权")
-
     health = open_details(page, case["id"])
+    expect(row.locator(".col-health")).to_have_text("no consent 未授权")
     expect(health).to_contain_text("has not consented")
     expect(health).not_to_contain_text("Zorblaxamine")
     health.get_by_role("button", name=re.compile("Emergency override")).click()

@@ -185,7 +185,7 @@ def test_it_ends_every_grant_when_the_case_closes(consenting, as_citizen, as_dis
 # --- streams: the summary is added for the recipient at delivery, never stored ----------------
 
 
-async def _first_event(path: str, token: str) -> dict:
+async def _events(path: str, token: str, count: int) -> list[dict]:
     communicator = WebsocketCommunicator(application, path)
     try:
         connected, _ = await communicator.connect(timeout=5)
@@ -193,28 +193,64 @@ async def _first_event(path: str, token: str) -> dict:
         await communicator.send_json_to({"type": "auth", "token": token})
         assert (await communicator.receive_json_from(timeout=5))["type"] == "ready"
         await communicator.send_json_to({"type": "resume", "since": 0})
-        return await communicator.receive_json_from(timeout=5)
+        return [await communicator.receive_json_from(timeout=5) for _ in range(count)]
     finally:
         await communicator.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_adds_the_summary_to_the_dispatchers_event_but_never_to_the_stored_event(
-    citizen, dispatcher, other_citizen
+async def test_it_adds_the_summary_to_the_crews_assignment_event_but_never_to_the_stored_event(
+    citizen, dispatcher, crew, ambulance
 ):
-    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async as sync_to_async  # closes its connections
 
     as_citizen = await sync_to_async(api_client)(citizen)
+    as_dispatcher = await sync_to_async(api_client)(dispatcher)
     await sync_to_async(lambda: as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json"))()
     case_id = (await sync_to_async(lambda: tap(as_citizen))()).json()["id"]
-    token = (await sync_to_async(Token.objects.get_or_create)(user=dispatcher))[0].key
+    await sync_to_async(assign)(as_dispatcher, case_id, ambulance)
+    crew_token = (await sync_to_async(Token.objects.get_or_create)(user=crew))[0].key
+    dispatcher_token = (await sync_to_async(Token.objects.get_or_create)(user=dispatcher))[0].key
 
-    frame = await _first_event("/ws/dispatch/", token)
-    assert frame["event"] == "case.created" and frame["data"]["id"] == case_id
-    assert frame["data"]["health_summary"]["summary"]["allergies"][0]["substance"] == "Zorblaxamine"
+    frames = await _events(f"/ws/ambulances/{ambulance.pk}/", crew_token, 1)
+    assert frames[0]["event"] == "case.assigned" and frames[0]["data"]["id"] == case_id
+    assert frames[0]["data"]["health_summary"]["summary"]["allergies"][0]["substance"] == "Zorblaxamine"
+    # The dispatcher's stream carries no summary: each dispatcher reads it by opening the case.
+    created = (await _events("/ws/dispatch/", dispatcher_token, 1))[0]
+    assert created["event"] == "case.created" and "health_summary" not in created["data"]
     stored = await sync_to_async(lambda: list(Event.objects.values_list("data", flat=True)))()
     assert stored and all("health_summary" not in data for data in stored)
     assert not any(word in json.dumps(stored, ensure_ascii=False) for word in DISTINCTIVE)
+    log = (await sync_to_async(lambda: as_citizen.get(LOG_URL))()).json()["entries"]
+    assert [entry["role"] for entry in log] == ["crew"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_opens_one_grant_when_two_consoles_of_one_reader_race(consenting, citizen, dispatcher):
+    import threading
+
+    from django.db import connection
+
+    from dispatch.health import health_summary_for
+    from dispatch.models import Case
+
+    case = Case.objects.get(pk=new_case(api_client(citizen)))
+    barrier, results = threading.Barrier(2), []
+
+    def read():
+        try:
+            barrier.wait(5)
+            results.append(health_summary_for(case=case, reader=dispatcher)["available"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [True, True]
+    assert AccessGrant.objects.filter(case_ref=f"case:{case.pk}", closed_at__isnull=True).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
