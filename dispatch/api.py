@@ -16,7 +16,7 @@ from dispatch import health, selectors, services
 from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.inputs import FixInputSerializer
-from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, CaseStatus, Hospital
+from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, CaseStatus, EdStatus, Hospital
 from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
 from dispatch.serializers import (
     AdmissionSerializer,
@@ -303,6 +303,34 @@ class HospitalListView(APIView):
     @extend_schema(summary="Hospitals", responses=HospitalSerializer(many=True))
     def get(self, request):
         return Response(HospitalSerializer(Hospital.objects.order_by("code"), many=True).data)
+
+
+class HospitalStatusInputSerializer(serializers.Serializer):
+    ed_status = serializers.ChoiceField(choices=EdStatus.choices, required=False)
+    ed_free_beds = serializers.IntegerField(min_value=0, max_value=10_000, required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send ed_status, ed_free_beds or both.")
+        return attrs
+
+
+class HospitalStatusView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="The emergency department declares diversion (分流) or its free beds",
+        request=HospitalStatusInputSerializer,
+        responses=HospitalSerializer,
+    )
+    def post(self, request, hospital_id: int):
+        get_object_or_404(Hospital, pk=hospital_id)
+        if not is_staff_of(request.user, hospital_id):
+            raise PermissionDenied("Only this hospital's staff may declare its emergency department's status.")
+        data = HospitalStatusInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hospital = services.hospital_set_status(hospital_id=hospital_id, **data.validated_data)
+        return Response(HospitalSerializer(hospital).data)
 
 
 class AdmissionWithHealthSerializer(AdmissionSerializer):

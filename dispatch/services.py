@@ -28,7 +28,13 @@ from dispatch.models import (
     UnitStatus,
 )
 from dispatch.selectors import current_case_of_unit, eta_seconds, open_admission_of_case, suggest_hospitals
-from dispatch.serializers import AdmissionSerializer, AmbulanceSerializer, CaseSerializer, CitizenCaseSerializer
+from dispatch.serializers import (
+    AdmissionSerializer,
+    AmbulanceSerializer,
+    CaseSerializer,
+    CitizenCaseSerializer,
+    HospitalSerializer,
+)
 
 CANCELLABLE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE)
 CALLER_MAY_MOVE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE)
@@ -397,3 +403,31 @@ def admission_acknowledge(*, admission_id: int, registration_no: str, user) -> A
         admission = Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
         emit(_admission_events(admission, "admission.acknowledged"), at=now)
         return admission
+
+
+def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_free_beds: int | None = None) -> Hospital:
+    """The emergency department declares diversion or its free beds; dispatch and crews route by it."""
+    now = timezone.now()
+    with transaction.atomic():
+        hospital = Hospital.objects.select_for_update().filter(pk=hospital_id).first()
+        if hospital is None:
+            raise NotFound(f"No hospital with id {hospital_id}.")
+        changed = []
+        if ed_status is not None and ed_status != hospital.ed_status:
+            hospital.ed_status = ed_status
+            changed.append("ed_status")
+        if ed_free_beds is not None and ed_free_beds != hospital.ed_free_beds:
+            hospital.ed_free_beds = ed_free_beds
+            changed.append("ed_free_beds")
+        if not changed:
+            return hospital
+        hospital.save(update_fields=changed)
+        data = HospitalSerializer(hospital).data
+        emit(
+            [
+                Outgoing(DISPATCH_STREAM, "hospital.status_changed", data),
+                Outgoing(hospital_stream(hospital.pk), "hospital.status_changed", data),
+            ],
+            at=now,
+        )
+        return hospital

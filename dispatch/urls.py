@@ -13,6 +13,7 @@ urlpatterns = [
     path("ambulances/<int:ambulance_id>/status", api.AmbulanceStatusView.as_view(), name="ambulance-status"),
     path("ambulances/<int:ambulance_id>/location", api.AmbulanceLocationView.as_view(), name="ambulance-location"),
     path("hospitals", api.HospitalListView.as_view(), name="hospitals"),
+    path("hospitals/<int:hospital_id>/status", api.HospitalStatusView.as_view(), name="hospital-status"),
     path("hospitals/<int:hospital_id>/admissions", api.HospitalAdmissionsView.as_view(), name="hospital-admissions"),
     path("admissions/<int:admission_id>/acknowledge", api.AcknowledgeView.as_view(), name="acknowledge"),
     path("admissions/<int:admission_id>/fhir", api.AdmissionFhirView.as_view(), name="admission-fhir"),
