@@ -475,7 +475,8 @@
 
   function applyEvent(type, data) {
     if (type.startsWith("case.")) {
-      // case.created carries this dispatcher's health summary (already read and logged for us).
+      // The dispatch stream carries no health summary today (the panel reads it, audited); should
+      // an event ever carry one, it was read and logged for this dispatcher, so show it.
       const { health_summary: health, ...caseData } = data;
       upsertCase(caseData, { authoritative: false, quiet: false });
       if (health) {
