@@ -166,6 +166,24 @@ def anonymous():
     return APIClient()
 
 
+@pytest.fixture
+def keyring_env(monkeypatch):
+    from health_records import keys
+
+    """Change the keys for one test; the process keyring is reloaded afterwards."""
+
+    def use(**values):
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        keys.reset_keyring()
+
+    yield use
+    keys.reset_keyring()
+
+
 def tap(client: APIClient, *, key: str | None = None, **body):
     """POST /api/v1/sos with sensible defaults (central Zhengzhou, WGS-84)."""
     payload = {"lat": 34.7466, "lon": 113.6253, **body}

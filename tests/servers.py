@@ -290,6 +290,20 @@ def login(base_url: str, username: str, password: str = DEMO_PASSWORD) -> str:
     return response.json()["token"]
 
 
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+async def register_citizen(http, *, prefix: str = "139", name: str = "E2E 市民") -> str:
+    """Register a fresh citizen through the API (a random mainland mobile number); return its token."""
+    phone = prefix + "".join(secrets.choice("0123456789") for _ in range(8))
+    response = await http.post(
+        "/api/v1/auth/register", json={"phone": phone, "password": "Tap-" + secrets.token_hex(6), "name": name}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
 async def open_stream(ws_base: str, path: str, token: str, *, since: int | None = None):
     """Connect, authenticate by first message, wait for ``ready``; optionally resume.
     Returns (websocket, ready_message)."""

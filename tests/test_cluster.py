@@ -19,6 +19,7 @@ import pytest
 from tests.servers import (
     Console,
     DaphneServer,
+    auth,
     base_env,
     check_postgres,
     check_redis,
@@ -27,6 +28,7 @@ from tests.servers import (
     manage,
     postgres_database,
     redis_url,
+    register_citizen,
     require,
     start_together,
 )
@@ -63,19 +65,6 @@ def cluster():
             yield Cluster(a, b, (login(a.url, "dispatcher1"), login(b.url, "dispatcher2")))
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}"}
-
-
-async def register_citizen(http: httpx.AsyncClient) -> str:
-    phone = "137" + "".join(secrets.choice("0123456789") for _ in range(8))
-    response = await http.post(
-        "/api/v1/auth/register", json={"phone": phone, "password": "Tap-" + secrets.token_hex(6), "name": "集群 市民"}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["token"]
-
-
 async def tap(http: httpx.AsyncClient, token: str) -> dict:
     response = await http.post("/api/v1/sos", json=CENTRAL, headers={**auth(token), "Idempotency-Key": secrets.token_hex(8)})
     assert response.status_code == 201, response.text
@@ -86,7 +75,7 @@ async def test_it_delivers_a_tap_on_worker_a_to_a_console_on_worker_b(cluster):
     console = await Console.open(cluster.b.ws_url, "/ws/dispatch/", cluster.dispatchers[1])
     try:
         async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a:
-            case = await tap(on_a, await register_citizen(on_a))
+            case = await tap(on_a, await register_citizen(on_a, prefix="137", name="集群 市民"))
         created = await console.until("case.created", lambda d: d["id"] == case["id"], timeout=5)
         assert created["seq"] == console.ready["last_seq"] + 1
     finally:
@@ -100,7 +89,7 @@ async def test_it_keeps_an_idle_console_open_and_delivering(cluster):
     try:
         await asyncio.sleep(7)
         async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a:
-            case = await tap(on_a, await register_citizen(on_a))
+            case = await tap(on_a, await register_citizen(on_a, prefix="137", name="集群 市民"))
         await console.until("case.created", lambda d: d["id"] == case["id"], timeout=5)
     finally:
         await console.close()
@@ -111,7 +100,7 @@ async def test_it_resumes_a_console_on_the_other_worker_without_gaps_or_duplicat
     async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a, httpx.AsyncClient(
         base_url=cluster.b.url, timeout=10
     ) as on_b:
-        citizen = await register_citizen(on_a)
+        citizen = await register_citizen(on_a, prefix="137", name="集群 市民")
         console = await Console.open(cluster.a.ws_url, "/ws/dispatch/", dispatcher)
         first = await tap(on_a, citizen)
         await console.until("case.created", lambda d: d["id"] == first["id"])
@@ -144,7 +133,7 @@ async def test_it_lets_exactly_one_of_two_dispatchers_on_two_workers_take_one_fr
         console = await Console.open(cluster.b.ws_url, "/ws/dispatch/", first_desk)
         try:
             for _round in range(3):
-                citizen = await register_citizen(on_a)
+                citizen = await register_citizen(on_a, prefix="137", name="集群 市民")
                 cases = [await tap(on_a, citizen), await tap(on_b, citizen)]
                 ranked = (await on_a.get(f"/api/v1/dispatch/cases/{cases[0]['id']}/recommendations", headers=auth(first_desk))).json()
                 unit_id = ranked[0]["ambulance"]["id"]

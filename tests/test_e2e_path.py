@@ -18,9 +18,10 @@ import pytest
 import websockets
 
 from tests.servers import (
-    DEMO_PASSWORD,
     Console,
+    DEMO_PASSWORD,
     DaphneServer,
+    auth,
     base_env,
     check_postgres,
     check_redis,
@@ -30,6 +31,7 @@ from tests.servers import (
     prepare_database,
     recv_json,
     redis_url,
+    register_citizen,
     require,
 )
 
@@ -67,19 +69,6 @@ def server(tmp_path_factory):
 def tokens(server):
     """Demo staff tokens, fetched once."""
     return {"dispatcher": login(server.url, "dispatcher1")}
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}"}
-
-
-async def register_citizen(http: httpx.AsyncClient) -> str:
-    phone = "139" + "".join(secrets.choice("0123456789") for _ in range(8))
-    response = await http.post(
-        "/api/v1/auth/register", json={"phone": phone, "password": "Tap-" + secrets.token_hex(6), "name": "E2E 市民"}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["token"]
 
 
 async def tap(http: httpx.AsyncClient, token: str, **body) -> dict:

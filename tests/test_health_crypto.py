@@ -22,22 +22,6 @@ OTHER_KEY = base64.b64encode(b"k" * 32).decode()
 TEST_KEY = os.environ["HEALTH_KEYS"].split(":", 1)[1]
 
 
-@pytest.fixture
-def keyring_env(monkeypatch):
-    """Change the keys for one test; the process keyring is reloaded afterwards."""
-
-    def use(**values):
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        keys.reset_keyring()
-
-    yield use
-    keys.reset_keyring()
-
-
 def _alarms(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno == logging.CRITICAL and r.name == "health_records.alarm"]
 

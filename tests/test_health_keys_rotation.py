@@ -30,20 +30,6 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-@pytest.fixture
-def keyring_env(monkeypatch):
-    def use(**values):
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        keys.reset_keyring()
-
-    yield use
-    keys.reset_keyring()
-
-
 def test_it_reads_several_keys_and_takes_the_last_listed_as_primary():
     ring = keys.load_keyring({"HEALTH_KEYS": f"a:{_b64(b'a' * 32)}, b:{_b64(b'b' * 32)}", "HEALTH_BLIND_INDEX_KEY": BLIND}, debug=False)
     assert ring.ids == ["a", "b"] and ring.primary_id == "b" and ring.source == "environment"
