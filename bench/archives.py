@@ -20,6 +20,7 @@ import base64
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -273,7 +274,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=20000, help="timed operations per crypto case")
     parser.add_argument("--reads", type=int, default=3000, help="timed authorised reads")
-    parser.add_argument("--data-dir", default="/tmp/onekey-bench", help="where the synthetic file is cached")
+    parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "onekey-bench"), help="where the synthetic file is cached")
     parser.add_argument("--no-rerun", action="store_true", help="skip the idempotent re-import")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--force", action="store_true", help="allow a database not named onekey_bench*")

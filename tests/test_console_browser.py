@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,9 @@ import pytest
 from health_records.synthetic import national_id
 from tests.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, login, prepare_database
 from tests.test_health_archive_api import sample_archive
+
+# Screenshots for a person to look at; never asserted on.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or tempfile.gettempdir())
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -314,7 +318,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     first_call_sign = units.nth(0).locator(".call-sign").inner_text()
     expect(units.nth(0)).to_contain_text(re.compile(r"\d+(\.\d)? k?m"))
     expect(units.nth(0)).to_contain_text(re.compile(r"\d+ (min|s)"))
-    page.screenshot(path="/tmp/console-recommend.png")
+    page.screenshot(path=SCREENSHOTS / "console-recommend.png")
 
     # A second dispatcher takes the top unit for another case in the instant between the click and
     # the request: the server answers 409 and the page says so.
@@ -352,7 +356,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     expect(row.locator(".col-waiting")).to_have_text(re.compile(r"^\d+:\d\d to dispatch 派车用时$"))
     expect(panel).to_have_count(0)
 
-    page.screenshot(path="/tmp/console.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "console.png", full_page=True)
     assert page.evaluate("window.oneKeyConsole.lastSeq") == dispatch_last_seq(site.url, dispatcher_token)
     assert_same_document(page)
 
@@ -546,7 +550,7 @@ def test_the_health_badge_fills_when_the_dispatcher_opens_the_case_and_the_panel
     expect(health.locator(".override-note")).to_have_count(0)
     # The units follow below the health section.
     expect(page.locator(f'tr.detail-row[data-case-id="{case["id"]}"] .rec-table tbody tr').first).to_be_visible()
-    page.screenshot(path="/tmp/console-health.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "console-health.png", full_page=True)
 
     # One read, by this dispatcher, when the case was opened: the one entry in the citizen's log.
     assert len(reads) == 1
@@ -620,7 +624,7 @@ def test_without_consent_the_dispatcher_can_declare_an_emergency_override(page, 
     expect(health.get_by_label(re.compile("Reason for emergency access"))).to_have_count(0)
     expect(row.locator(".col-health .blood")).to_have_text("AB Rh−")
     expect(row.locator(".col-health .override-flag")).to_have_text("override 紧急授权")
-    page.screenshot(path="/tmp/console-health-override.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "console-health-override.png", full_page=True)
 
     # Three tries reached the server or the route; only the last was granted, and logged as an override.
     assert len(posts) == 3
