@@ -139,7 +139,7 @@ def case_create(
                 updated_at=now,
             )
             _store_fix(case, fix, now)
-            case = _reload_case(case.pk)
+            # No reload: create() already holds the caller, and a new case has no unit or hospital.
             emit(_case_events(case, "case.created"), at=now)
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer with its case.
@@ -187,9 +187,10 @@ def case_add_location(*, case_id: int, fix: Fix) -> Case:
             case.lat, case.lon, case.accuracy_m = fix.lat, fix.lon, fix.accuracy_m
             case.updated_at = now
             case.save(update_fields=["lat", "lon", "accuracy_m", "updated_at"])
-            case = _reload_case(case.pk)
+        case = _reload_case(case.pk)
+        if is_newer:
             emit(_case_events(case, "case.location_updated"), at=now)
-        return _reload_case(case.pk)
+        return case
 
 
 def case_cancel(*, case_id: int, reason: str = "") -> Case:
