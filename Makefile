@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Development server: SQLite and the in-memory channel layer unless DATABASE_URL / REDIS_URL say otherwise.
+# Plain HTTP on loopback, so HTTPS=0 (the production default is HTTPS behind nginx; see deploy/).
 run: venv
-	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
-	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput -v0
+	@DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py migrate --noinput
+	@DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py seed_demo
+	@DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "One-key 120 is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Dispatcher console 调度台:  http://127.0.0.1:$(PORT)/console/dispatch/   (dispatcher1 / onekey120-demo)"
@@ -31,18 +32,19 @@ run: venv
 	@echo "  Demo logins (password onekey120-demo): dispatcher1; crews by call sign (ZZ120-JS-1-1);"
 	@echo "  hospitals by code (HPPH, FAHZU-HY, ...); citizen 13800138000"
 	@echo ""
-	DEBUG=$${DEBUG:-1} exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+	DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
 
 # The whole suite. SQLite + in-memory layer by default; PostgreSQL + Redis with DATABASE_URL / REDIS_URL.
 test: venv
 	@bash scripts/install_browser.sh
+	@bash scripts/install_nginx.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: venv
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py migrate --noinput
 
 seed: venv
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
+	DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py seed_demo
 
 bench: venv
 	$(BIN)/python bench/tap_to_console.py

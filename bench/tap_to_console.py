@@ -492,11 +492,14 @@ def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> 
 # --- orchestration ------------------------------------------------------------------------------
 
 _CREATE_CITIZENS = """
-import json, secrets
+import json
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from accounts.models import Role, User
-from rest_framework.authtoken.models import Token
+from datetime import timedelta
+from django.utils import timezone
+from accounts.models import ApiToken
+from accounts.tokens import hash_key, new_key
 n = {n}
 unusable = make_password(None)  # no hashing cost: these citizens only ever use their token
 with transaction.atomic():
@@ -506,8 +509,13 @@ with transaction.atomic():
         batch_size=1000,
     )
     ids = list(User.objects.filter(username__in=[u.username for u in users]).values_list("id", flat=True))
-    tokens = Token.objects.bulk_create([Token(key=secrets.token_hex(20), user_id=i) for i in ids], batch_size=1000)
-print("BENCH_TOKENS=" + json.dumps([t.key for t in tokens]))
+    keys = [new_key() for _ in ids]
+    expires = timezone.now() + timedelta(days=1)
+    ApiToken.objects.bulk_create(
+        [ApiToken(key_hash=hash_key(k), user_id=i, label="bench", expires_at=expires) for k, i in zip(keys, ids)],
+        batch_size=1000,
+    )
+print("BENCH_TOKENS=" + json.dumps(keys))
 """
 
 
@@ -640,11 +648,21 @@ def code_under_test() -> str:
 
 
 def bench_health_keys() -> dict[str, str]:
+    """Throwaway health-archive and access-log keys, and a checkpoint directory removed at exit."""
+    import atexit
     import base64
+    import shutil
+    import tempfile
 
+    checkpoints = tempfile.mkdtemp(prefix="bench-checkpoints-")
+    atexit.register(shutil.rmtree, checkpoints, True)
     return {
         "HEALTH_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "HEALTH_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ACCESS_LOG_HMAC_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Any 32 random bytes are a raw Ed25519 private key.
+        "ACCESS_LOG_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ACCESS_LOG_CHECKPOINT_DIR": checkpoints,
     }
 
 

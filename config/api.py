@@ -7,9 +7,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.client_ip import request_client_ip
 from dispatch import errors
 
 _DOMAIN_STATUS = {
@@ -60,7 +61,9 @@ class JSONParser(parsers.JSONParser):
 
 
 class AuthThrottle(AnonRateThrottle):
-    """Login and registration attempts per client address (AUTH_RATE_LIMIT)."""
+    """Login and registration attempts per client address (AUTH_RATE_LIMIT). The address is the
+    socket peer unless a trusted proxy forwarded the request (config.client_ip): DRF's get_ident
+    believes any X-Forwarded-For, which let a client pick a fresh address per guess."""
 
     scope = "auth"
 
@@ -68,7 +71,27 @@ class AuthThrottle(AnonRateThrottle):
         return settings.AUTH_RATE_LIMIT
 
     def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": request_client_ip(request)}
+
+
+class RegisterPhoneThrottle(SimpleRateThrottle):
+    """Registrations per phone number (REGISTER_PHONE_RATE_LIMIT), whatever the address: probing
+    one number from many addresses is limited too."""
+
+    scope = "register_phone"
+
+    def get_rate(self):
+        return settings.REGISTER_PHONE_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        from accounts.services import normalize_phone
+
+        data = request.data if isinstance(request.data, dict) else {}
+        phone = data.get("phone")
+        normalized = normalize_phone(phone) if isinstance(phone, str) and len(phone) <= 40 else None
+        if normalized is None:
+            return None  # not a number anyone could register; the serializer refuses it
+        return self.cache_format % {"scope": self.scope, "ident": normalized}
 
 
 class SosThrottle(UserRateThrottle):

@@ -11,8 +11,11 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from config.ws_origin import OriginCheckMiddleware  # noqa: E402
+from config.ws_origin import OriginCheckMiddleware, configured_origins  # noqa: E402
 from dispatch.routing import websocket_urlpatterns  # noqa: E402
+
+# A mistyped origin must stop the worker at start, not refuse every browser console later.
+configured_origins()
 
 application = ProtocolTypeRouter(
     {

@@ -60,3 +60,74 @@ def _too_large(limit: int) -> JsonResponse:
     return JsonResponse(
         {"detail": f"Request body is larger than {limit} bytes.", "code": "request_too_large"}, status=413
     )
+
+
+def _is_database_unavailable(exc: BaseException | None) -> bool:
+    from django.db import InterfaceError, OperationalError
+
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # SQLite-only installs
+        PoolTimeout = OperationalError  # noqa: N806
+    while exc is not None:
+        if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = JsonResponse(
+        {
+            "detail": "The service cannot reach its database right now. Nothing was saved; try again shortly.",
+            "code": "database_unavailable",
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(settings.DB_UNAVAILABLE_RETRY_AFTER_S)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database outage answers 503 + Retry-After, not a 500 with a traceback.
+
+    A client (the citizen app above all) can tell "try again in a moment" from "this request is
+    wrong". Every write runs in ``transaction.atomic``, so an outage mid-request rolls the whole
+    change back: "Nothing was saved" is true. Errors raised by the view arrive here through
+    ``process_exception``; ones raised outside it (session save, middleware) are turned into
+    responses by Django before any middleware sees them, so ``handler500`` (config/urls.py) maps
+    those with the same function.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if _is_database_unavailable(exception):
+            _log_outage(request, exception)
+            return database_unavailable_response()
+        return None
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: the 503 above for a database outage, Django's plain 500 page otherwise."""
+    import sys
+
+    from django.views.defaults import server_error as django_server_error
+
+    exception = sys.exc_info()[1]
+    if _is_database_unavailable(exception):
+        return database_unavailable_response()
+    return django_server_error(request, *args, **kwargs)
+
+
+def _log_outage(request, exception) -> None:
+    import logging
+
+    # One line, no traceback: during an outage every request fails the same way.
+    logging.getLogger("config.database").warning(
+        "database unavailable: %s %s -> 503 (%s)", request.method, request.path, type(exception).__name__
+    )

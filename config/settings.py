@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -51,10 +54,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "accounts",
     "health_records",
     "dispatch",
@@ -62,9 +65,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.ApiNotFoundMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +104,11 @@ TEMPLATES = [
 ]
 
 
+# Read whatever the engine, so a typo fails on a laptop's SQLite too, not first in production.
+DB_POOL_TIMEOUT_S = env_float("DB_POOL_TIMEOUT_S", 2.0, minimum=0.1, maximum=60.0)
+DB_CONNECT_TIMEOUT_S = env_int("DB_CONNECT_TIMEOUT_S", 2, minimum=2, maximum=60)
+
+
 def _database() -> dict:
     url = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     scheme = urlparse(url).scheme
@@ -112,7 +124,18 @@ def _database() -> dict:
     if pool_size and config["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI persistent connections leak per thread; a psycopg pool reuses them safely.
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["pool"] = {"min_size": min(2, pool_size), "max_size": pool_size, "timeout": 10}
+        # A short wait for a pooled connection: during a database outage a request answers 503
+        # (config.middleware) in about this long instead of hanging. Health checks make the pool
+        # test a connection before handing it out, so ones an outage broke are replaced, not served.
+        config["CONN_HEALTH_CHECKS"] = True
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, pool_size),
+            "max_size": pool_size,
+            "timeout": DB_POOL_TIMEOUT_S,
+        }
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # libpq's own limit (whole seconds, at least 2) on opening a connection to an unreachable server.
+        config.setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_S
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes the write lock at BEGIN, so two racing transactions serialize
         # instead of failing late with "database is locked" on upgrade.
@@ -147,9 +170,12 @@ if REDIS_URL:
     # Throttle counters must be shared by every worker, or each worker grants its own quota.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Fails open when Redis is down (config/cache.py): a cache outage must not refuse taps.
+            "BACKEND": "config.cache.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CHANNEL_LAYER_PREFIX", "onekey120"),
+            # A Redis that hangs instead of refusing must not hang the request either.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -170,7 +196,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic gathers the files nginx serves (deploy/): anywhere the web server can read.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -182,11 +209,44 @@ MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 AUTH_RATE_LIMIT = env_rate("AUTH_RATE_LIMIT", "20/min")
+
+# --- Client address, login lockout, API tokens (README: Configuration) ---------------------------
+# X-Forwarded-For is believed only from these peers (IPs or CIDRs, e.g. the nginx in front); empty
+# trusts nobody and the socket peer is the client (config.client_ip).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES entry {_proxy!r} is not an IP address or CIDR") from None
+# Failed sign-ins on /api/v1/auth/token, /accounts/login/ and /admin/login/ (accounts.lockout
+# explains the three counters and why the per-account one is high and spares known addresses).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=3, maximum=1000)  # one account at one address
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30, minimum=3, maximum=100_000)  # any account
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 100, minimum=3, maximum=100_000)  # any address
+LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30, minimum=0, maximum=3650)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "accounts.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]  # order used by LockoutHandler
+AXES_FAILURE_LIMIT = "accounts.lockout.failure_limit"  # = LOGIN_FAILURE_LIMIT, read per call
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+# Attempts while locked are not counted, so the lock ends one cool-off after the last counted guess.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.request_client_ip"
+AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+REGISTER_PHONE_RATE_LIMIT = env_rate("REGISTER_PHONE_RATE_LIMIT", "5/hour")
+# Token lifetimes: staff a 12-hour shift plus handover; citizens weeks (the SOS button must work).
+TOKEN_TTL_STAFF_HOURS = env_int("TOKEN_TTL_STAFF_HOURS", 14, minimum=1, maximum=24 * 31)
+TOKEN_TTL_CITIZEN_DAYS = env_int("TOKEN_TTL_CITIZEN_DAYS", 30, minimum=1, maximum=365)
 SOS_RATE_LIMIT = env_rate("SOS_RATE_LIMIT", "10/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -226,24 +286,109 @@ WS_AUTH_TIMEOUT_S = env_float("WS_AUTH_TIMEOUT_S", 10.0, minimum=0.5, maximum=12
 # Each socket re-joins its group and catches up from the log this often (0 = never): a lost
 # last doorbell, or a group membership Redis expired, cannot leave a console silently stale.
 WS_CATCHUP_S = env_float("WS_CATCHUP_S", 30.0, minimum=0.0, maximum=3600.0)
+# Each authenticated socket re-validates its user, token or session and stream binding this often
+# (0 = never): the close message on deactivation/revocation is at most once, this is the backstop.
+WS_AUTH_RECHECK_S = env_float("WS_AUTH_RECHECK_S", 15.0, minimum=0.0, maximum=3600.0)
 # A console further behind than this is told to resync from a snapshot instead of replaying.
 WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 
 # Health archives: keys are read by health_records.keys (HEALTH_KEYS, HEALTH_BLIND_INDEX_KEY).
 # A grant normally ends with its case; this is the safety net for a case that never closes.
 HEALTH_GRANT_MAX_HOURS = env_int("HEALTH_GRANT_MAX_HOURS", 24, minimum=1, maximum=168)
+# Signed checkpoints of the access log (health_records.audit): files in a directory the database
+# user cannot rewrite. Required when DEBUG is off and appends write checkpoints (EVERY > 0).
+ACCESS_LOG_CHECKPOINT_DIR = env_str(
+    "ACCESS_LOG_CHECKPOINT_DIR", str(BASE_DIR / ".secrets" / "access-log-checkpoints") if DEBUG else None
+) or None
+# The append that lands on a multiple of this writes a checkpoint after commit (0 = only the command).
+ACCESS_LOG_CHECKPOINT_EVERY = env_int("ACCESS_LOG_CHECKPOINT_EVERY", 1000, minimum=0, maximum=10_000_000)
 
 DEMO_PASSWORD = "onekey120-demo"
 
+# --- Logs: one JSON object a line in production (LOG_FORMAT=json), plain text in development.
+LOG_FORMAT = (env_str("LOG_FORMAT") or ("plain" if DEBUG else "json")).strip().lower()
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format; use json or plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "config.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        # At DEBUG these print every SQL statement with its parameters (token keys, password
+        # hashes, sealed archives) and every websocket frame: never, whatever LOG_LEVEL says.
+        "django.db.backends": {"level": "INFO"},
+        "psycopg": {"level": "INFO"},
+        "channels_redis": {"level": "INFO"},
+        "asyncio": {"level": "WARNING"},
+        "django.template": {"level": "INFO"},
+    },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    CSRF_COOKIE_HTTPONLY = False
+# Python warnings become log records, so they come out formatted (and redacted) like the rest.
+logging.captureWarnings(True)
+
+# --- HTTPS and browser security. Secure is the default; an operator opts OUT with HTTPS=0 (a
+# plain-HTTP test run or a private network), which `make run` and the tests do.
+HTTPS = env_bool("HTTPS", True)
+SECURE_SSL_REDIRECT = HTTPS
+# The health probe is answered on plain HTTP too: systemd, the load balancer and the test helpers
+# ask daphne directly on loopback, where there is no TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# The console's script reads the CSRF token from this cookie; HttpOnly would protect nothing
+# (the token is in every form of the page anyway).
+CSRF_COOKIE_HTTPONLY = False
+if HTTPS:
+    # TLS ends at nginx, which sets X-Forwarded-Proto itself (deploy/nginx.conf.template,
+    # overwriting whatever the client sent). Trusting the header is safe ONLY because daphne
+    # listens on loopback behind nginx: no client can reach daphne to forge it. Bind daphne to a
+    # public address and this header becomes a lie anyone can tell.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS: one year. Subdomains are included and the preload token is sent by default, because a
+# 120 service has no business on plain HTTP anywhere under its domain; the token alone changes
+# nothing until an operator submits the domain to the browsers' preload list (hstspreload.org),
+# which is a deliberate, hard-to-undo step. An operator who serves plain-HTTP subdomains sets
+# HSTS_INCLUDE_SUBDOMAINS=0 / HSTS_PRELOAD=0 (check --deploy then warns, as it should).
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp 4): only our own scripts, styles and connections, no inline
+# script anywhere. The console passes data by json_script (a JSON island, not script) and data-*
+# attributes; the API docs use drf-spectacular's split Swagger view for the same reason.
+# 'self' in connect-src covers the console's ws:/wss: socket to the same host (CSP level 3).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- Metrics (/metrics, Prometheus format): staff sessions, or this bearer token for the scraper.
+METRICS_TOKEN = env_str("METRICS_TOKEN") or None
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN is too short: use at least 24 random characters")
+# What a 503 for a database outage tells the client to wait before retrying.
+DB_UNAVAILABLE_RETRY_AFTER_S = env_int("DB_UNAVAILABLE_RETRY_AFTER_S", 5, minimum=1, maximum=3600)

@@ -12,10 +12,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import health, selectors, services
+from dispatch import geo, health, selectors, services
 from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
-from dispatch.inputs import FixInputSerializer
+from dispatch.inputs import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_MIN_LETTERS, FixInputSerializer, validate_reason_words
 from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, CaseStatus, EdStatus, Hospital
 from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
 from dispatch.serializers import (
@@ -67,7 +67,7 @@ class HospitalSuggestionSerializer(serializers.Serializer):
 class HealthSummaryBlockSerializer(serializers.Serializer):
     available = serializers.BooleanField()
     reason = serializers.ChoiceField(
-        choices=["not_for_self", "not_on_case", "no_archive", "no_consent", "no_grant", "grant_closed", "grant_expired", "wrong_patient", "unavailable"],
+        choices=["not_for_self", "not_on_case", "no_archive", "no_consent", "no_grant", "grant_closed", "grant_expired", "wrong_patient", "reader_inactive", "unavailable"],
         required=False,
         help_text="Why no summary is shown.",
     )
@@ -140,7 +140,14 @@ class CaseWithHealthSerializer(CaseDetailSerializer):
 
 
 class OverrideInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(min_length=5, max_length=500, help_text="Why the archive is needed without consent.")
+    reason = serializers.CharField(
+        max_length=REASON_MAX_LENGTH,
+        help_text=f"Why the archive is needed without consent, in words: at least {REASON_MIN_LENGTH} characters, "
+        f"{REASON_MIN_LETTERS} or more of them letters (any script).",
+    )
+
+    def validate_reason(self, value: str) -> str:
+        return validate_reason_words(value)
 
 
 def _case_or_404(case_id: int):
@@ -172,12 +179,13 @@ class HealthOverrideView(APIView):
     )
     def post(self, request, case_id: int):
         case = _case_or_404(case_id)
-        data = OverrideInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        # What no reason can change is said first, so nobody writes a justification for nothing.
         if case.status not in ACTIVE_CASE_STATUSES:
             raise Conflict(f"The case is {case.status}; its health data is closed.", code="case_not_open")
         if not case.for_self:
             raise Conflict("The caller called for someone else; their archive is not the patient's.", code="not_for_self")
+        data = OverrideInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         return Response(health.health_summary_for(case=case, reader=request.user, override_reason=data.validated_data["reason"]))
 
 
@@ -189,6 +197,13 @@ class RecommendationsView(APIView):
         case = selectors.case_for_staff(case_id)
         if case is None:
             raise NotFound(f"No case with id {case_id}.")
+        if not geo.is_valid_point(case.lat, case.lon):
+            # A row written before positions were validated (or by hand): say so, do not crash.
+            raise Conflict(
+                "The case's stored position is not a valid WGS-84 point, so no unit can be ranked for it; "
+                "assign a unit by hand or wait for the caller's next location.",
+                code="case_position_invalid",
+            )
         ranked = selectors.recommend_units(lat=case.lat, lon=case.lon)
         return Response(
             [

@@ -14,12 +14,19 @@ import asyncio
 import json
 import logging
 import random
+import traceback
+from dataclasses import dataclass, field
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from rest_framework.authtoken.models import Token
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
 
+from accounts import tokens
+from accounts.sockets import session_fingerprint, user_group
+from config import metrics
 from dispatch import health, selectors
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, case_stream, group_name, hospital_stream, wire_event
 from dispatch.models import Ambulance, Case, Hospital
@@ -33,6 +40,15 @@ CLOSE_AUTH_FAILED = 4002
 CLOSE_FORBIDDEN = 4003
 CLOSE_NOT_FOUND = 4004
 CLOSE_AUTH_TIMEOUT = 4008
+CLOSE_MESSAGE_TOO_LARGE = 4009
+# The account was deactivated or deleted, its role changed, or the token or session that opened
+# the socket was revoked, expired or signed out: authenticate again (a new sign-in), do not retry.
+CLOSE_SESSION_ENDED = 4010
+# The server could not handle a message; reconnecting (and resuming) is safe.
+CLOSE_INTERNAL_ERROR = 4011
+
+# Client frames are tiny (auth, resume, ping); anything bigger is not one of ours.
+MAX_CLIENT_FRAME = 4096
 
 REPLAY_PAGE = 500
 # Seconds between catch-up checks on an authenticated socket (see the module docstring); 0 = off.
@@ -40,6 +56,18 @@ DEFAULT_CATCHUP_S = 30.0
 # A console further behind than this many events is told to resync (refetch its snapshot, one
 # query) rather than fed the backlog one frame at a time.
 DEFAULT_MAX_REPLAY = 5000
+# Seconds between re-validations of an authenticated socket's user, token or session; 0 = off.
+DEFAULT_AUTH_RECHECK_S = 15.0
+
+
+SESSION_ENDED_DETAIL = {
+    "deactivated": "This account was deactivated.",
+    "deleted": "This account no longer exists.",
+    "role_changed": "This account's role changed; sign in again.",
+    "token_revoked": "The token this connection used was revoked or has expired; sign in again.",
+    "logged_out": "You signed out; sign in again.",
+    "session_expired": "Your session has ended; sign in again.",
+}
 
 
 class Denied(Exception):
@@ -48,19 +76,74 @@ class Denied(Exception):
         self.code, self.detail, self.close_code = code, detail, close_code
 
 
-@database_sync_to_async
-def _user_for_token(key: str):
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+class SocketEnded(Exception):
+    """Raised after the socket was closed mid-delivery, to unwind whatever was sending."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who opened this socket and with what, as it was when the socket was authorized. Holds no
+    credential: a token is rechecked by its id, a session by its key (server-side)."""
+
+    user_id: int
+    role: str
+    token_id: int | None = None
+    session_key: str | None = field(default=None, repr=False)  # a credential: never in a log line
+
+    @property
+    def session(self) -> str | None:
+        return session_fingerprint(self.session_key) if self.session_key else None
+
+
+def usable_token(token: object) -> bool:
+    # Printable ASCII only, checked before any query (PostgreSQL refuses NUL outright).
+    return isinstance(token, str) and 0 < len(token) <= 128 and all(33 <= ord(ch) <= 126 for ch in token)
+
+
+def recheck_principal(principal: Principal):
+    """Runs in a thread. ``(user, None)`` while the principal still holds, else ``(None, reason)``."""
+    user = get_user_model().objects.filter(pk=principal.user_id).first()
+    if user is None:
+        return None, "deleted"
+    if not user.is_active:
+        return None, "deactivated"
+    if user.role != principal.role:
+        return None, "role_changed"
+    if principal.token_id is not None and not tokens.token_is_live(principal.token_id):
+        return None, "token_revoked"
+    if principal.session_key is not None and not _session_still_signs_in(principal.session_key, user):
+        return None, "session_expired"
+    return user, None
+
+
+def _session_still_signs_in(session_key: str, user) -> bool:
+    """The session still exists, unexpired, for this user, with this password (Django's check)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    data = store.load()
+    if str(data.get(SESSION_KEY)) != str(user.pk):
+        return False
+    stored_hash = data.get(HASH_SESSION_KEY) or ""
+    if constant_time_compare(stored_hash, user.get_session_auth_hash()):
+        return True
+    return any(
+        constant_time_compare(stored_hash, user._get_session_auth_hash(secret=secret))
+        for secret in getattr(settings, "SECRET_KEY_FALLBACKS", [])
+    )
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
-    """Base: authenticate (session or first message), authorize one stream, then deliver."""
+    """Base: authenticate (session or first message), authorize one stream, then deliver.
+
+    After authorization the socket also belongs to its user's group (accounts.sockets): a
+    deactivation, role change, revocation or logout closes it with ``session_ended`` / 4010. As
+    that message is at most once, the principal is also re-validated every ``WS_AUTH_RECHECK_S``
+    and before any health summary is attached."""
 
     stream: str | None = None
     sent_seq: int = 0
+    # The metrics label of this stream kind (dispatch, ambulance, hospital, case).
+    kind: str = "unknown"
+    _counted: bool = False
 
     # -- subclasses ---------------------------------------------------------------------------
 
@@ -74,13 +157,21 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.stream = None
         self.sent_seq = 0
         self._closing = False
+        self._closed = False
         self._auth_timer = None
         self._catchup_task = None
+        self._recheck_task = None
+        self._principal: Principal | None = None
+        self._user_group: str | None = None
         self._lock = asyncio.Lock()
         await self.accept()
+        metrics.ws_opened(self.kind)
+        self._counted = True
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            await self._start(user)
+            session = self.scope.get("session")
+            principal = Principal(user_id=user.pk, role=user.role, session_key=getattr(session, "session_key", None))
+            await self._guarded(self._start(principal))
         else:
             self._auth_timer = asyncio.get_running_loop().call_later(
                 settings.WS_AUTH_TIMEOUT_S, lambda: asyncio.ensure_future(self._auth_timeout())
@@ -88,51 +179,106 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self._closing = True
+        self._closed = True
+        if self._counted:
+            self._counted = False
+            metrics.ws_closed(self.kind)
         self._stop_timers()
         if self.stream is not None:
             await self.channel_layer.group_discard(group_name(self.stream), self.channel_name)
+        if self._user_group is not None:
+            await self.channel_layer.group_discard(self._user_group, self.channel_name)
 
     def _stop_timers(self):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
-        task = self._catchup_task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        self._catchup_task = None
+        for name in ("_catchup_task", "_recheck_task"):
+            task = getattr(self, name)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+            setattr(self, name, None)
 
     async def _auth_timeout(self):
         if self.stream is None and not self._closing:
             await self._fail("auth_timeout", "No auth message arrived in time.", CLOSE_AUTH_TIMEOUT)
 
-    async def _fail(self, code: str, detail: str, close_code: int):
+    async def _fail(self, code: str, detail: str, close_code: int, **extra):
         # One error frame, one close: later timers and client messages find the socket closing.
         if self._closing:
             return
         self._closing = True
         self._stop_timers()
-        await self._send_json({"type": "error", "code": code, "detail": detail})
+        await self._send_json({"type": "error", "code": code, "detail": detail, **extra})
+        self._closed = True
         await self.close(code=close_code)
 
+    async def _end_session(self, reason: str):
+        await self._fail(
+            "session_ended",
+            SESSION_ENDED_DETAIL.get(reason, "Your session has ended; sign in again."),
+            CLOSE_SESSION_ENDED,
+            reason=reason if reason in SESSION_ENDED_DETAIL else "session_expired",
+        )
+
+    async def _guarded(self, work):
+        """Run a handler; whatever it raises ends in an error frame and a 4xxx close, never in a
+        1011 with a traceback sent to nobody. Logged without the frame (it may hold a token)."""
+        try:
+            await work
+        except SocketEnded:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error(
+                "websocket %s failed with %s:\n%s",
+                type(self).__name__,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            await self._fail("internal_error", "The server could not handle that; reconnect and resume.", CLOSE_INTERNAL_ERROR)
+
     async def _send_json(self, frame: dict):
+        if self._closed:
+            return
         await self.send(text_data=json.dumps(frame))
 
     async def _send_event(self, frame: dict):
-        # The health summary is added here, for this recipient, at delivery: never stored.
+        # The health summary is added here, for this recipient, at delivery: never stored, and
+        # only after reading the account again (the user in the scope is as old as the socket).
         if health.needs_summary(self.stream, frame["event"]):
-            data = await database_sync_to_async(health.with_health_summary)(
-                reader=self.scope["user"], event_type=frame["event"], data=frame["data"]
-            )
+            data, reason = await database_sync_to_async(self._with_summary)(frame)
+            if reason is not None:
+                await self._end_session(reason)
+                raise SocketEnded
             frame = {**frame, "data": data}
         await self._send_json(frame)
 
-    async def _start(self, user):
+    def _with_summary(self, frame: dict):
+        reader, reason = recheck_principal(self._principal)
+        if reader is None:
+            return None, reason
+        return health.with_health_summary(reader=reader, event_type=frame["event"], data=frame["data"]), None
+
+    def _authorize(self, principal: Principal):
+        """Runs in a thread, after joining the user's group: a change committed from then on
+        arrives as a close message, one committed before is seen here."""
+        user, reason = recheck_principal(principal)
+        if user is None:
+            raise Denied("auth_failed", SESSION_ENDED_DETAIL.get(reason, "Invalid credentials."), CLOSE_AUTH_FAILED)
+        return user, self.resolve_stream(user)
+
+    async def _start(self, principal: Principal):
+        self._principal = principal
+        self._user_group = user_group(principal.user_id)
+        await self.channel_layer.group_add(self._user_group, self.channel_name)
         try:
-            stream = await database_sync_to_async(self.resolve_stream)(user)
+            user, stream = await database_sync_to_async(self._authorize)(principal)
         except Denied as denied:
             await self._fail(denied.code, denied.detail, denied.close_code)
             return
-        if self._closing:  # the auth timer fired while we were checking
+        if self._closing:  # the auth timer or a close message got here first
             return
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -148,6 +294,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         interval = float(getattr(settings, "WS_CATCHUP_S", DEFAULT_CATCHUP_S) or 0)
         if interval > 0:
             self._catchup_task = asyncio.ensure_future(self._catch_up_every(interval))
+        recheck = float(getattr(settings, "WS_AUTH_RECHECK_S", DEFAULT_AUTH_RECHECK_S) or 0)
+        if recheck > 0:
+            self._recheck_task = asyncio.ensure_future(self._recheck_every(recheck))
 
     async def _catch_up_every(self, interval: float):
         # The first tick is jittered so that consoles which reconnected together (a worker
@@ -160,12 +309,55 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 return
             try:
                 await self.channel_layer.group_add(group_name(self.stream), self.channel_name)
+                await self.channel_layer.group_add(self._user_group, self.channel_name)
                 await self._catch_up()
             except asyncio.CancelledError:
                 raise
+            except SocketEnded:
+                return
             except Exception:
                 # The next doorbell or the next tick tries again; a dead socket ends in disconnect().
                 logger.exception("catch-up on stream %s failed", self.stream)
+
+    async def _recheck_every(self, interval: float):
+        """The backstop for a lost close message and for changes that send none (a bulk
+        ``update()``, a token past its expiry, a crew moved to another unit)."""
+        delay = interval * random.uniform(0.5, 1.0)
+        while not self._closing:
+            await asyncio.sleep(delay)
+            delay = interval
+            if self._closing:
+                return
+            try:
+                await self.channel_layer.group_add(self._user_group, self.channel_name)
+                problem = await database_sync_to_async(self._recheck)()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A database hiccup is not a revocation: keep the socket, ask again next tick.
+                logger.warning("auth recheck on stream %s failed (%s)", self.stream, type(exc).__name__)
+                continue
+            if problem is not None:
+                code, detail, close_code, reason = problem
+                if reason is not None:
+                    await self._end_session(reason)
+                else:
+                    await self._fail(code, detail, close_code)
+                return
+
+    def _recheck(self):
+        """Runs in a thread: None while the socket may stay, else how to close it
+        (code, detail, close code, session-ended reason)."""
+        user, reason = recheck_principal(self._principal)
+        if user is None:
+            return None, None, None, reason
+        try:
+            stream = self.resolve_stream(user)
+        except Denied as denied:
+            return denied.code, denied.detail, denied.close_code, None
+        if stream != self.stream:
+            return "forbidden", "This stream is no longer yours.", CLOSE_FORBIDDEN, None
+        return None
 
     async def _catch_up(self):
         async with self._lock:
@@ -183,9 +375,18 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self._closing:
             return
+        await self._guarded(self._receive(text_data, bytes_data))
+
+    async def _receive(self, text_data, bytes_data):
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_CLIENT_FRAME:
+            await self._fail(
+                "message_too_large", f"Messages are at most {MAX_CLIENT_FRAME} characters.", CLOSE_MESSAGE_TOO_LARGE
+            )
+            return
         try:
             message = json.loads(text_data or "")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             message = None
         if not isinstance(message, dict):
             if self.stream is None:
@@ -203,18 +404,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         elif kind == "auth":
             await self._send_json({"type": "error", "code": "already_authenticated", "detail": "Already authenticated."})
         else:
-            await self._send_json({"type": "error", "code": "bad_message", "detail": f"Unknown message type {kind!r}."})
+            await self._send_json(
+                {"type": "error", "code": "bad_message", "detail": f"Unknown message type {str(kind)[:40]!r}."}
+            )
 
     async def _receive_auth(self, kind, message):
         if kind != "auth":
             await self._fail("auth_required", 'Authenticate first: {"type":"auth","token":"…"}.', CLOSE_AUTH_REQUIRED)
             return
+        if self._principal is not None:  # a second auth while the first is being checked
+            return
         token = message.get("token")
-        user = await _user_for_token(token) if isinstance(token, str) and 0 < len(token) <= 128 else None
-        if user is None:
+        found = await database_sync_to_async(tokens.user_for_token)(token) if usable_token(token) else None
+        if found is None:
             await self._fail("auth_failed", "Invalid token.", CLOSE_AUTH_FAILED)
             return
-        await self._start(user)
+        user, token_id = found
+        await self._start(Principal(user_id=user.pk, role=user.role, token_id=token_id))
 
     async def _resume(self, since):
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
@@ -246,11 +452,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.sent_seq = max(self.sent_seq, upto)
         return True
 
-    # -- doorbells from the channel layer -----------------------------------------------------
+    # -- messages from the channel layer ------------------------------------------------------
+
+    async def accounts_close(self, message):
+        """accounts.sockets: this user's account changed, or one of their tokens or sessions ended."""
+        principal = self._principal
+        if principal is None or self._closing:
+            return
+        if message.get("token_id") is not None and message["token_id"] != principal.token_id:
+            return  # another token of the same user (their phone, not this tablet)
+        if message.get("session") is not None and message["session"] != principal.session:
+            return
+        await self._end_session(str(message.get("reason") or ""))
 
     async def stream_event(self, message):
         if self._closing or message.get("stream") != self.stream:
             return
+        await self._guarded(self._stream_event(message))
+
+    async def _stream_event(self, message):
         seq = message["seq"]
         async with self._lock:
             if seq <= self.sent_seq:
@@ -265,6 +485,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
 
 class DispatchConsumer(StreamConsumer):
+    kind = "dispatch"
+
     def resolve_stream(self, user) -> str:
         if not is_dispatcher(user):
             raise Denied("forbidden", "Only dispatchers may follow the dispatch stream.", CLOSE_FORBIDDEN)
@@ -272,6 +494,8 @@ class DispatchConsumer(StreamConsumer):
 
 
 class AmbulanceConsumer(StreamConsumer):
+    kind = "ambulance"
+
     def resolve_stream(self, user) -> str:
         ambulance_id = int(self.scope["url_route"]["kwargs"]["ambulance_id"])
         if not Ambulance.objects.filter(pk=ambulance_id).exists():
@@ -282,6 +506,8 @@ class AmbulanceConsumer(StreamConsumer):
 
 
 class HospitalConsumer(StreamConsumer):
+    kind = "hospital"
+
     def resolve_stream(self, user) -> str:
         hospital_id = int(self.scope["url_route"]["kwargs"]["hospital_id"])
         if not Hospital.objects.filter(pk=hospital_id).exists():
@@ -292,6 +518,8 @@ class HospitalConsumer(StreamConsumer):
 
 
 class CaseConsumer(StreamConsumer):
+    kind = "case"
+
     def resolve_stream(self, user) -> str:
         case_id = int(self.scope["url_route"]["kwargs"]["case_id"])
         caller_id = Case.objects.filter(pk=case_id).values_list("caller_id", flat=True).first()

@@ -116,6 +116,9 @@ def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
     except Exception:
         # The rows are committed; consoles will fetch them on their next resume or gap.
         logger.exception("publishing %d event(s) to the channel layer failed", len(messages))
+        from config.metrics import publish_failed
+
+        publish_failed()
 
 
 async def _send_all(layer, messages) -> None:

@@ -22,6 +22,26 @@ def outside_china(lat: float, lon: float) -> bool:
     return not (72.004 <= lon <= 137.8347 and 0.8293 <= lat <= 55.8271)
 
 
+# GCJ-02 and BD-09 exist only for maps of China. A degree of slack around the published box keeps a
+# fix from a border town (or a map tile just over the line) usable; a point on another continent
+# labelled with a Chinese datum is a client bug or a probe, never a caller.
+CHINA_DATUM_SLACK_DEG = 1.0
+
+
+def near_china(lat: float, lon: float) -> bool:
+    slack = CHINA_DATUM_SLACK_DEG
+    return 72.004 - slack <= lon <= 137.8347 + slack and 0.8293 - slack <= lat <= 55.8271 + slack
+
+
+def is_valid_point(lat, lon) -> bool:
+    """A WGS-84 point every distance and ETA function can take. Stored rows are checked too: a row
+    written before input validation was strict, or by hand, must not turn a later read into a 500."""
+    try:
+        return -90.0 <= float(lat) <= 90.0 and -180.0 <= float(lon) <= 180.0  # NaN fails every comparison
+    except (TypeError, ValueError):
+        return False
+
+
 def _transform_lat(x: float, y: float) -> float:
     ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
     ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0

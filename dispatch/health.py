@@ -3,7 +3,10 @@
 The summary is never stored in a case, an event or a log line: each recipient's read goes through
 an access grant of ``health_records`` tied to this case and to the reader's role on it (the
 dispatcher handling it, the crew of the assigned unit, the destination hospital), and each read
-appends to the tamper-evident access log. Grants end when the case closes or is cancelled.
+appends to the tamper-evident access log (once per reader, grant and archive version: a replayed
+event is not a new read). Grants end when the case closes or is cancelled; a grant that expires
+while the case stays at the same stage stays expired (``grant_expired``) until a dispatcher renews
+it with a reason (``renew_case_grants``) or the case moves on to its next stage.
 """
 
 from __future__ import annotations
@@ -51,23 +54,25 @@ def health_summary_for(*, case: Case, reader, override_reason: str | None = None
     """``{"available": true, "summary": {...}}`` or ``{"available": false, "reason": "..."}``.
 
     Reasons: not_for_self (the caller is not the patient), not_on_case (case over, or the reader
-    has no role on it), no_archive, no_consent (and no override declared), unavailable (a key or
-    ciphertext problem: the alarm is logged, no data is shown)."""
+    has no role on it), no_archive, no_consent (and no override declared), grant_expired (renew it
+    with a reason), reader_inactive (a deactivated account), unavailable (a key or ciphertext
+    problem: the alarm is logged, no data is shown)."""
     if not case.for_self:
         return {"available": False, "reason": "not_for_self"}
     role = role_on_case(reader, case)
     if role is None:
         return {"available": False, "reason": "not_on_case"}
     ref = case_ref(case.pk)
-    health.grant_open(
-        case_ref=ref,
-        grantee=reader,
-        role=role,
-        patient=case.caller,
-        purpose=PURPOSE[role],
-        override_reason=override_reason,
-    )
     try:
+        health.grant_open(
+            case_ref=ref,
+            grantee=reader,
+            role=role,
+            patient=case.caller,
+            purpose=PURPOSE[role],
+            override_reason=override_reason,
+            stage=case.status,
+        )
         summary = health.archive_read_for_grant(patient=case.caller, reader=reader, case_ref=ref, purpose=PURPOSE[role])
     except health.AccessDenied as denied:
         return {"available": False, "reason": denied.code}
@@ -81,6 +86,12 @@ def health_summary_for(*, case: Case, reader, override_reason: str | None = None
 
 def close_case_grants(case_id: int) -> None:
     health.grants_close(case_ref=case_ref(case_id))
+
+
+def renew_case_grants(*, case: Case, actor, reason: str) -> list:
+    """A dispatcher renews, with a reason, the expired health-access grants of an open case.
+    Raises health_records' InvalidGrant / AccessDenied (the API turns them into 4xx)."""
+    return health.grant_renew(case_ref=case_ref(case.pk), actor=actor, reason=reason)
 
 
 def needs_summary(stream: str, event_type: str) -> bool:

@@ -1,8 +1,10 @@
-"""Input validation shared by every endpoint that takes a position."""
+"""Input validation shared by every endpoint that takes a position, and the rule for reasons a
+person must give in words (break-glass, grant renewal)."""
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import timedelta
 
 from django.utils import timezone
@@ -49,9 +51,25 @@ class FixInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("The fix time is in the future.")
         return value
 
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        lat, lon, crs = attrs["lat"], attrs["lon"], attrs["crs"]
+        if crs != Crs.WGS84 and not geo.near_china(lat, lon):
+            raise serializers.ValidationError(
+                {"crs": [f"{crs} is a datum of maps of China and this point is far outside China; send it as wgs84."]}
+            )
+        # Validate what will be stored, not what was sent: a conversion can push an in-range
+        # input out of range, and a stored point outside WGS-84 breaks every later distance.
+        wgs_lat, wgs_lon = geo.to_wgs84(lat, lon, crs)
+        if not geo.is_valid_point(wgs_lat, wgs_lon):
+            problem = f"Converted from {crs} this is not a valid WGS-84 point ({wgs_lat:.6f}, {wgs_lon:.6f})."
+            raise serializers.ValidationError({"lat": [problem], "lon": [problem]})
+        self._wgs84 = (wgs_lat, wgs_lon)
+        return attrs
+
     def to_fix(self) -> Fix:
         data = self.validated_data
-        lat, lon = geo.to_wgs84(data["lat"], data["lon"], data["crs"])
+        lat, lon = self._wgs84
         return Fix(
             lat=lat,
             lon=lon,
@@ -62,3 +80,32 @@ class FixInputSerializer(serializers.Serializer):
             source=data.get("source", ""),
             fix_time=data.get("fix_time"),
         )
+
+
+# A reason someone must give before reading health data is read later by a reviewer and by the
+# patient: it has to say something. The browser form's minlength uses the same number.
+REASON_MIN_LENGTH = 10
+REASON_MIN_LETTERS = 5
+REASON_MAX_LENGTH = 500
+
+
+def validate_reason_words(value: str) -> str:
+    """A reason of words: at least REASON_MIN_LENGTH characters, at least REASON_MIN_LETTERS of
+    them letters (any script: Latin, CJK...), not one character repeated, no control characters.
+    Returns it stripped; raises ValidationError (which DRF names after the field it validates)."""
+    if not isinstance(value, str):
+        raise serializers.ValidationError("Give the reason as text.")
+    text = value.strip()
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        raise serializers.ValidationError("The reason contains control characters.")
+    if len(text) > REASON_MAX_LENGTH:
+        raise serializers.ValidationError(f"Keep the reason to at most {REASON_MAX_LENGTH} characters.")
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(text) < REASON_MIN_LENGTH or len(letters) < REASON_MIN_LETTERS:
+        raise serializers.ValidationError(
+            f"Say why in words: at least {REASON_MIN_LENGTH} characters, {REASON_MIN_LETTERS} or more of them letters "
+            "(e.g. \"unconscious, no one to consent\")."
+        )
+    if len({ch.casefold() for ch in letters}) < 3:
+        raise serializers.ValidationError("Say why in words, not a repeated character.")
+    return text

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+
+# Every stored position is WGS-84. The API validates before storing; these also hold the admin's
+# forms (reference data: stations, hospitals, a new unit's first position) to the same ranges.
+LAT_VALIDATORS = [MinValueValidator(-90.0), MaxValueValidator(90.0)]
+LON_VALIDATORS = [MinValueValidator(-180.0), MaxValueValidator(180.0)]
+
+
+def validate_capabilities(value) -> None:
+    # Routing takes set(capabilities): anything but a list of names would break every suggestion.
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError('Give a list of capability names, e.g. ["chest_pain", "pci"].')
 
 
 class Capability(models.TextChoices):
@@ -41,8 +55,8 @@ class Station(models.Model):
     name_zh = models.CharField(max_length=100)
     name_en = models.CharField(max_length=100)
     district = models.CharField(max_length=64, blank=True)
-    lat = models.FloatField()
-    lon = models.FloatField()
+    lat = models.FloatField(validators=LAT_VALIDATORS)
+    lon = models.FloatField(validators=LON_VALIDATORS)
 
     def __str__(self) -> str:
         return f"{self.code} {self.name_zh}"
@@ -57,9 +71,9 @@ class Hospital(models.Model):
     code = models.CharField(max_length=32, unique=True)
     name_zh = models.CharField(max_length=200)
     name_en = models.CharField(max_length=200)
-    lat = models.FloatField()
-    lon = models.FloatField()
-    capabilities = models.JSONField(default=list, blank=True)
+    lat = models.FloatField(validators=LAT_VALIDATORS)
+    lon = models.FloatField(validators=LON_VALIDATORS)
+    capabilities = models.JSONField(default=list, blank=True, validators=[validate_capabilities])
     ed_status = models.CharField(max_length=16, choices=EdStatus.choices, default=EdStatus.OPEN)
     ed_free_beds = models.PositiveIntegerField(default=0)
 
@@ -88,8 +102,8 @@ class Ambulance(models.Model):
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="ambulances")
     level = models.CharField(max_length=8, choices=UnitLevel.choices, default=UnitLevel.ALS)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.AVAILABLE)
-    lat = models.FloatField()
-    lon = models.FloatField()
+    lat = models.FloatField(validators=LAT_VALIDATORS)
+    lon = models.FloatField(validators=LON_VALIDATORS)
     position_at = models.DateTimeField(null=True, blank=True)
     status_at = models.DateTimeField(null=True, blank=True)
 
@@ -139,6 +153,17 @@ ACTIVE_CASE_STATUSES = (
     CaseStatus.HANDED_OVER,
 )
 UNIT_HOLDING_STATUSES = ACTIVE_CASE_STATUSES[1:]
+# While the unit serves the caller: from being sent until the patient is at the hospital. At
+# handover care passes to the hospital and the unit is about to serve someone else, so from then
+# on the caller keeps the call sign and the milestones but no longer sees the unit's live status,
+# position or ETA (a past patient must not be able to follow a crew to its next patient).
+UNIT_SERVING_STATUSES = (
+    CaseStatus.DISPATCHED,
+    CaseStatus.EN_ROUTE,
+    CaseStatus.ON_SCENE,
+    CaseStatus.TRANSPORTING,
+    CaseStatus.AT_HOSPITAL,
+)
 
 
 class Case(models.Model):

@@ -65,7 +65,7 @@ def rank_units(lat: float, lon: float, candidates: list[Candidate], *, count: in
     The finalists are every unit whose planar distance could still put it among the ``count``
     nearest once measured properly; a fixed number of finalists would drop the true nearest when
     several units sit at almost the same distance in different directions."""
-    if not candidates:
+    if not candidates or not geo.is_valid_point(lat, lon):
         return []
     fast = [(geo.fast_distance_m(lat, lon, c_lat, c_lon), unit_id, c_lat, c_lon) for unit_id, c_lat, c_lon in candidates]
     cutoff = _finalist_cutoff([d for d, *_ in fast], count)
@@ -83,7 +83,14 @@ def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list
     count = count or settings.RECOMMENDATION_COUNT
     # Plain tuples for the prefilter: building model instances for every unit in the box would
     # cost more than the ranking itself; only the winners are loaded in full.
-    available = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).values_list("id", "lat", "lon")
+    if not geo.is_valid_point(lat, lon):
+        return []
+    # A unit whose stored position is not a WGS-84 point (written by hand) is left out, not ranked:
+    # one bad row must not break every dispatcher's ranking. NaN fails these ranges too.
+    available = (
+        Ambulance.objects.filter(status=UnitStatus.AVAILABLE, lat__gte=-90, lat__lte=90, lon__gte=-180, lon__lte=180)
+        .values_list("id", "lat", "lon")
+    )
     ranked = None
     for radius in _SEARCH_RADII_M:
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
@@ -105,7 +112,14 @@ def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list
 def unit_eta_to_case(case: Case) -> int | None:
     if case.ambulance is None or case.status not in (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE):
         return None
-    return eta_seconds(geo.geodesic_m(case.ambulance.lat, case.ambulance.lon, case.lat, case.lon))
+    return eta_between(case.ambulance.lat, case.ambulance.lon, case.lat, case.lon)
+
+
+def eta_between(lat1: float, lon1: float, lat2: float, lon2: float) -> int | None:
+    """ETA in seconds, or None when either stored point is unusable (no ETA beats a 500)."""
+    if not (geo.is_valid_point(lat1, lon1) and geo.is_valid_point(lat2, lon2)):
+        return None
+    return eta_seconds(geo.geodesic_m(lat1, lon1, lat2, lon2))
 
 
 # Which hospital capabilities serve which complaint, best first.
@@ -133,8 +147,12 @@ def suggest_hospitals(*, lat: float, lon: float, complaint: str, count: int = 3)
     wanted = set(COMPLAINT_CAPABILITIES.get(complaint, ()))
     suggestions = []
     for hospital in Hospital.objects.all():
-        capable = not wanted or bool(wanted & set(hospital.capabilities))
-        eta = eta_seconds(geo.geodesic_m(lat, lon, hospital.lat, hospital.lon))
+        eta = eta_between(lat, lon, hospital.lat, hospital.lon)
+        if eta is None:
+            # Without a usable position (the case's or the hospital's) there is no ETA to rank by;
+            # the crew names the destination instead.
+            continue
+        capable = not wanted or bool(wanted & set(hospital.capabilities or ()))
         suggestions.append(HospitalSuggestion(hospital=hospital, eta_s=eta, capable=capable))
     suggestions.sort(
         key=lambda s: (

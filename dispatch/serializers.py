@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dispatch.models import Admission, Ambulance, Case, CaseLocation, Hospital, Station
+from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseLocation, Hospital, Station
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A stored float that is not finite (NaN written by hand on PostgreSQL) goes out as null:
+    strict JSON cannot carry it, and one bad row must not turn every read of it into a 500."""
+
+    def to_representation(self, value):
+        value = super().to_representation(value)
+        return value if math.isfinite(value) else None
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.FloatField: FiniteFloatField}
+
 
 MILESTONE_FIELDS = (
     "received_at",
@@ -21,19 +38,19 @@ MILESTONE_FIELDS = (
 )
 
 
-class StationSerializer(serializers.ModelSerializer):
+class StationSerializer(ModelSerializer):
     class Meta:
         model = Station
         fields = ("id", "code", "name_zh", "name_en", "district", "lat", "lon")
 
 
-class HospitalSerializer(serializers.ModelSerializer):
+class HospitalSerializer(ModelSerializer):
     class Meta:
         model = Hospital
         fields = ("id", "code", "name_zh", "name_en", "lat", "lon", "capabilities", "ed_status", "ed_free_beds")
 
 
-class AmbulanceSerializer(serializers.ModelSerializer):
+class AmbulanceSerializer(ModelSerializer):
     station = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:
@@ -41,25 +58,25 @@ class AmbulanceSerializer(serializers.ModelSerializer):
         fields = ("id", "call_sign", "station", "level", "status", "lat", "lon", "position_at", "status_at")
 
 
-class UnitBriefSerializer(serializers.ModelSerializer):
+class UnitBriefSerializer(ModelSerializer):
     class Meta:
         model = Ambulance
         fields = ("id", "call_sign", "status", "lat", "lon", "position_at")
 
 
-class HospitalBriefSerializer(serializers.ModelSerializer):
+class HospitalBriefSerializer(ModelSerializer):
     class Meta:
         model = Hospital
         fields = ("id", "code", "name_zh", "name_en", "lat", "lon")
 
 
-class LocationSerializer(serializers.ModelSerializer):
+class LocationSerializer(ModelSerializer):
     class Meta:
         model = CaseLocation
         fields = ("lat", "lon", "accuracy_m", "altitude_m", "floor", "source", "crs", "fix_time", "received_at")
 
 
-class CaseSerializer(serializers.ModelSerializer):
+class CaseSerializer(ModelSerializer):
     """The staff view of a case (dispatcher, crew of its unit, its hospital). No health data:
     that is added per recipient at delivery time, never stored in an event."""
 
@@ -89,10 +106,22 @@ class CaseSerializer(serializers.ModelSerializer):
         )
 
 
-class CitizenCaseSerializer(serializers.ModelSerializer):
+class CitizenUnitSerializer(serializers.Serializer):
+    """The unit as its caller sees it. Live fields are null once the unit no longer serves the case
+    (see UNIT_SERVING_STATUSES): the caller keeps who came, not where that crew is now."""
+
+    id = serializers.IntegerField()
+    call_sign = serializers.CharField()
+    status = serializers.CharField(allow_null=True)
+    lat = serializers.FloatField(allow_null=True)
+    lon = serializers.FloatField(allow_null=True)
+    position_at = serializers.DateTimeField(allow_null=True)
+
+
+class CitizenCaseSerializer(ModelSerializer):
     """What the caller sees: who is coming, from where, and when."""
 
-    ambulance = UnitBriefSerializer(read_only=True, allow_null=True)
+    ambulance = serializers.SerializerMethodField()
     hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
     eta_s = serializers.SerializerMethodField()
 
@@ -121,13 +150,24 @@ class CitizenCaseSerializer(serializers.ModelSerializer):
             "updated_at",
         )
 
+    @extend_schema_field(CitizenUnitSerializer(allow_null=True))
+    def get_ambulance(self, case: Case) -> dict | None:
+        if case.ambulance is None:
+            return None
+        data = UnitBriefSerializer(case.ambulance).data
+        if case.status not in UNIT_SERVING_STATUSES:
+            data.update(status=None, lat=None, lon=None, position_at=None)
+        return data
+
     def get_eta_s(self, case: Case) -> int | None:
         from dispatch.selectors import unit_eta_to_case
 
+        if case.status not in UNIT_SERVING_STATUSES:
+            return None
         return unit_eta_to_case(case)
 
 
-class AdmissionSerializer(serializers.ModelSerializer):
+class AdmissionSerializer(ModelSerializer):
     case = serializers.IntegerField(source="case_id", read_only=True)
     hospital = serializers.IntegerField(source="hospital_id", read_only=True)
     ambulance = UnitBriefSerializer(read_only=True)

@@ -13,11 +13,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from dispatch import geo
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
 from dispatch.health import close_case_grants
 from dispatch.models import (
+    UNIT_SERVING_STATUSES,
     Admission,
     AdmissionStatus,
     Ambulance,
@@ -27,7 +27,7 @@ from dispatch.models import (
     Hospital,
     UnitStatus,
 )
-from dispatch.selectors import current_case_of_unit, eta_seconds, open_admission_of_case, suggest_hospitals
+from dispatch.selectors import current_case_of_unit, eta_between, open_admission_of_case, suggest_hospitals
 from dispatch.serializers import (
     AdmissionSerializer,
     AmbulanceSerializer,
@@ -329,7 +329,7 @@ def _destination(case: Case, hospital_id: int | None) -> Hospital:
     if hospital_id is None:
         suggestions = suggest_hospitals(lat=case.lat, lon=case.lon, complaint=case.complaint, count=1)
         if not suggestions:
-            raise InvalidField("hospital", "No hospital is known; name one.")
+            raise InvalidField("hospital", "No hospital can be suggested for this case's position; name one.")
         return suggestions[0].hospital
     hospital = Hospital.objects.filter(pk=hospital_id).first()
     if hospital is None:
@@ -338,13 +338,13 @@ def _destination(case: Case, hospital_id: int | None) -> Hospital:
 
 
 def _open_admission(case: Case, unit: Ambulance, hospital: Hospital, now: datetime) -> Admission:
-    eta = eta_seconds(geo.geodesic_m(unit.lat, unit.lon, hospital.lat, hospital.lon))
+    eta = eta_between(unit.lat, unit.lon, hospital.lat, hospital.lon)
     admission = Admission.objects.create(
         case=case,
         hospital=hospital,
         ambulance=unit,
         eta_s=eta,
-        eta_at=now + timedelta(seconds=eta),
+        eta_at=None if eta is None else now + timedelta(seconds=eta),
         opened_at=now,
         updated_at=now,
     )
@@ -368,12 +368,15 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
         events = _unit_events(unit, "unit.location_updated")
         if case is not None and case.ambulance_id == unit.pk:
             case = _reload_case(case.pk)
-            events.append(Outgoing(case_stream(case.pk), "case.unit_moved", CitizenCaseSerializer(case).data))
+            # The caller follows the unit only while it serves them; once care is handed over the
+            # unit's moves are the next patient's business, not this caller's.
+            if case.status in UNIT_SERVING_STATUSES:
+                events.append(Outgoing(case_stream(case.pk), "case.unit_moved", CitizenCaseSerializer(case).data))
             admission = open_admission_of_case(case.pk)
             if admission and admission.status != AdmissionStatus.ARRIVED and case.status == CaseStatus.TRANSPORTING:
                 hospital = case.hospital
-                admission.eta_s = eta_seconds(geo.geodesic_m(unit.lat, unit.lon, hospital.lat, hospital.lon))
-                admission.eta_at = now + timedelta(seconds=admission.eta_s)
+                admission.eta_s = eta_between(unit.lat, unit.lon, hospital.lat, hospital.lon)
+                admission.eta_at = None if admission.eta_s is None else now + timedelta(seconds=admission.eta_s)
                 admission.updated_at = now
                 admission.save(update_fields=["eta_s", "eta_at", "updated_at"])
                 data = AdmissionSerializer(admission).data
@@ -423,12 +426,39 @@ def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_fr
         if not changed:
             return hospital
         hospital.save(update_fields=changed)
-        data = HospitalSerializer(hospital).data
-        emit(
-            [
-                Outgoing(DISPATCH_STREAM, "hospital.status_changed", data),
-                Outgoing(hospital_stream(hospital.pk), "hospital.status_changed", data),
-            ],
-            at=now,
-        )
+        emit(_hospital_events(hospital), at=now)
+        return hospital
+
+
+def _hospital_events(hospital: Hospital) -> list[Outgoing]:
+    data = HospitalSerializer(hospital).data
+    return [
+        Outgoing(DISPATCH_STREAM, "hospital.status_changed", data),
+        Outgoing(hospital_stream(hospital.pk), "hospital.status_changed", data),
+    ]
+
+
+# --- operator (admin) -----------------------------------------------------------------------
+# The admin edits reference data directly; anything a console shows live goes through here so
+# that it is announced like every other change (no second write path that skips the events).
+
+
+def unit_commission(*, unit: Ambulance) -> Ambulance:
+    """A new unit joins the fleet, available. Consoles learn of it through ``unit.status_changed``,
+    the event they already build their unit list from; no new event type is needed."""
+    now = timezone.now()
+    with transaction.atomic():
+        unit.status, unit.status_at = UnitStatus.AVAILABLE, now
+        unit.save()
+        emit(_unit_events(unit, "unit.status_changed"), at=now)
+        return unit
+
+
+def hospital_register(*, hospital: Hospital) -> Hospital:
+    """A new hospital. Announced as ``hospital.status_changed`` (its ED status came into being)
+    so that routing consoles see it without a reload."""
+    now = timezone.now()
+    with transaction.atomic():
+        hospital.save()
+        emit(_hospital_events(hospital), at=now)
         return hospital

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dispatch import api
+from dispatch import api, health_api
 
 urlpatterns = [
     path("dispatch/cases", api.DispatchCaseListView.as_view(), name="dispatch-cases"),
@@ -18,4 +18,5 @@ urlpatterns = [
     path("admissions/<int:admission_id>/acknowledge", api.AcknowledgeView.as_view(), name="acknowledge"),
     path("admissions/<int:admission_id>/fhir", api.AdmissionFhirView.as_view(), name="admission-fhir"),
     path("dispatch/cases/<int:case_id>/health-override", api.HealthOverrideView.as_view(), name="health-override"),
+    path("dispatch/cases/<int:case_id>/health-renew", health_api.HealthRenewView.as_view(), name="health-renew"),
 ]

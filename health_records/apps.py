@@ -12,3 +12,7 @@ class HealthRecordsConfig(AppConfig):
 
         keys.reset_keyring()
         keys.keyring()
+        # The same for the access log's HMAC and checkpoint-signing keys (and checkpoint directory).
+        from health_records import audit
+
+        audit.check_configuration()

@@ -16,6 +16,11 @@ Pipeline, per batch of lines, one transaction per batch:
 4. in SQL: keep each superseded version in ArchiveVersion, then
    ``INSERT ... SELECT ... ON CONFLICT (national_id_bidx) DO UPDATE`` (upsert by blind index).
 
+Only VERIFIED identifiers take part: ``national_id_bidx`` / ``phone_bidx`` are set by imports (and
+kept when an imported archive is linked to its owner). What a citizen types into their own archive
+is a claim (``claimed_*_bidx``, not unique) that this pipeline never reads, so nobody can block or
+pre-empt a person's import by typing their national ID or phone first.
+
 Ownership: imported archives have no owner. They are linked to a citizen account by
 ``services.archive_link_owner`` from a verified flow, never by matching an unverified phone.
 """

@@ -7,6 +7,13 @@
 ``HEALTH_KEY_PRIMARY``      optional: the id (from HEALTH_KEYS) that wraps new data keys.
 ``HEALTH_BLIND_INDEX_KEY``  base64, 32 bytes: the HMAC key of the lookup indexes (national ID,
                             phone). Its own key, never a KEK: it cannot be rotated by re-wrapping.
+``ACCESS_LOG_HMAC_KEY``     base64, 32 bytes: the key of the access log's HMAC chain. Someone who can
+                            write to the database but lacks it cannot recompute a rewritten chain.
+``ACCESS_LOG_SIGNING_KEY``  base64, the raw 32-byte Ed25519 private key that signs access-log
+                            checkpoints (files outside the database; see audit.py).
+``ACCESS_LOG_VERIFY_KEY``   optional, base64 raw 32-byte Ed25519 public key: lets an auditor's process
+                            verify checkpoints without the signing key (set it alone, without
+                            ACCESS_LOG_SIGNING_KEY). When both are set they must be a pair.
 
 Rotation without downtime, on every worker in turn:
 1. ``HEALTH_KEYS=old:...,new:...`` with ``HEALTH_KEY_PRIMARY=old`` (every worker can read both);
@@ -15,8 +22,8 @@ Rotation without downtime, on every worker in turn:
 4. drop ``old`` from ``HEALTH_KEYS``. A row still wrapped by a dropped key is a loud error.
 
 With DEBUG on and a variable unset, a development value is read from (or generated once into)
-``<BASE_DIR>/.secrets/health-keys.json``, a git-ignored file. With DEBUG off, an unset variable
-is refused at start (``HealthRecordsConfig.ready``). A malformed value is always refused, with a
+``<BASE_DIR>/.secrets/health-keys.json`` (the access log's: ``.secrets/access-log-keys.json``), a
+git-ignored file. With DEBUG off, an unset variable is refused at start (``HealthRecordsConfig.ready``). A malformed value is always refused, with a
 message that names the variable.
 """
 
@@ -33,7 +40,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,6 +50,10 @@ KEYS_VAR = "HEALTH_KEYS"
 PRIMARY_VAR = "HEALTH_KEY_PRIMARY"
 BLIND_VAR = "HEALTH_BLIND_INDEX_KEY"
 DEV_FILE_NAME = "health-keys.json"
+LOG_HMAC_VAR = "ACCESS_LOG_HMAC_KEY"
+LOG_SIGNING_VAR = "ACCESS_LOG_SIGNING_KEY"
+LOG_VERIFY_VAR = "ACCESS_LOG_VERIFY_KEY"
+LOG_DEV_FILE_NAME = "access-log-keys.json"
 
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
@@ -60,14 +73,14 @@ class Keyring:
         return list(self.keks)
 
 
-def _decode_key(value: str, *, variable: str, what: str) -> bytes:
+def _decode_key(value: str, *, variable: str, what: str, kind: str = "AES-256") -> bytes:
     try:
         raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ImproperlyConfigured(f"{variable}: {what} is not valid base64") from None
     if len(raw) != KEY_BYTES:
         raise ImproperlyConfigured(
-            f"{variable}: {what} must decode to {KEY_BYTES} bytes (AES-256), got {len(raw)}; "
+            f"{variable}: {what} must decode to {KEY_BYTES} bytes ({kind}), got {len(raw)}; "
             f"make one with: python -c \"import base64,os;print(base64.b64encode(os.urandom(32)).decode())\""
         )
     return raw
@@ -99,19 +112,14 @@ def parse_keks(value: str, primary: str | None = None) -> tuple[dict[str, bytes]
     return keks, list(keks)[-1]
 
 
-def _dev_values(base_dir: Path) -> dict[str, str]:
-    """Development keys from the git-ignored file, generated on first use (race-safe)."""
-    path = Path(base_dir) / ".secrets" / DEV_FILE_NAME
+def _dev_file(path: Path, generate) -> dict:
+    """A development key file, generated on first use (race-safe: the first writer wins)."""
     if not path.exists():
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        values = {
-            KEYS_VAR: "dev1:" + base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-            BLIND_VAR: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-        }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".health-keys-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump(values, handle, indent=2)
+                json.dump(generate(), handle, indent=2)
             os.chmod(tmp, 0o600)
             try:
                 os.link(tmp, path)  # fails if another process created it first: then use theirs
@@ -123,7 +131,19 @@ def _dev_values(base_dir: Path) -> dict[str, str]:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ImproperlyConfigured(f"development key file {path} is unreadable: {exc}") from None
-    if not isinstance(values, dict) or not isinstance(values.get(KEYS_VAR), str) or not isinstance(values.get(BLIND_VAR), str):
+    if not isinstance(values, dict):
+        raise ImproperlyConfigured(f"development key file {path} must hold a JSON object")
+    return values
+
+
+def _dev_values(base_dir: Path) -> dict[str, str]:
+    """Development keys from the git-ignored file, generated on first use (race-safe)."""
+    path = Path(base_dir) / ".secrets" / DEV_FILE_NAME
+    values = _dev_file(path, lambda: {
+        KEYS_VAR: "dev1:" + base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+        BLIND_VAR: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+    })
+    if not isinstance(values.get(KEYS_VAR), str) or not isinstance(values.get(BLIND_VAR), str):
         raise ImproperlyConfigured(f"development key file {path} must hold {KEYS_VAR} and {BLIND_VAR}")
     return values
 
@@ -177,10 +197,115 @@ def keyring() -> Keyring:
 
 
 def reset_keyring() -> None:
-    """Forget the loaded keys so the next use reads the environment again (tests, key reloads)."""
-    global _keyring
+    """Forget the loaded keys (the access log's too) so the next use reads the environment again."""
+    global _keyring, _log_keys
     with _lock:
         _keyring = None
+        _log_keys = None
     from health_records import blind_index
 
     blind_index.reset_cache()
+
+
+# --- the access log's keys ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessLogKeys:
+    """``hmac_key`` chains the entries; ``signing_key`` (None in a verify-only process) signs
+    checkpoints, ``verify_key`` checks them."""
+
+    hmac_key: bytes = field(repr=False)
+    signing_key: Ed25519PrivateKey | None = field(repr=False)
+    verify_key: Ed25519PublicKey = field(repr=False)
+    source: str
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    """The base64 form of ACCESS_LOG_VERIFY_KEY for this public key."""
+    return base64.b64encode(_raw_public(key)).decode()
+
+
+def _dev_log_values(base_dir: Path) -> dict[str, str]:
+    path = Path(base_dir) / ".secrets" / LOG_DEV_FILE_NAME
+    values = _dev_file(path, lambda: {
+        LOG_HMAC_VAR: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+        LOG_SIGNING_VAR: base64.b64encode(
+            Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        ).decode(),
+    })
+    if not isinstance(values.get(LOG_HMAC_VAR), str) or not isinstance(values.get(LOG_SIGNING_VAR), str):
+        raise ImproperlyConfigured(f"development key file {path} must hold {LOG_HMAC_VAR} and {LOG_SIGNING_VAR}")
+    return values
+
+
+def load_access_log_keys(environ=None, *, debug: bool | None = None, base_dir: Path | None = None) -> AccessLogKeys:
+    """Read and check the access log's keys. Raises ImproperlyConfigured naming the variable at fault."""
+    environ = os.environ if environ is None else environ
+    debug = settings.DEBUG if debug is None else debug
+    base_dir = Path(settings.BASE_DIR) if base_dir is None else base_dir
+    hmac_value = environ.get(LOG_HMAC_VAR)
+    signing_value = environ.get(LOG_SIGNING_VAR)
+    verify_value = environ.get(LOG_VERIFY_VAR)
+    source = "environment"
+    missing = [LOG_HMAC_VAR] if hmac_value is None else []
+    if signing_value is None and verify_value is None:
+        missing.append(LOG_SIGNING_VAR)
+    if missing:
+        if not debug:
+            raise ImproperlyConfigured(
+                f"{' and '.join(missing)} must be set when DEBUG is off: the access log is chained and its "
+                f"checkpoints signed with keys from the environment (a verify-only auditor sets "
+                f"{LOG_VERIFY_VAR} instead of {LOG_SIGNING_VAR}). Development (DEBUG=1) generates them into "
+                f".secrets/{LOG_DEV_FILE_NAME}."
+            )
+        dev = _dev_log_values(base_dir)
+        hmac_value = dev[LOG_HMAC_VAR] if hmac_value is None else hmac_value
+        if signing_value is None and verify_value is None:
+            signing_value = dev[LOG_SIGNING_VAR]
+        source = str(Path(base_dir) / ".secrets" / LOG_DEV_FILE_NAME)
+    hmac_key = _decode_key(hmac_value, variable=LOG_HMAC_VAR, what="the key", kind="HMAC-SHA256")
+    signing_key = None
+    if signing_value is not None:
+        signing_key = Ed25519PrivateKey.from_private_bytes(
+            _decode_key(signing_value, variable=LOG_SIGNING_VAR, what="the key", kind="raw Ed25519 private key")
+        )
+    verify_key = signing_key.public_key() if signing_key is not None else None
+    if verify_value is not None:
+        raw = _decode_key(verify_value, variable=LOG_VERIFY_VAR, what="the key", kind="raw Ed25519 public key")
+        if verify_key is not None and _raw_public(verify_key) != raw:
+            raise ImproperlyConfigured(f"{LOG_VERIFY_VAR} is not the public half of {LOG_SIGNING_VAR}")
+        try:
+            verify_key = Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{LOG_VERIFY_VAR} is not a valid Ed25519 public key") from None
+    return AccessLogKeys(hmac_key=hmac_key, signing_key=signing_key, verify_key=verify_key, source=source)
+
+
+_log_keys: AccessLogKeys | None = None
+
+
+def access_log_keys() -> AccessLogKeys:
+    """The process's access-log keys, loaded once."""
+    global _log_keys
+    loaded = _log_keys
+    if loaded is None:
+        with _lock:
+            if _log_keys is None:
+                _log_keys = load_access_log_keys()
+            loaded = _log_keys
+    return loaded
+
+
+def access_log_hmac_key() -> bytes:
+    return access_log_keys().hmac_key
+
+
+def reset_access_log_keys() -> None:
+    global _log_keys
+    with _lock:
+        _log_keys = None

@@ -44,8 +44,15 @@ class Archive(models.Model):
     kek_id = models.CharField(max_length=32)
     version = models.PositiveIntegerField(default=1)
     # Blind indexes: HMAC-SHA256 under HEALTH_BLIND_INDEX_KEY. NULLs never collide, so "unique where set".
+    # Only VERIFIED identifiers (imported from the health platform, kept when an imported archive is
+    # linked to its owner) are unique: they are what an import upserts by.
     national_id_bidx = models.BinaryField(max_length=32, null=True, blank=True, unique=True)
     phone_bidx = models.BinaryField(max_length=32, null=True, blank=True, unique=True)
+    # What the citizen typed into their own archive: a claim, not proof. Not unique (anyone may type
+    # anyone's ID without learning whether it is taken) and ignored by imports, so a squatter can
+    # neither learn that an archive exists nor block the real person's import.
+    claimed_national_id_bidx = models.BinaryField(max_length=32, null=True, blank=True)
+    claimed_phone_bidx = models.BinaryField(max_length=32, null=True, blank=True)
     content_mac = models.BinaryField(max_length=32)
     consent_share_with_120 = models.BooleanField(default=False)
     consent_changed_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +63,16 @@ class Archive(models.Model):
 
     class Meta:
         verbose_name = "health archive"
+        indexes = [
+            # Partial: imported archives (the bulk of the table) carry no claim and cost the import nothing here.
+            models.Index(
+                fields=["claimed_national_id_bidx"], name="archive_claimed_nid",
+                condition=Q(claimed_national_id_bidx__isnull=False),
+            ),
+            models.Index(
+                fields=["claimed_phone_bidx"], name="archive_claimed_phone", condition=Q(claimed_phone_bidx__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Archive {self.pk} v{self.version}"
@@ -112,6 +129,19 @@ class AccessGrant(models.Model):
     opened_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The case stage (dispatch's case status) the grant was opened for, or last seen at while it was
+    # valid. An expired grant is replaced silently only when the case has moved on to another stage;
+    # otherwise a person must renew it with a reason.
+    stage = models.CharField(max_length=32, blank=True, default="")
+    renewal_reason = models.CharField(max_length=500, blank=True)
+    renewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    # The read already in the access log for this grant (archive, version, basis, purpose): a
+    # re-delivery of the same summary to the same reader is not a new read. Set in the same
+    # transaction as the log append.
+    logged_read = models.CharField(max_length=96, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -140,8 +170,9 @@ class AccessLogQuerySet(models.QuerySet):
 
 
 class AccessLogEntry(models.Model):
-    """One read of an archive by someone other than its owner. ``hash`` = SHA-256 over the
-    canonical entry including ``prev_hash``: editing or deleting any entry breaks the chain.
+    """One read of an archive by someone other than its owner. ``hash`` = HMAC-SHA256 (key
+    ACCESS_LOG_HMAC_KEY) over the canonical entry including ``prev_hash``: editing or deleting any
+    entry breaks the chain, and signed checkpoints outside the database catch a cut tail (audit.py).
     Plain id columns, not foreign keys: deleting a user must never rewrite (or cascade into) the log.
     No health data here."""
 

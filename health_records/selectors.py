@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 
-from health_records import crypto
+from health_records import blind_index, crypto
+from health_records.prepared import prepared_cursor
 from health_records.models import AccessGrant, AccessLogEntry, Archive, ArchiveVersion, GrantRole, OverrideReview
 
 
@@ -53,6 +54,21 @@ def history_of(*, owner) -> list[dict[str, Any]]:
     return result
 
 
+def archives_matching(*, national_id: str | None = None, phone: str | None = None) -> list[Archive]:
+    """An operator's search: archives whose verified (imported) OR claimed (citizen-typed)
+    identifier is this national ID or phone, through the blind indexes. Verified ones first."""
+    query = Q(pk__in=[])
+    if national_id:
+        nid = blind_index.national_id_index(national_id)
+        query |= Q(national_id_bidx=nid) | Q(claimed_national_id_bidx=nid)
+    if phone:
+        ph = blind_index.phone_index(phone)
+        query |= Q(phone_bidx=ph) | Q(claimed_phone_bidx=ph)
+    rows = list(Archive.objects.filter(query).only("pk", "national_id_bidx", "phone_bidx")[:100])
+    rows.sort(key=lambda row: (row.national_id_bidx is None and row.phone_bidx is None, str(row.pk)))
+    return rows
+
+
 def open_grants(*, case_ref: str):
     return AccessGrant.objects.filter(case_ref=case_ref, closed_at__isnull=True)
 
@@ -72,10 +88,14 @@ class GrantView(NamedTuple):
     expires_at: datetime
     override_declared: bool
     archive: Archive | None
+    reader_active: bool = False
+    logged_read: str = ""
 
 
 _GRANT = AccessGrant._meta.db_table
 _ARCHIVE = Archive._meta.db_table
+_USER_MODEL = AccessGrant._meta.get_field("grantee").related_model
+_USER = _USER_MODEL._meta.db_table
 _ARCHIVE_COLUMNS = ("id", "ciphertext", "nonce", "wrapped_key", "kek_id", "version", "consent_share_with_120",
                     "verified_at", "updated_at")
 # The hot path of every staff read, as one precompiled statement (the ORM spends more time
@@ -84,8 +104,9 @@ _GRANTS_SQL_PG = f"""
 SELECT g.id, g.role, g.patient_id, g.closed_at, g.expires_at,
     EXISTS (SELECT 1 FROM {_GRANT} o WHERE o.case_ref = g.case_ref AND o.patient_id = g.patient_id
             AND o.role = 'dispatcher' AND o.closed_at IS NULL AND o.expires_at > %s AND o.override_reason <> ''),
+    u.is_active, g.logged_read,
     {', '.join('a.' + c for c in _ARCHIVE_COLUMNS)}
-FROM {_GRANT} g LEFT JOIN {_ARCHIVE} a ON a.owner_id = g.patient_id
+FROM {_GRANT} g JOIN {_USER} u ON u.id = g.grantee_id LEFT JOIN {_ARCHIVE} a ON a.owner_id = g.patient_id
 WHERE g.case_ref = %s AND g.grantee_id = %s
 """
 
@@ -93,16 +114,16 @@ WHERE g.case_ref = %s AND g.grantee_id = %s
 def grants_for_read(*, case_ref: str, reader_id: int, now: datetime) -> list[GrantView]:
     """Every grant (open or closed) of this reader on this case, in one query."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:  # planned once per connection, not on every read
             cursor.execute(_GRANTS_SQL_PG, [now, case_ref, reader_id])
             rows = cursor.fetchall()
         views = []
-        for gid, role, patient_id, closed_at, expires_at, override, *archive in rows:
+        for gid, role, patient_id, closed_at, expires_at, override, active, logged, *archive in rows:
             row = None
             if archive[0] is not None:
                 row = Archive(**dict(zip(_ARCHIVE_COLUMNS, archive)), owner_id=patient_id)
                 row._state.adding, row._state.db = False, "default"
-            views.append(GrantView(gid, role, patient_id, closed_at, expires_at, bool(override), row))
+            views.append(GrantView(gid, role, patient_id, closed_at, expires_at, bool(override), row, bool(active), logged))
         return views
     override = AccessGrant.objects.filter(
         case_ref=OuterRef("case_ref"), patient_id=OuterRef("patient_id"), role=GrantRole.DISPATCHER,
@@ -111,7 +132,7 @@ def grants_for_read(*, case_ref: str, reader_id: int, now: datetime) -> list[Gra
     grants = (
         AccessGrant.objects.filter(case_ref=case_ref, grantee_id=reader_id)
         .select_related("patient__health_archive")
-        .annotate(override_declared=Exists(override))
+        .annotate(override_declared=Exists(override), reader_active=F("grantee__is_active"))
     )
     views = []
     for grant in grants:
@@ -120,5 +141,23 @@ def grants_for_read(*, case_ref: str, reader_id: int, now: datetime) -> list[Gra
         except Archive.DoesNotExist:
             archive = None
         views.append(GrantView(grant.pk, grant.role, grant.patient_id, grant.closed_at, grant.expires_at,
-                               grant.override_declared, archive))
+                               grant.override_declared, archive, bool(grant.reader_active), grant.logged_read))
     return views
+
+
+def why_read_not_marked(*, grant_id: int, key: str, now: datetime) -> str | None:
+    """After a conditional mark of a read on a grant matched nothing: None if the grant is open
+    and already carries this read (a concurrent reader of the same grant logged it), else why not."""
+    row = (
+        AccessGrant.objects.filter(pk=grant_id)
+        .values_list("closed_at", "expires_at", "logged_read", "grantee__is_active")
+        .first()
+    )
+    if row is None or row[0] is not None:
+        return "grant_closed"
+    closed_at, expires_at, logged_read, active = row
+    if not active:
+        return "reader_inactive"
+    if expires_at <= now:
+        return "grant_expired"
+    return None if logged_read == key else "grant_closed"

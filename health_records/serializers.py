@@ -55,9 +55,12 @@ class ArchiveSerializer(serializers.Serializer):
     date_of_birth = serializers.DateField(required=False, allow_null=True, help_text="Not in the future.")
     national_id = serializers.CharField(
         required=False, allow_null=True, min_length=18, max_length=18,
-        help_text="18-character PRC resident ID (居民身份证号), checked digit; must agree with date_of_birth and sex.",
+        help_text="18-character PRC resident ID (居民身份证号), checked digit; must agree with date_of_birth and sex. "
+        "Recorded as stated by you: it is never refused as taken and gives no access to any other archive.",
     )
-    phone = serializers.CharField(required=False, allow_null=True, help_text="Mainland China mobile number.")
+    phone = serializers.CharField(
+        required=False, allow_null=True, help_text="Mainland China mobile number (recorded as stated, like national_id)."
+    )
     blood_type = BloodTypeSerializer(required=False, help_text="ABO group and Rh factor.")
     allergies = AllergySerializer(many=True, required=False, max_length=v.LIST_MAX)
     chronic_conditions = serializers.ListField(

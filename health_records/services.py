@@ -2,25 +2,33 @@
 
 Who may read an archive:
 - its owner, always (``archive_get_own``);
-- a staff member only through ``archive_read_for_grant``: an open, unexpired access grant for that
-  reader on that case, naming that patient, and either the patient's consent to share with 120 or
-  a break-glass override declared by a dispatcher on the case (with a reason, flagged for review).
-  The summary is handed over only once its entry is in the hash-chained access log; the append
-  re-checks the grant in the same statement (or transaction), so a grant closed meanwhile refuses.
+- a staff member only through ``archive_read_for_grant``: an active account, an open, unexpired
+  access grant for that reader on that case, naming that patient, and either the patient's consent
+  to share with 120 or a break-glass override declared by a dispatcher on the case (with a reason,
+  flagged for review). The summary is handed over only once its read is in the hash-chained access
+  log; the append re-checks the grant in the same transaction, so a grant closed meanwhile refuses.
+  The same read delivered again (same reader, grant, archive version, basis and purpose: a replayed
+  event, a refreshed console) is logged once.
 
 Dispatch opens grants (``grant_open``) as people join a case and closes them all when the case
-closes or is cancelled (``grants_close``). This module never imports dispatch.
+closes or is cancelled (``grants_close``). A grant that expires on a case still at the same stage
+stays expired until a person renews it with a reason (``grant_renew``). This module never imports
+dispatch.
+
+Identifiers a citizen types into their own archive are claims (``claimed_*_bidx``): they confer
+nothing, are never refused as "taken" (which would tell a stranger that the person has an archive)
+and never stand in the way of an import, which upserts by the verified indexes only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any, Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from health_records import audit, blind_index, crypto, keys, selectors
@@ -32,7 +40,7 @@ from health_records.models import (
     OverrideReview,
     Source,
 )
-from health_records.validation import ARCHIVE_FIELDS, validate_archive
+from health_records.validation import ARCHIVE_FIELDS, reason_problem, validate_archive
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +93,7 @@ class ArchiveConflict(ArchiveInvalid):
 
 class AccessDenied(HealthRecordsError):
     """A staff read that is not allowed. ``code``: no_grant, grant_closed, grant_expired,
-    wrong_patient, no_consent."""
+    wrong_patient, no_consent, reader_inactive."""
 
     code = "access_denied"
 
@@ -125,33 +133,14 @@ def _decrypt(archive: Archive) -> dict[str, Any]:
     return crypto.decode(plaintext)
 
 
-def _conflicts(*, archive_id, nid: bytes | None, phone: bytes | None) -> dict[str, list[str]]:
-    if not nid and not phone:
-        return {}
-    query = Q()
-    if nid:
-        query |= Q(national_id_bidx=nid)
-    if phone:
-        query |= Q(phone_bidx=phone)
-    errors: dict[str, list[str]] = {}
-    for other_nid, other_phone in Archive.objects.filter(query).exclude(pk=archive_id).values_list(
-        "national_id_bidx", "phone_bidx"
-    ):
-        if nid and other_nid is not None and bytes(other_nid) == nid:
-            errors["national_id"] = [
-                "This national ID is already on another archive. If it is yours, ask 120 to link it to your account."
-            ]
-        if phone and other_phone is not None and bytes(other_phone) == phone:
-            errors["phone"] = ["This phone number is already on another archive."]
-    return errors
-
-
 def archive_put(*, owner, data) -> tuple[dict[str, Any], bool]:
     """Create or replace the owner's archive. Returns (archive view, created).
 
     Validates every field (ArchiveInvalid with DRF-shaped errors), encrypts under a fresh data
     key, keeps the superseded version (encrypted) in ArchiveVersion, all in one transaction.
     Saving unchanged contents only confirms them (``verified_at``) and writes no new version.
+    The national ID and phone typed here are recorded as claims only: the same answer whether or
+    not another archive carries them, and the verified indexes (from an import) are left as they are.
     """
     clean, errors = validate_archive(data)
     if errors:
@@ -168,9 +157,6 @@ def archive_put(*, owner, data) -> tuple[dict[str, Any], bool]:
             created = archive is None
             if created:
                 archive = Archive(id=crypto.new_archive_id(), owner=owner, version=1, created_at=now)
-            clash = _conflicts(archive_id=archive.pk, nid=nid, phone=phone)
-            if clash:
-                raise ArchiveConflict(clash)
             if created or bytes(archive.content_mac) != mac:
                 if not created:
                     ArchiveVersion.objects.create(
@@ -188,7 +174,7 @@ def archive_put(*, owner, data) -> tuple[dict[str, Any], bool]:
                 sealed = crypto.seal(plaintext, archive_id=archive.pk, version=archive.version)
                 archive.ciphertext, archive.nonce = sealed.ciphertext, sealed.nonce
                 archive.wrapped_key, archive.kek_id = sealed.wrapped_key, sealed.kek_id
-                archive.national_id_bidx, archive.phone_bidx, archive.content_mac = nid, phone, mac
+                archive.claimed_national_id_bidx, archive.claimed_phone_bidx, archive.content_mac = nid, phone, mac
                 archive.updated_at = now
                 archive.source = Source.CITIZEN
             if created or archive.consent_share_with_120 != consent:
@@ -197,10 +183,8 @@ def archive_put(*, owner, data) -> tuple[dict[str, Any], bool]:
             archive.verified_at = now
             archive.save(force_insert=created)
     except IntegrityError:
-        # A concurrent write took the same national ID or phone between our check and our save.
-        raise ArchiveConflict(
-            _conflicts(archive_id=None, nid=nid, phone=phone) or {"non_field_errors": ["Please retry."]}
-        ) from None
+        # Only the owner's own concurrent first save can collide (one archive per owner).
+        raise ArchiveConflict({"non_field_errors": ["Your archive was saved at the same moment; please retry."]}) from None
     logger.info("health archive %s saved by its owner (user %s), version %s", archive.pk, owner.pk, archive.version)
     return _view(archive, clean), created
 
@@ -232,7 +216,9 @@ def archive_link_owner(*, archive_id, owner) -> Archive:
 
 
 def archive_find(*, national_id: str | None = None, phone: str | None = None) -> Archive | None:
-    """Find an archive row (still encrypted) through the blind index; never by plaintext."""
+    """Find an archive row (still encrypted) by a VERIFIED identifier (imported from the health
+    platform) through the blind index; never by plaintext, never by a citizen's mere claim (see
+    selectors.archives_matching for an operator's search, which shows both)."""
     if national_id:
         return Archive.objects.filter(national_id_bidx=blind_index.national_id_index(national_id)).first()
     if phone:
@@ -252,20 +238,33 @@ def _check_text(value, name: str, max_length: int) -> str:
     return value
 
 
+def _account_active(user_id: int) -> bool:
+    # Fresh from the database: an account deactivated a second ago must not be read from a
+    # cached user object (a socket's scope keeps the one it authenticated with).
+    return AccessGrant._meta.get_field("grantee").related_model.objects.filter(pk=user_id, is_active=True).exists()
+
+
 def grant_open(
-    *, case_ref: str, grantee, role: str, patient, purpose: str, override_reason: str | None = None
+    *, case_ref: str, grantee, role: str, patient, purpose: str, override_reason: str | None = None,
+    stage: str = "",
 ) -> AccessGrant:
     """Let ``grantee`` read ``patient``'s archive while ``case_ref`` is open.
 
     ``role``: dispatcher (the dispatcher handling the case), crew (of the assigned unit) or hospital
-    (the destination). It must match the grantee's account role. Opening again for the same reader
-    and case returns the open grant. ``override_reason`` (dispatcher only) declares break-glass
-    access for the whole case when the patient has not consented; it is flagged for review.
+    (the destination). It must match the grantee's account role, and the account must be active
+    (AccessDenied ``reader_inactive`` otherwise). Opening again for the same reader and case returns
+    the open grant. ``stage`` is where the case stands (dispatch passes its status): a grant that
+    expired is never silently replaced at the same stage (reads refuse with ``grant_expired`` until
+    a person renews it, see grant_renew); once the case has moved on to another stage, a fresh
+    grant is opened for it. ``override_reason`` (dispatcher only) declares break-glass access for
+    the whole case when the patient has not consented; it is flagged for review.
     Do not open a grant for a case made for someone else (``for_self=False``): the caller is not
     the patient.
     """
     case_ref = _check_text(case_ref, "case_ref", 64)
     purpose = _check_text(purpose, "purpose", 64)
+    if not isinstance(stage, str) or len(stage) > 32:
+        raise InvalidGrant("stage must be a string of at most 32 characters")
     if role not in GrantRole.values:
         raise InvalidGrant(f"role must be one of {', '.join(GrantRole.values)}")
     if getattr(grantee, "role", None) not in _STAFF_ROLES[role]:
@@ -276,16 +275,31 @@ def grant_open(
         override_reason = _check_text(override_reason, "override_reason", 500)
         if role != GrantRole.DISPATCHER:
             raise InvalidGrant("only the dispatcher handling the case may declare an emergency override")
+    if not _account_active(grantee.pk):
+        _deny("reader_inactive", "This account is deactivated.", reader=grantee, case_ref=case_ref)
     now = timezone.now()
     with transaction.atomic():
         grant = AccessGrant.objects.select_for_update().filter(
             case_ref=case_ref, grantee=grantee, closed_at__isnull=True
         ).first()
-        if grant is not None and (grant.expires_at <= now or grant.patient_id != patient.pk):
-            # An expired grant, or the case now names another patient: close it, open afresh.
+        if grant is not None and grant.patient_id != patient.pk:
+            # The case now names another patient: close it, open afresh.
             grant.closed_at = now
             grant.save(update_fields=["closed_at"])
             grant = None
+        elif grant is not None and grant.expires_at <= now:
+            if stage and grant.stage != stage:
+                # Expired, but the case has moved on since (a unit assigned, the patient on board):
+                # a new stage of care is a new need to know.
+                grant.closed_at = now
+                grant.save(update_fields=["closed_at"])
+                grant = None
+            # Same stage: keep the expired grant open and refusing. Replacing it here would make
+            # the time limit a no-op for any case that simply stays open.
+        elif grant is not None and stage and grant.stage != stage:
+            # Remember where the case stands now, so that its expiry at this stage is final.
+            grant.stage = stage
+            grant.save(update_fields=["stage"])
         if grant is None:
             try:
                 # Two consoles of one reader on two workers open the same grant at once; the
@@ -293,7 +307,7 @@ def grant_open(
                 with transaction.atomic():
                     grant = AccessGrant.objects.create(
                         case_ref=case_ref, grantee=grantee, role=role, patient=patient, purpose=purpose,
-                        opened_at=now, expires_at=now + grant_max_age(),
+                        opened_at=now, expires_at=now + grant_max_age(), stage=stage,
                     )
             except IntegrityError:
                 grant = AccessGrant.objects.select_for_update().get(
@@ -308,6 +322,54 @@ def grant_open(
                 case_ref, grantee.pk, grant.pk,
             )
     return grant
+
+
+def grant_renew(*, case_ref: str, actor, reason: str, grantee=None) -> list[AccessGrant]:
+    """A person renews the expired grants of a case that is still open, with a reason.
+
+    A dispatcher (or admin) renews every expired open grant of the case, or only ``grantee``'s;
+    any other staff member only their own. The reason (words, see validation.reason_problem) is
+    kept on each grant for review, and a warning is logged without it (it may describe the
+    patient). A renewed grant runs for a full grant_max_age from now, and its next read is logged
+    as a new one. Raises InvalidGrant (``invalid_reason``, ``role_mismatch``, ``nothing_to_renew``)
+    or AccessDenied (``reader_inactive``).
+    """
+    case_ref = _check_text(case_ref, "case_ref", 64)
+    problem = reason_problem(reason)
+    if problem:
+        raise InvalidGrant(problem, code="invalid_reason")
+    reason = reason.strip()
+    actor_role = getattr(actor, "role", None)
+    if actor_role not in {role for roles in _STAFF_ROLES.values() for role in roles}:
+        raise InvalidGrant("only 120 staff may renew access to a health archive", code="role_mismatch")
+    if not _account_active(actor.pk):
+        _deny("reader_inactive", "This account is deactivated.", reader=actor, case_ref=case_ref)
+    if actor_role not in _STAFF_ROLES[GrantRole.DISPATCHER]:
+        if grantee is not None and grantee.pk != actor.pk:
+            raise InvalidGrant("only a dispatcher may renew someone else's access", code="role_mismatch")
+        grantee = actor
+    now = timezone.now()
+    with transaction.atomic():
+        query = AccessGrant.objects.select_for_update().filter(
+            case_ref=case_ref, closed_at__isnull=True, expires_at__lte=now
+        )
+        if grantee is not None:
+            query = query.filter(grantee=grantee)
+        grants = list(query.order_by("pk"))
+        if not grants:
+            raise InvalidGrant("no expired access grant to renew on this case", code="nothing_to_renew")
+        for grant in grants:
+            grant.expires_at = now + grant_max_age()
+            grant.renewal_reason, grant.renewed_by, grant.renewed_at = reason, actor, now
+            grant.logged_read = ""
+        AccessGrant.objects.bulk_update(
+            grants, ["expires_at", "renewal_reason", "renewed_by", "renewed_at", "logged_read"]
+        )
+    logger.warning(
+        "health archive access RENEWED after expiry on %s by user %s: grants %s (reason kept on the grants)",
+        case_ref, actor.pk, ",".join(str(grant.pk) for grant in grants),
+    )
+    return grants
 
 
 def grants_close(*, case_ref: str) -> int:
@@ -343,17 +405,47 @@ def summary_of(archive: Archive, data: dict[str, Any], *, override: bool) -> dic
     return summary
 
 
+def _read_key(*, archive_id, version: int, override: bool, purpose: str) -> str:
+    """What makes two reads "the same read" for the access log (kept on the grant)."""
+    canonical = f"{archive_id}|{version}|{'override' if override else 'consent'}|{purpose}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _log_read(*, grant_id: int, key: str, reader, role: str, case_ref: str, purpose: str, archive_id,
+              patient_id: int, override: bool) -> str | None:
+    """Append the read to the access log unless this grant already logged the same read.
+    None when the read is (now, or already) in the log; else why it cannot be (the grant ended or
+    expired, or the reader was deactivated, meanwhile).
+
+    The grant is re-checked and marked with the read's key, and the entry appended, all or nothing
+    (on PostgreSQL in one statement, see audit.append_entry). A concurrent read of the same reader
+    on the same grant (a second console, another worker) waits for the grant's row lock, then finds
+    the key set and appends nothing - one entry, never two; and never zero, since the key only
+    becomes visible when the entry commits with it. Only a read that appended nothing pays for a
+    second look at the grant, to tell "already logged" (deliver) from "access ended" (refuse).
+    """
+    appended = audit.append_entry(
+        reader=reader, role=role, case_ref=case_ref, purpose=purpose, archive_id=archive_id,
+        patient_id=patient_id, override=override, grant_id=grant_id, read_key=key,
+    )
+    if appended is not None:
+        return None
+    return selectors.why_read_not_marked(grant_id=grant_id, key=key, now=timezone.now())
+
+
 def archive_read_for_grant(*, patient, reader, case_ref: str, purpose: str) -> dict[str, Any] | None:
     """The patient's health summary for a staff reader on a case, or None if the patient has no archive.
 
-    Refuses (AccessDenied, logged) without an open unexpired grant for this reader on this case
-    naming this patient, or without consent or a dispatcher's override on the case. Crypto
-    failures raise ArchiveCryptoError (alarm logged) and no data is returned. The summary is
-    returned only after its access-log entry is written, and that append re-checks the grant.
+    Refuses (AccessDenied, logged) an inactive reader, and without an open unexpired grant for
+    this reader on this case naming this patient, or without consent or a dispatcher's override on
+    the case. Crypto failures raise ArchiveCryptoError (alarm logged) and no data is returned. The
+    summary is returned only once its read is in the access log; the same read again (same grant,
+    archive version, basis and purpose: a replay, a refresh) is not logged twice.
 
-    Two round trips on PostgreSQL: one query for the grant, the case's override and the archive
-    (selectors.grants_for_read); one statement for the audit append. Call it outside a transaction for the append to be durable
-    on its own.
+    The grant, the reader's is_active, the case's override and the archive come in one query
+    (selectors.grants_for_read). A read already logged costs nothing more; a first read is one
+    more statement on PostgreSQL (re-check and mark the grant, append the entry). Call it outside a
+    transaction for the entry to be durable on its own.
     """
     purpose = _check_text(purpose, "purpose", 64)
     now = timezone.now()
@@ -362,10 +454,13 @@ def archive_read_for_grant(*, patient, reader, case_ref: str, purpose: str) -> d
     grant = next((g for g in grants if g.closed_at is None), None) or (grants[0] if grants else None)
     if grant is None:
         _deny("no_grant", "No access grant for this reader on this case.", reader=reader, case_ref=case_ref)
+    if not grant.reader_active:
+        _deny("reader_inactive", "This account is deactivated.", reader=reader, case_ref=case_ref)
     if grant.closed_at is not None:
         _deny("grant_closed", "The access grant ended when the case closed.", reader=reader, case_ref=case_ref)
     if grant.expires_at <= now:
-        _deny("grant_expired", "The access grant has expired.", reader=reader, case_ref=case_ref)
+        _deny("grant_expired", "The access grant has expired; a dispatcher can renew it with a reason.",
+              reader=reader, case_ref=case_ref)
     if grant.patient_id != patient.pk:
         _deny("wrong_patient", "The access grant is for another patient.", reader=reader, case_ref=case_ref)
     archive = grant.archive
@@ -381,12 +476,15 @@ def archive_read_for_grant(*, patient, reader, case_ref: str, purpose: str) -> d
             case_ref=case_ref,
         )
     data = _decrypt(archive)
-    appended = audit.append_entry(
-        reader=reader, role=grant.role, case_ref=case_ref, purpose=purpose,
-        archive_id=archive.pk, patient_id=patient.pk, override=override, grant_id=grant.id,
-    )
-    if appended is None:
-        _deny("grant_closed", "The access grant ended before the read was logged.", reader=reader, case_ref=case_ref)
+    key = _read_key(archive_id=archive.pk, version=archive.version, override=override, purpose=purpose)
+    # A key already on the grant in this committed read means its entry is committed too.
+    if grant.logged_read != key:
+        refused = _log_read(
+            grant_id=grant.id, key=key, reader=reader, role=grant.role, case_ref=case_ref, purpose=purpose,
+            archive_id=archive.pk, patient_id=patient.pk, override=override,
+        )
+        if refused:
+            _deny(refused, "The access ended before the read was logged.", reader=reader, case_ref=case_ref)
     return summary_of(archive, data, override=override)
 
 

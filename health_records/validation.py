@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 import re
 import time
+import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -415,3 +416,29 @@ def flatten_errors(errors, prefix: str = "") -> list[str]:
             else:
                 lines.append(f"{prefix}: {message}" if prefix else str(message))
     return lines
+
+
+REASON_MIN = 10
+REASON_MIN_LETTERS = 5
+REASON_MAX = 500
+
+
+def reason_problem(value) -> str | None:
+    """Why ``value`` is not an acceptable reason for a person's decision about health access
+    (renewing an expired grant), or None. Read later by a reviewer, so it must be words: at least
+    10 characters, 5 or more of them letters of any script, not one character repeated, no control
+    characters. The same rule as the API's break-glass reason (dispatch.inputs.validate_reason_words);
+    repeated here because this app never imports dispatch."""
+    if not isinstance(value, str) or not value.strip():
+        return "A reason is required."
+    text = value.strip()
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in text):
+        return "The reason contains control characters."
+    if len(text) > REASON_MAX:
+        return f"Keep the reason to at most {REASON_MAX} characters."
+    letters = [char for char in text if char.isalpha()]
+    if len(text) < REASON_MIN or len(letters) < REASON_MIN_LETTERS:
+        return (f"Say why in words: at least {REASON_MIN} characters, {REASON_MIN_LETTERS} or more of them letters.")
+    if len({char.casefold() for char in letters}) < 3:
+        return "Say why in words, not a repeated character."
+    return None

@@ -72,14 +72,16 @@ class HealthArchiveView(APIView):
         description=(
             "Creates or replaces the whole archive (every field you leave out is cleared). Each field is validated "
             "and a 400 names the ones at fault. Saving marks the archive as verified now; a change keeps the "
-            "previous version, encrypted. `consent_share_with_120` stays off until you turn it on."
+            "previous version, encrypted. `consent_share_with_120` stays off until you turn it on. The national ID and "
+            "phone you enter are recorded as yours to state; they give no access to any other archive."
         ),
         request=ArchiveSerializer,
         responses={
             200: ArchiveOutSerializer,
             201: ArchiveOutSerializer,
             400: OpenApiResponse(description="A field is invalid; the body names it."),
-            409: OpenApiResponse(description="The national ID or phone is already on another archive."),
+            409: OpenApiResponse(description="Two saves of your own archive crossed; retry. (Never about identifiers: "
+                                 "a national ID or phone is yours to state, and it is not checked against other archives.)"),
             413: OpenApiResponse(description="Request body too large."),
         },
     )

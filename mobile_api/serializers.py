@@ -19,9 +19,10 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Shown once; send it as `Authorization: Token <token>`.")
     user_id = serializers.IntegerField()
     role = serializers.CharField()
+    expires_at = serializers.DateTimeField(help_text="When this token stops working (sign in again then).")
 
 
 class MeSerializer(serializers.Serializer):

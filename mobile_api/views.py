@@ -11,13 +11,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.services import citizen_register, normalize_phone, token_for
-from config.api import AuthThrottle, SosThrottle
+from accounts.authentication import ApiTokenAuthentication
+from accounts.lockout import LOCKED_CODE, api_login_succeeded, locked_message, retry_after_seconds
+from accounts.services import citizen_register, normalize_phone, token_issue, token_revoke
+from config.api import AuthThrottle, RegisterPhoneThrottle, SosThrottle
 from dispatch import selectors, services
 from dispatch.events import case_stream
 from dispatch.inputs import FixInputSerializer
@@ -45,17 +47,37 @@ def healthz(request):
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [AuthThrottle, RegisterPhoneThrottle]
 
-    @extend_schema(summary="Register a citizen", request=RegisterSerializer, responses={201: TokenResponseSerializer})
+    @extend_schema(
+        summary="Register a citizen",
+        description=(
+            "A number that cannot be registered (for whatever reason) gets the same 400 on `phone`; the answer "
+            "never says whether the number has an account."
+        ),
+        request=RegisterSerializer,
+        responses={201: TokenResponseSerializer, 429: OpenApiResponse(description="Too many registrations.")},
+    )
     def post(self, request):
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            user, token = citizen_register(**data.validated_data)
+            user, issued = citizen_register(**data.validated_data, label=_client_label(request))
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from None
-        return Response({"token": token, "user_id": user.pk, "role": user.role}, status=status.HTTP_201_CREATED)
+        return Response(_token_body(user, issued), status=status.HTTP_201_CREATED)
+
+
+class LoginLocked(Throttled):
+    default_code = LOCKED_CODE
+
+
+def _client_label(request) -> str:
+    return (request.headers.get("User-Agent") or "")[:100]
+
+
+def _token_body(user, issued) -> dict:
+    return {"token": issued.key, "user_id": user.pk, "role": user.role, "expires_at": issued.token.expires_at}
 
 
 class TokenView(APIView):
@@ -67,16 +89,48 @@ class TokenView(APIView):
         # A wrong password is 401 with a challenge, not 403.
         return "Token"
 
-    @extend_schema(summary="Get an API token", request=TokenRequestSerializer, responses=TokenResponseSerializer)
+    @extend_schema(
+        summary="Get an API token",
+        description=(
+            "Each sign-in issues a NEW token (one per device); older ones keep working until they expire or are "
+            "revoked. Staff tokens last TOKEN_TTL_STAFF_HOURS, citizens' TOKEN_TTL_CITIZEN_DAYS. Repeated wrong "
+            "passwords lock the account at this address (and a flooding address) for a cool-off: 429 with "
+            "`code: login_locked` and `Retry-After`."
+        ),
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            401: OpenApiResponse(description="Wrong username or password."),
+            429: OpenApiResponse(description="Too many attempts, or locked out after failed attempts."),
+        },
+    )
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
         username = normalize_phone(username) or username
         user = authenticate(request, username=username, password=data.validated_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            raise LoginLocked(wait=retry_after_seconds(), detail=locked_message())
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.")
-        return Response({"token": token_for(user), "user_id": user.pk, "role": user.role})
+        api_login_succeeded(request, user)
+        return Response(_token_body(user, token_issue(user=user, label=_client_label(request))))
+
+
+class LogoutView(APIView):
+    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiTokenAuthentication]
+
+    @extend_schema(
+        summary="Sign out: revoke the token in use",
+        description="The token sent with this request stops working at once, and the sockets opened with it close.",
+        request=None,
+        responses={204: None, 401: OpenApiResponse(description="No token, or a token already expired or revoked.")},
+    )
+    def post(self, request):
+        token_revoke(token_id=request.auth.pk, reason="logout")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeView(APIView):

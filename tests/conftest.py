@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
@@ -45,10 +44,11 @@ def make_user(username: str, role: str, *, phone: str | None = None, password: s
 
 
 def api_client(user: User | None = None) -> APIClient:
+    from accounts.services import token_issue
+
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_issue(user=user).key}")
     return client
 
 

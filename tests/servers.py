@@ -52,10 +52,14 @@ def base_env(**overrides: str) -> dict[str, str]:
             # e2e runs share one Redis with whatever else runs here: keep our keys apart.
             "CHANNEL_LAYER_PREFIX": "e2e" + secrets.token_hex(4),
             "DB_POOL_MAX_SIZE": "8",
+            # Tests talk to daphne over plain HTTP; test_deploy_nginx.py sets HTTPS=1 behind TLS.
+            "HTTPS": "0",
         }
     )
     # Health-archive keys for the servers, if the test settings define them.
-    for key in ("HEALTH_KEYS", "HEALTH_KEY_PRIMARY", "HEALTH_BLIND_INDEX_KEY"):
+    for key in ("HEALTH_KEYS", "HEALTH_KEY_PRIMARY", "HEALTH_BLIND_INDEX_KEY", "ACCESS_LOG_HMAC_KEY",
+                "ACCESS_LOG_SIGNING_KEY", "ACCESS_LOG_VERIFY_KEY", "ACCESS_LOG_CHECKPOINT_DIR",
+                "ACCESS_LOG_CHECKPOINT_EVERY"):
         value = os.environ.get(key)
         if value:
             env[key] = value
@@ -83,8 +87,17 @@ def prepare_database(env: dict[str, str], *, seed: bool = True) -> None:
 class DaphneServer:
     """One daphne worker. ``start()`` returns once /healthz answers; ``stop()`` ends exactly it."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, log_dir: Path | None = None, name: str = "daphne"):
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        name: str = "daphne",
+        args: tuple[str, ...] = (),
+    ):
         self.env = env
+        self.args = tuple(args)  # extra daphne options, e.g. ("-v", "0") for no plain-text access log
         self.port = port or free_port()
         self.name = name
         self.log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"{name}-{self.port}-{secrets.token_hex(3)}.log"
@@ -107,7 +120,7 @@ class DaphneServer:
         """Start the process without waiting for it (see ``start_together``)."""
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.args, "config.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -304,12 +317,12 @@ async def register_citizen(http, *, prefix: str = "139", name: str = "E2E 市民
     return response.json()["token"]
 
 
-async def open_stream(ws_base: str, path: str, token: str, *, since: int | None = None):
+async def open_stream(ws_base: str, path: str, token: str, *, since: int | None = None, ssl=None):
     """Connect, authenticate by first message, wait for ``ready``; optionally resume.
-    Returns (websocket, ready_message)."""
+    Returns (websocket, ready_message). ``ssl``: an SSLContext for a wss:// base."""
     import websockets
 
-    ws = await websockets.connect(ws_base + path, open_timeout=10)
+    ws = await websockets.connect(ws_base + path, open_timeout=10, **({"ssl": ssl} if ssl is not None else {}))
     await ws.send(json.dumps({"type": "auth", "token": token}))
     ready = await recv_json(ws)
     if ready.get("type") != "ready":
@@ -353,8 +366,8 @@ class Console:
         self.events: list[dict] = []
 
     @classmethod
-    async def open(cls, ws_base: str, path: str, token: str, *, since: int | None = None) -> Console:
-        ws, ready = await open_stream(ws_base, path, token, since=since)
+    async def open(cls, ws_base: str, path: str, token: str, *, since: int | None = None, ssl=None) -> Console:
+        ws, ready = await open_stream(ws_base, path, token, since=since, ssl=ssl)
         console = cls(ws, ready)
         if since is not None:
             console.last_seq = since
@@ -409,3 +422,151 @@ class Console:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+# --- nginx in front (deploy/) ---------------------------------------------------------------------
+
+
+def nginx_binary() -> str | None:
+    import shutil
+
+    return os.environ.get("NGINX_PATH") or shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+def check_nginx() -> None:
+    if nginx_binary() is None:
+        raise ServiceMissing("nginx is not installed: run scripts/install_nginx.sh (or set NGINX_PATH)")
+
+
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for ``host`` (an IP address SAN): (cert.pem, key.pem). Clients trust
+    it by using cert.pem as their only CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class NginxServer:
+    """deploy/nginx.conf.template rendered into a private prefix and run in the foreground
+    (``nginx -p PREFIX -c conf -g 'daemon off;'``): pid, logs and temp files stay in PREFIX."""
+
+    def __init__(self, prefix: Path, *, workers: list[int], static_root: Path, cert: Path, key: Path):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("render_nginx", ROOT / "deploy" / "render_nginx.py")
+        render_nginx = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(render_nginx)
+        self.prefix = prefix
+        self.https_port, self.http_port = free_port(), free_port()
+        self.cert = cert
+        self.conf = render_nginx.render(
+            prefix=prefix,
+            server_name="127.0.0.1",
+            cert=cert,
+            key=key,
+            static_root=static_root,
+            workers=workers,
+            listen_addr="127.0.0.1",
+            https_port=self.https_port,
+            http_port=self.http_port,
+            # Started as root, nginx drops its workers to this account; otherwise it is ignored.
+            user="www-data" if _account_exists("www-data") else "nobody",
+        )
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://127.0.0.1:{self.https_port}"
+
+    def ssl_context(self):
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def start(self, timeout: float = 20) -> NginxServer:
+        binary = nginx_binary()
+        command = [binary, "-p", str(self.prefix), "-c", str(self.conf)]
+        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx -t refused the rendered config:\n{checked.stderr}")
+        self._log = open(self.prefix / "stderr.log", "wb")
+        self.process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                httpx.get(self.url + "/healthz", verify=self.ssl_context(), timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"nginx did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # the master stops its workers
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for name in ("stderr.log", "error.log"):
+            try:
+                out += (self.prefix / name).read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                pass
+        return "\n".join(out) or "(no log)"
+
+    def __enter__(self) -> NginxServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _account_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from accounts.models import Role, User
+from accounts.models import ApiToken, Role, User
+from accounts.tokens import hash_key
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -33,7 +33,8 @@ def test_it_registers_a_citizen_and_hands_back_a_working_token(anonymous):
     user = User.objects.get(pk=body["user_id"])
     assert (user.username, user.phone, user.first_name, user.role) == ("13912345678", "13912345678", "李四", Role.CITIZEN)
     assert user.check_password("quiet-harbour-42")
-    assert Token.objects.get(user=user).key == body["token"]
+    assert ApiToken.objects.get(user=user).key_hash == hash_key(body["token"])
+    assert body["expires_at"]
 
     me = APIClient()
     me.credentials(HTTP_AUTHORIZATION=f"Token {body['token']}")
@@ -80,7 +81,9 @@ def test_it_refuses_a_bad_registration_naming_the_field_and_creates_no_user(anon
 def test_it_gives_a_citizen_a_token_by_phone_number(anonymous, citizen):
     response = anonymous.post(TOKEN, {"username": "+86 138-0000-0001", "password": "s3cret-pass!"}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json() == {"token": Token.objects.get(user=citizen).key, "user_id": citizen.pk, "role": "citizen"}
+    body = response.json()
+    assert (body["user_id"], body["role"]) == (citizen.pk, "citizen")
+    assert ApiToken.objects.get(user=citizen).key_hash == hash_key(body["token"])
 
 
 @pytest.mark.django_db
@@ -88,7 +91,7 @@ def test_it_gives_staff_a_token_by_username(anonymous, dispatcher):
     response = anonymous.post(TOKEN, {"username": "dispatcher1", "password": "s3cret-pass!"}, format="json")
     assert response.status_code == 200
     assert response.json()["role"] == "dispatcher"
-    assert response.json()["token"] == Token.objects.get(user=dispatcher).key
+    assert ApiToken.objects.get(user=dispatcher).key_hash == hash_key(response.json()["token"])
 
 
 @pytest.mark.django_db
@@ -97,7 +100,7 @@ def test_it_refuses_a_wrong_password_without_a_token(anonymous, dispatcher):
     assert response.status_code in (400, 401, 403)
     assert "token" not in response.json()
     assert response.json()["detail"]
-    assert not Token.objects.filter(user=dispatcher).exists()
+    assert not ApiToken.objects.filter(user=dispatcher).exists()
 
 
 @pytest.mark.django_db

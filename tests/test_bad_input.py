@@ -10,8 +10,8 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
-from rest_framework.authtoken.models import Token
 
+from accounts.services import token_issue
 from dispatch.models import Admission, Ambulance, Case, CaseLocation, Event, StreamCounter
 from tests.conftest import tap
 
@@ -274,7 +274,7 @@ def asgi_post(path: str, chunks: list[bytes], token: str) -> tuple[int, dict]:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_an_oversized_chunked_body_that_declares_no_length(citizen, settings):
-    token = Token.objects.create(user=citizen).key
+    token = token_issue(user=citizen).key
     chunk = b" " * 16384
     status, body = asgi_post("/api/v1/sos", [b'{"lat": 34.7, "lon": 113.6, "note": "'] + [chunk] * 8 + [b'"}'], token)
     assert status == 413
@@ -284,7 +284,7 @@ def test_it_refuses_an_oversized_chunked_body_that_declares_no_length(citizen, s
 
 @pytest.mark.django_db(transaction=True)
 def test_it_reads_a_chunked_body_within_the_cap(citizen):
-    token = Token.objects.create(user=citizen).key
+    token = token_issue(user=citizen).key
     status, body = asgi_post("/api/v1/sos", [b'{"lat": 34.7, ', b'"lon": 113.6, "complaint": "stroke"}'], token)
     assert status == 201, body
     assert (body["lat"], body["lon"], body["complaint"]) == (34.7, 113.6, "stroke")
@@ -392,3 +392,177 @@ def test_it_answers_a_wrong_method_with_405_naming_it(as_citizen):
     response = as_citizen.delete("/api/v1/sos")
     assert response.status_code == 405
     assert "DELETE" in response.json()["detail"]
+
+
+# --- positions: validated after conversion; Chinese datums only near China (issue 6 item 6) ----------
+
+CHINESE_DATUM_FAR_FROM_CHINA = [
+    ("bd09-pole-antimeridian", {"lat": -90, "lon": -180, "crs": "bd09"}),
+    ("bd09-north-pole", {"lat": 90, "lon": 180, "crs": "bd09"}),
+    ("gcj02-london", {"lat": 51.5007, "lon": -0.1246, "crs": "gcj02"}),
+    ("gcj02-sydney", {"lat": -33.8568, "lon": 151.2153, "crs": "gcj02"}),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in CHINESE_DATUM_FAR_FROM_CHINA], ids=[i for i, _ in CHINESE_DATUM_FAR_FROM_CHINA])
+def test_it_refuses_a_tap_in_a_chinese_datum_far_outside_china_naming_crs_and_writes_nothing(as_citizen, body):
+    response = tap(as_citizen, **body)
+    assert response.status_code == 400, response.content
+    assert "crs" in response.json() and "wgs84" in response.json()["crs"][0]
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("template", ["/api/v1/cases/{case}/location", "/api/v1/ambulances/{unit}/location"])
+def test_it_refuses_a_chinese_datum_far_outside_china_on_every_position_input(request, everything, template):
+    path = template.format(**everything)
+    client = client_for(path, request)
+    before = snapshot()
+    for _, body in CHINESE_DATUM_FAR_FROM_CHINA:
+        response = client.post(path, body, format="json")
+        assert response.status_code == 400, (body, response.content)
+        assert "crs" in response.json(), response.json()
+    assert snapshot() == before
+
+
+def test_it_still_takes_a_chinese_datum_from_a_border_town(as_citizen):
+    # Kashgar, GCJ-02: at the western edge of the datum's box, and a real caller.
+    response = tap(as_citizen, lat=39.4704, lon=75.9898, crs="gcj02")
+    assert response.status_code == 201, response.content
+    case = Case.objects.get()
+    assert abs(case.lat - 39.4704) < 0.01 and abs(case.lon - 75.9898) < 0.01
+
+
+def test_it_still_takes_the_edges_of_wgs84_as_wgs84(as_citizen):
+    assert tap(as_citizen, lat=-90, lon=-180).status_code == 201
+    assert tap(as_citizen, lat=-90, lon=-180, crs="wgs84").status_code == 201
+
+
+# --- a bad position already stored cannot break a later request (issue 6 item 6) -------------------
+# Rows written before validation was strict, or by hand: the issue's probe stored this very point.
+BAD_STORED = (-90.00549371883733, -180.00676005728846)
+
+
+@pytest.fixture
+def bad_case(as_citizen):
+    case_id = tap(as_citizen, complaint="chest_pain").json()["id"]
+    Case.objects.filter(pk=case_id).update(lat=BAD_STORED[0], lon=BAD_STORED[1])
+    return case_id
+
+
+def test_it_answers_recommendations_for_a_case_stored_at_an_impossible_point_with_409(as_dispatcher, bad_case, ambulance):
+    response = as_dispatcher.get(f"/api/v1/dispatch/cases/{bad_case}/recommendations")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "case_position_invalid"
+
+
+def test_it_still_lets_a_dispatcher_and_a_crew_work_a_case_stored_at_an_impossible_point(
+    as_citizen, as_dispatcher, as_crew, ambulance, hospital, bad_case
+):
+    assigned = as_dispatcher.post(f"/api/v1/dispatch/cases/{bad_case}/assign", {"ambulance": ambulance.pk}, format="json")
+    assert assigned.status_code == 200, assigned.content
+    assert as_dispatcher.get(f"/api/v1/dispatch/cases/{bad_case}").status_code == 200
+    assert as_dispatcher.get("/api/v1/dispatch/cases").status_code == 200
+    view = as_citizen.get(f"/api/v1/cases/{bad_case}")
+    assert view.status_code == 200 and view.json()["eta_s"] is None
+    for step in ("en_route", "on_scene"):
+        assert as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step}, format="json").status_code == 200
+    assignment = as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment")
+    assert assignment.status_code == 200 and assignment.json()["suggested_hospitals"] == []
+    # No destination can be suggested from nowhere: the crew is asked to name one.
+    unnamed = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": "transporting"}, format="json")
+    assert unnamed.status_code == 400 and "hospital" in unnamed.json()
+    named = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": "transporting", "hospital": hospital.pk}, format="json")
+    assert named.status_code == 200, named.content
+
+
+def test_it_leaves_a_unit_stored_at_an_impossible_point_out_of_the_ranking(as_citizen, as_dispatcher, ambulance, other_ambulance):
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(lat=95.0, lon=113.6)
+    case_id = tap(as_citizen).json()["id"]
+    response = as_dispatcher.get(f"/api/v1/dispatch/cases/{case_id}/recommendations")
+    assert response.status_code == 200, response.content
+    assert [r["ambulance"]["id"] for r in response.json()] == [ambulance.pk]
+    # Sent anyway (the dispatcher knows where it is): it goes, without an ETA to show.
+    assigned = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": other_ambulance.pk}, format="json")
+    assert assigned.status_code == 200, assigned.content
+    assert as_citizen.get(f"/api/v1/cases/{case_id}").json()["eta_s"] is None
+
+
+def test_it_routes_around_a_hospital_stored_at_an_impossible_point(
+    as_citizen, as_dispatcher, as_crew, ambulance, hospital, other_hospital
+):
+    from dispatch.models import Hospital
+
+    Hospital.objects.filter(pk=other_hospital.pk).update(lat=-91.0, lon=200.0)
+    case_id = tap(as_citizen, complaint="chest_pain").json()["id"]
+    as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
+    for step in ("en_route", "on_scene"):
+        as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step}, format="json")
+    suggested = as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()["suggested_hospitals"]
+    assert [s["hospital"]["id"] for s in suggested] == [hospital.pk]
+    # The crew may still name it: the admission opens without an ETA, and GPS fixes keep working.
+    response = as_crew.post(
+        f"/api/v1/ambulances/{ambulance.pk}/status", {"status": "transporting", "hospital": other_hospital.pk}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert Admission.objects.get().eta_s is None
+    moved = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/location", {"lat": 34.75, "lon": 113.63}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert Admission.objects.get().eta_s is None
+
+
+def test_it_serves_a_point_stored_as_nan_as_null_and_never_a_500(as_citizen, as_dispatcher, ambulance):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL stores NaN in a float column (SQLite turns it into NULL)")
+    case_id = tap(as_citizen).json()["id"]
+    Case.objects.filter(pk=case_id).update(lat=float("nan"))
+    Ambulance.objects.filter(pk=ambulance.pk).update(lon=float("nan"))
+    assert as_dispatcher.get(f"/api/v1/dispatch/cases/{case_id}/recommendations").status_code == 409
+    queue = as_dispatcher.get("/api/v1/dispatch/cases")
+    assert queue.status_code == 200 and queue.json()["results"][0]["lat"] is None
+    assert as_dispatcher.get("/api/v1/ambulances").json()[0]["lon"] is None
+    assigned = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
+    assert assigned.status_code == 200, assigned.content
+    assert as_citizen.get(f"/api/v1/cases/{case_id}").json()["eta_s"] is None
+
+
+# --- a break-glass reason must be words (issue 6 item 12) ---------------------------------------------
+
+WORDLESS_REASONS = ["12345", "1234567890", "..........", "aaaaaaaaaaaa", "!!!!!!!!!!!!", "x", "   need it   ", "12345678 ab"]
+
+
+@pytest.fixture
+def private_case(as_citizen):
+    from tests.test_health_archive_api import URL, sample_archive
+
+    assert as_citizen.put(URL, sample_archive(consent_share_with_120=False), format="json").status_code == 201
+    return tap(as_citizen, complaint="chest_pain").json()["id"]
+
+
+@pytest.mark.parametrize("reason", WORDLESS_REASONS)
+def test_it_refuses_a_break_glass_reason_that_is_not_words_naming_reason(as_dispatcher, private_case, reason):
+    from health_records.models import AccessGrant
+
+    response = as_dispatcher.post(f"/api/v1/dispatch/cases/{private_case}/health-override", {"reason": reason}, format="json")
+    assert response.status_code == 400, response.content
+    assert "reason" in response.json()
+    assert not AccessGrant.objects.exists()
+
+
+@pytest.mark.parametrize("reason", ["unconscious, no one to ask", "患者昏迷，无法表达同意", "GCS 3, SpO2 82%, alone"])
+def test_it_takes_a_break_glass_reason_in_words_in_any_script(as_dispatcher, private_case, reason):
+    response = as_dispatcher.post(f"/api/v1/dispatch/cases/{private_case}/health-override", {"reason": reason}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["available"] is True
+
+
+def test_it_keeps_the_reason_rule_in_one_reusable_function():
+    from rest_framework import serializers
+
+    from dispatch.inputs import validate_reason_words
+
+    assert validate_reason_words("  unconscious, no one to ask \n") == "unconscious, no one to ask"
+    for reason in (*WORDLESS_REASONS, "control\x07characters here"):
+        with pytest.raises(serializers.ValidationError):
+            validate_reason_words(reason)

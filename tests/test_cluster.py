@@ -4,19 +4,26 @@ of DESIGN.md principle 3. Needs both services (fails in CI without them, skips e
 - a tap on worker A reaches a dispatcher console connected to worker B;
 - a console that drops, misses taps made on both workers and comes back on the other worker
   resuming from its last seq gets every missed event once, in order, then live ones;
-- two dispatchers racing for one free unit on A and B at the same instant: one 200, one 409.
+- two dispatchers racing for one free unit on A and B at the same instant: one 200, one 409;
+- a sign-out on worker A, or a deactivation in another process, closes that socket on worker B.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import time
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import websockets
 
 from tests.servers import (
+    DEMO_PASSWORD,
+    PYTHON,
+    ROOT,
     Console,
     DaphneServer,
     auth,
@@ -26,7 +33,9 @@ from tests.servers import (
     demo_postgres_template,
     login,
     manage,
+    open_stream,
     postgres_database,
+    recv_json,
     redis_url,
     register_citizen,
     require,
@@ -167,3 +176,72 @@ async def test_it_lets_exactly_one_of_two_dispatchers_on_two_workers_take_one_fr
             assert len(assigned) == 3 == len(set(assigned))
         finally:
             await console.close()
+
+
+async def test_it_closes_a_socket_on_worker_b_when_its_token_is_signed_out_on_worker_a(cluster):
+    # A sign-in of its own: the module's dispatcher tokens stay valid for the other tests.
+    token = await asyncio.to_thread(login, cluster.a.url, "dispatcher2")
+    ws, _ready = await open_stream(cluster.b.ws_url, "/ws/dispatch/", token)
+    try:
+        async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a:
+            assert (await on_a.post("/api/v1/auth/logout", headers=auth(token))).status_code == 204
+        frame = await recv_json(ws, timeout=5)
+        assert (frame["type"], frame["code"], frame["reason"]) == ("error", "session_ended", "token_revoked")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws, timeout=5)
+        assert closed.value.rcvd.code == 4010
+    finally:
+        await ws.close()
+
+
+_DEACTIVATE_ON_CUE = (
+    "import sys; from accounts.models import Role, User; "
+    "u = User(username='{name}', role=Role.DISPATCHER); u.set_password('{password}'); u.save(); "
+    "print('READY', flush=True); sys.stdin.readline(); "
+    "u.is_active = False; u.save(); print('DONE', flush=True)"
+)
+
+
+def _read_until(process: subprocess.Popen, marker: str) -> None:
+    # The shell may print its own banner first.
+    output = []
+    for line in process.stdout:
+        if line.strip() == marker:
+            return
+        output.append(line)
+    raise AssertionError(f"the shell ended before {marker}:\n{''.join(output)}")
+
+
+async def test_it_closes_a_socket_on_worker_b_when_the_account_is_deactivated_elsewhere(cluster):
+    name = "dispatcher-off-" + secrets.token_hex(3)
+    script = _DEACTIVATE_ON_CUE.format(name=name, password=DEMO_PASSWORD)
+    # An operator's shell on the same database and Redis, already started (Django's boot is slow)
+    # and waiting for its cue, so that the deactivation lands right after the socket is ready.
+    admin = subprocess.Popen(
+        [PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=cluster.a.env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        await asyncio.to_thread(_read_until, admin, "READY")
+        token = await asyncio.to_thread(login, cluster.a.url, name)
+        ws, _ready = await open_stream(cluster.b.ws_url, "/ws/dispatch/", token)
+        ready_at = time.monotonic()
+        try:
+            admin.stdin.write("go\n")
+            admin.stdin.flush()
+            frame = await recv_json(ws, timeout=5)
+            assert (frame["code"], frame["reason"]) == ("session_ended", "deactivated")
+            # The periodic recheck cannot have done it: its first tick is at least half an
+            # interval after ready. This was the close message, from another process, via Redis.
+            recheck_s = float(cluster.b.env.get("WS_AUTH_RECHECK_S", "15"))
+            assert time.monotonic() - ready_at < recheck_s / 2
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await recv_json(ws, timeout=5)
+            assert closed.value.rcvd.code == 4010
+        finally:
+            await ws.close()
+        await asyncio.to_thread(_read_until, admin, "DONE")
+    finally:
+        if admin.poll() is None:
+            admin.kill()
+        admin.wait(timeout=10)

@@ -99,3 +99,45 @@ def test_it_draws_a_bounding_box_that_holds_every_point_within_the_radius():
             p_lat, p_lon = rng.uniform(lat - 3, lat + 3), rng.uniform(lon - 4, lon + 4)
             if geo.fast_distance_m(lat, lon, p_lat, p_lon) <= radius:
                 assert min_lat <= p_lat <= max_lat and min_lon <= p_lon <= max_lon, (lat, lon, radius, p_lat, p_lon)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [(39.4704, 75.9898), (53.4833, 122.3333), (18.2528, 109.5119), (47.9, 135.1)],
+    ids=["kashgar", "mohe", "sanya", "fuyuan-area"],
+)
+def test_it_takes_chinese_datums_anywhere_in_china_including_border_towns(point):
+    assert geo.near_china(*point)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [(-90, -180), (51.5007, -0.1246), (-33.8568, 151.2153), (40.6892, -74.0445), (-1.0, 100.0)],
+    ids=["south-pole-antimeridian", "london", "sydney", "new-york", "south-of-the-equator"],
+)
+def test_it_does_not_take_chinese_datums_far_outside_china(point):
+    assert not geo.near_china(*point)
+
+
+def test_it_shows_why_a_chinese_datum_far_outside_china_must_be_refused():
+    # The probe of issue 6: BD-09's offset pushes the pole past -90 and the antimeridian past -180.
+    lat, lon = geo.to_wgs84(-90, -180, "bd09")
+    assert not geo.is_valid_point(lat, lon)
+
+
+@pytest.mark.parametrize(
+    "lat, lon, valid",
+    [
+        (90, 180, True),
+        (-90, -180, True),
+        (34.7, 113.6, True),
+        (-90.0055, -180.0068, False),
+        (90.0001, 0, False),
+        (0, 180.0001, False),
+        (float("nan"), 113.6, False),
+        (34.7, float("inf"), False),
+        (None, 113.6, False),
+    ],
+)
+def test_it_tells_a_valid_wgs84_point_from_one_no_distance_can_use(lat, lon, valid):
+    assert geo.is_valid_point(lat, lon) is valid

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from health_records import blind_index, crypto, fhir, keys, services
+from health_records import blind_index, crypto, fhir, keys, selectors, services
 from health_records.models import Archive
 from tests.conftest import api_client
 from tests.test_health_archive_api import DISTINCTIVE, SAMPLE_NATIONAL_ID, URL, sample_archive
@@ -109,23 +109,24 @@ def test_it_refuses_a_wrong_key_under_a_known_id(keyring_env, caplog):
 def test_it_stores_the_archive_only_as_ciphertext(citizen):
     services.archive_put(owner=citizen, data=sample_archive())
     row = Archive.objects.get(owner=citizen)
-    stored = bytes(row.ciphertext) + bytes(row.wrapped_key) + bytes(row.national_id_bidx) + bytes(row.phone_bidx)
+    stored = bytes(row.ciphertext) + bytes(row.wrapped_key) + bytes(row.claimed_national_id_bidx) + bytes(row.claimed_phone_bidx)
     for word in DISTINCTIVE:
         assert word.encode() not in stored
 
 
 def test_it_finds_an_archive_by_national_id_or_phone_through_the_blind_index_only(citizen, keyring_env):
+    # What a citizen typed is a claim (issue 6, item 7): found by an operator's search, never by archive_find.
     services.archive_put(owner=citizen, data=sample_archive())
     row = Archive.objects.get(owner=citizen)
-    assert services.archive_find(national_id=SAMPLE_NATIONAL_ID.lower()) == row  # normalised
-    assert services.archive_find(phone="+86 139-1234-0099") == row
-    assert services.archive_find(phone="13900000000") is None
-    assert len(bytes(row.national_id_bidx)) == 32
-    assert bytes(row.national_id_bidx) != bytes(row.phone_bidx)
+    assert selectors.archives_matching(national_id=SAMPLE_NATIONAL_ID.lower()) == [row]  # normalised
+    assert selectors.archives_matching(phone="+86 139-1234-0099") == [row]
+    assert selectors.archives_matching(phone="13900000000") == []
+    assert len(bytes(row.claimed_national_id_bidx)) == 32
+    assert bytes(row.claimed_national_id_bidx) != bytes(row.claimed_phone_bidx)
     # The index is keyed: another blind-index key gives another index, so no one can precompute it.
     keyring_env(HEALTH_BLIND_INDEX_KEY=OTHER_KEY)
-    assert blind_index.national_id_index(SAMPLE_NATIONAL_ID) != bytes(row.national_id_bidx)
-    assert services.archive_find(national_id=SAMPLE_NATIONAL_ID) is None
+    assert blind_index.national_id_index(SAMPLE_NATIONAL_ID) != bytes(row.claimed_national_id_bidx)
+    assert selectors.archives_matching(national_id=SAMPLE_NATIONAL_ID) == []
 
 
 def test_it_refuses_a_row_swapped_to_another_archive_and_shows_the_owner_no_data(
@@ -241,12 +242,14 @@ def test_it_uses_the_test_keys_from_tests_settings():
 
 
 def test_it_lets_an_operator_find_an_archive_in_the_admin_without_seeing_its_contents(admin_client, citizen):
+    # By POST, so the identifier never enters a URL (issue 6, item 12; see tests/test_archive_claims.py).
     services.archive_put(owner=citizen, data=sample_archive())
     archive = Archive.objects.get(owner=citizen)
-    for term in (SAMPLE_NATIONAL_ID, "139 1234 0099", str(archive.pk)):
-        page = admin_client.get("/admin/health_records/archive/", {"q": term}).content.decode()
-        assert str(archive.pk) in page, term
-    assert str(archive.pk) not in admin_client.get("/admin/health_records/archive/", {"q": "13900000000"}).content.decode()
+    for term in (SAMPLE_NATIONAL_ID, "139 1234 0099"):
+        response = admin_client.post("/admin/health_records/archive/find/", {"identifier": term})
+        assert response["Location"] == f"/admin/health_records/archive/{archive.pk}/change/", term
+    assert str(archive.pk) in admin_client.get("/admin/health_records/archive/", {"q": str(archive.pk)}).content.decode()
+    assert str(archive.pk) not in admin_client.get("/admin/health_records/archive/", {"q": SAMPLE_NATIONAL_ID}).content.decode()
     assert admin_client.get("/admin/health_records/archive/", {"q": "not an id"}).status_code == 200
     detail = admin_client.get(f"/admin/health_records/archive/{archive.pk}/change/").content.decode()
     assert detail.count(str(archive.pk)) and not any(word in detail for word in DISTINCTIVE)

@@ -142,9 +142,13 @@ def test_it_takes_the_last_line_when_a_person_appears_twice(tmp_path, db):
 
 
 def test_it_leaves_an_archive_its_owner_edited_alone(tmp_path, citizen):
+    # Imported, linked to its owner through a verified flow, then edited by the owner: the
+    # platform's next version does not overwrite the owner's own words.
+    importer.import_file(_write(tmp_path / "a.jsonl", [sample_archive(notes="platform version", phone=None)]))
+    services.archive_link_owner(archive_id=services.archive_find(national_id=SAMPLE_NATIONAL_ID).pk, owner=citizen)
     services.archive_put(owner=citizen, data=sample_archive())
-    platform_row = sample_archive(notes="platform version", phone=None)
-    stats = importer.import_file(_write(tmp_path / "a.jsonl", [platform_row]))
+    platform_row = sample_archive(notes="platform version 2", phone=None)
+    stats = importer.import_file(_write(tmp_path / "b.jsonl", [platform_row]))
     assert stats.kept_citizen == 1
     assert services.archive_get_own(owner=citizen)["notes"] == "Spare key under the Flowerpot-Marigold"
     assert services.archive_find(national_id=SAMPLE_NATIONAL_ID).owner == citizen

@@ -10,8 +10,8 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 from fhir.resources.R4B.bundle import Bundle
-from rest_framework.authtoken.models import Token
 
+from accounts.services import token_issue
 from config.asgi import application
 from dispatch.models import Event
 from health_records.models import AccessGrant
@@ -209,8 +209,8 @@ async def test_it_adds_the_summary_to_the_crews_assignment_event_but_never_to_th
     await sync_to_async(lambda: as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json"))()
     case_id = (await sync_to_async(lambda: tap(as_citizen))()).json()["id"]
     await sync_to_async(assign)(as_dispatcher, case_id, ambulance)
-    crew_token = (await sync_to_async(Token.objects.get_or_create)(user=crew))[0].key
-    dispatcher_token = (await sync_to_async(Token.objects.get_or_create)(user=dispatcher))[0].key
+    crew_token = (await sync_to_async(token_issue)(user=crew)).key
+    dispatcher_token = (await sync_to_async(token_issue)(user=dispatcher)).key
 
     frames = await _events(f"/ws/ambulances/{ambulance.pk}/", crew_token, 1)
     assert frames[0]["event"] == "case.assigned" and frames[0]["data"]["id"] == case_id

@@ -21,6 +21,8 @@ CONTROLLED = {
     "MAX_REQUEST_BYTES", "ETA_SPEED_KMH", "ETA_ROAD_FACTOR", "RECOMMENDATION_COUNT", "LOG_LEVEL",
     "DB_CONN_MAX_AGE", "DB_POOL_MAX_SIZE", "CHANNEL_LAYER_CAPACITY", "CSRF_TRUSTED_ORIGINS", "WS_ALLOWED_ORIGINS",
     "DJANGO_SETTINGS_MODULE", "TEST_SQLITE_NAME",
+    "HTTPS", "HSTS_SECONDS", "HSTS_INCLUDE_SUBDOMAINS", "HSTS_PRELOAD", "LOG_FORMAT", "METRICS_TOKEN",
+    "DB_POOL_TIMEOUT_S", "DB_CONNECT_TIMEOUT_S", "DB_UNAVAILABLE_RETRY_AFTER_S", "STATIC_ROOT",
 }
 GOOD = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -49,6 +51,13 @@ CASES = {
     "eta-speed-zero": ({"ETA_SPEED_KMH": "0"}, "ETA_SPEED_KMH"),
     "recommendation-count-text": ({"RECOMMENDATION_COUNT": "five"}, "RECOMMENDATION_COUNT"),
     "log-level-unknown": ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    "https-not-a-boolean": ({"HTTPS": "sometimes"}, "HTTPS"),
+    "hsts-seconds-negative": ({"HSTS_SECONDS": "-1"}, "HSTS_SECONDS"),
+    "log-format-unknown": ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    "metrics-token-too-short": ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+    "db-pool-timeout-text": ({"DB_POOL_TIMEOUT_S": "soon"}, "DB_POOL_TIMEOUT_S"),
+    "db-connect-timeout-below-libpq-minimum": ({"DB_CONNECT_TIMEOUT_S": "1"}, "DB_CONNECT_TIMEOUT_S"),
+    "db-retry-after-zero": ({"DB_UNAVAILABLE_RETRY_AFTER_S": "0"}, "DB_UNAVAILABLE_RETRY_AFTER_S"),
 }
 GOOD_CASES = {
     "defaults": {},
@@ -62,6 +71,14 @@ GOOD_CASES = {
         "ETA_SPEED_KMH": "40.5",
     },
     "debug-on": {"DEBUG": "1"},
+    "plain-http-and-operations": {
+        "HTTPS": "0",
+        "LOG_FORMAT": "plain",
+        "METRICS_TOKEN": "m" * 32,
+        "DB_POOL_TIMEOUT_S": "1.5",
+        "DB_CONNECT_TIMEOUT_S": "3",
+        "STATIC_ROOT": "static-files-somewhere",
+    },
 }
 
 

@@ -28,9 +28,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from accounts.models import Role
+from accounts.services import token_issue
 from config.asgi import application
 from dispatch import events, services
 from dispatch.events import DISPATCH_STREAM, Outgoing, case_stream
@@ -68,7 +68,7 @@ def cast(citizen, crew, other_crew, hospital_user, other_hospital_user):
 
 
 def token_of(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return token_issue(user=user).key
 
 
 @contextlib.asynccontextmanager
@@ -194,14 +194,17 @@ async def test_it_rejects_a_disallowed_origin_at_the_handshake(dispatcher):
             pass
 
 
-async def test_it_takes_the_allowed_hosts_as_origins_when_no_origin_list_is_configured(dispatcher, settings):
+async def test_it_takes_the_requests_own_origin_when_no_origin_list_is_configured(dispatcher, settings):
+    # Was "any origin whose host is in ALLOWED_HOSTS": scheme and port were ignored (issue 6, item 9).
     settings.WS_ALLOWED_ORIGINS = []
     settings.ALLOWED_HOSTS = ["console.example.org"]
     token = await database_sync_to_async(token_of)(dispatcher)
-    async with socket("/ws/dispatch/", headers=[(b"origin", b"https://console.example.org")]) as communicator:
+    host = (b"host", b"console.example.org")
+    async with socket("/ws/dispatch/", headers=[host, (b"origin", b"http://console.example.org")]) as communicator:
         assert (await authed(communicator, token))["type"] == "ready"
-    async with socket("/ws/dispatch/", headers=[(b"origin", b"https://other.example.org")], expect_open=False):
-        pass
+    for origin in (b"https://other.example.org", b"https://console.example.org", b"http://console.example.org:8080"):
+        async with socket("/ws/dispatch/", headers=[host, (b"origin", origin)], expect_open=False):
+            pass
 
 
 async def test_it_refuses_a_bad_token_with_an_error_frame_and_a_4xxx_close(dispatcher):

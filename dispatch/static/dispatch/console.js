@@ -1126,7 +1126,7 @@
       name: "reason",
       class: "override-reason",
       required: true,
-      minlength: "5",
+      minlength: "10", // the server's rule (dispatch/inputs.py validate_reason_words): 10+ characters, 5+ letters
       maxlength: "500",
       autocomplete: "off",
       "aria-describedby": `${base}-hint ${base}-error`,
@@ -1141,8 +1141,8 @@
       el(
         "p",
         { class: "small muted", id: `${base}-hint` },
-        "5–500 characters. Logged, flagged for review and shown to the patient. ",
-        el("span", { lang: "zh-CN" }, "5–500 字；将记录在案、标记复核并告知患者。"),
+        "10–500 characters, in words. Logged, flagged for review and shown to the patient. ",
+        el("span", { lang: "zh-CN" }, "10–500 字，请用文字说明；将记录在案、标记复核并告知患者。"),
       ),
       el("div", { class: "override-inputs" }, input, submit, cancel),
       fieldError,
@@ -1187,8 +1187,8 @@
     const panel = entry.panel;
     if (!panel || ctl.busy) return;
     const reason = ctl.input.value.trim();
-    if (reason.length < 5 || reason.length > 500) {
-      setFieldError(ctl, "Give a reason of 5 to 500 characters. 请填写 5–500 字的理由。");
+    if (reason.length < 10 || reason.length > 500) {
+      setFieldError(ctl, "Give a reason of 10 to 500 characters. 请填写 10–500 字的理由。");
       ctl.input.focus();
       return;
     }

@@ -1,0 +1,108 @@
+"""API tokens: the key format, lookups and the cheap "last used" stamp. Issuing and revoking are
+in accounts.services.
+
+A key is 43 URL-safe characters (32 random bytes); only its SHA-256 is stored, so a copy of the
+database authenticates nobody. Anything that cannot be a key (NUL, non-printable, absurd length) is
+refused before it reaches the database: PostgreSQL refuses NUL in text and that used to be a 500.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import ApiToken, Role, User
+
+logger = logging.getLogger(__name__)
+
+_KEY_FORMAT = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+# last_used_at is for operators ("is this tablet still in use?"), not an audit trail: writing it
+# on every request would turn each read into a write.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+class TokenInvalid(Exception):
+    """Why a key does not authenticate; the message is safe to show to the client."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    key: str  # shown once; never stored
+    token: ApiToken
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+def is_well_formed(key: object) -> bool:
+    return isinstance(key, str) and _KEY_FORMAT.match(key) is not None
+
+
+def lifetime_for(user: User) -> timedelta:
+    """Staff: a shift plus handover, so a crew tablet signed in at the start of a shift never
+    expires during it. Citizens: weeks, so the SOS button works without signing in again."""
+    if user.role == Role.CITIZEN:
+        return timedelta(days=settings.TOKEN_TTL_CITIZEN_DAYS)
+    return timedelta(hours=settings.TOKEN_TTL_STAFF_HOURS)
+
+
+def token_for_key(key: object) -> ApiToken:
+    """The live token for ``key``, with its user; raises TokenInvalid saying why not."""
+    if not is_well_formed(key):
+        raise TokenInvalid("Invalid token.", "token_invalid")
+    token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(key)).first()
+    if token is None:
+        raise TokenInvalid("Invalid token.", "token_invalid")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenInvalid("This token was revoked; sign in again.", "token_revoked")
+    if token.expires_at <= now:
+        raise TokenInvalid("This token has expired; sign in again.", "token_expired")
+    if not token.user.is_active:
+        raise TokenInvalid("This account is deactivated.", "user_inactive")
+    _touch(token, now)
+    return token
+
+
+def _touch(token: ApiToken, now) -> None:
+    if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
+        # An UPDATE guarded by the old value: concurrent requests do not all write.
+        ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(last_used_at=now)
+        token.last_used_at = now
+
+
+def user_for_token(key: object) -> tuple[User, int] | None:
+    """For the websocket consumers: the active user and the token's id, or None for anything that
+    is not a live token. Never raises."""
+    try:
+        token = token_for_key(key)
+    except TokenInvalid:
+        return None
+    except Exception:  # a database hiccup means "not authenticated", not a crashed socket
+        logger.exception("token lookup failed")
+        return None
+    return token.user, token.pk
+
+
+def token_is_live(token_id: int) -> bool:
+    """For rechecks of an already-authenticated socket: still not revoked, expired or deactivated."""
+    return ApiToken.objects.filter(
+        pk=token_id, revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+    ).exists()
