@@ -14,12 +14,16 @@ import asyncio
 import json
 import logging
 import random
+import time
 import traceback
 from dataclasses import dataclass, field
 from importlib import import_module
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
@@ -74,6 +78,23 @@ class Denied(Exception):
     def __init__(self, code: str, detail: str, close_code: int):
         super().__init__(detail)
         self.code, self.detail, self.close_code = code, detail, close_code
+
+
+# While the channel layer fails (Redis down or restarting), doorbells do not ring: consoles read
+# the event log this often instead of every WS_CATCHUP_S, until the layer has been quiet a while.
+OUTAGE_CATCHUP_S = 3.0
+_LAYER_TROUBLE_WINDOW_S = 30.0
+_layer_trouble_at = float("-inf")
+
+
+def _layer_trouble() -> None:
+    # Per process on purpose: it describes this worker's connection to the layer, nothing shared.
+    global _layer_trouble_at
+    _layer_trouble_at = time.monotonic()
+
+
+def _layer_in_trouble() -> bool:
+    return time.monotonic() - _layer_trouble_at < _LAYER_TROUBLE_WINDOW_S
 
 
 class SocketEnded(Exception):
@@ -152,6 +173,40 @@ class StreamConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        # AsyncConsumer.__call__ with one difference: the channel-layer receive survives a Redis
+        # outage. channels' own loop dies with the first ConnectionError and daphne closes every
+        # console with 1011; here the socket stays open, the periodic catch-up keeps it current
+        # from the event log, and doorbells resume when Redis is back.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = self._channel_receive
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def _channel_receive(self):
+        delay = 0.5
+        while True:
+            try:
+                message = await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _layer_trouble()
+                if delay == 0.5:
+                    logger.warning(
+                        "channel layer unavailable on stream %s (%s): catching up from the event log until it is back",
+                        self.stream, type(exc).__name__,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            return message
 
     async def connect(self):
         self.stream = None
@@ -272,7 +327,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _start(self, principal: Principal):
         self._principal = principal
         self._user_group = user_group(principal.user_id)
-        await self.channel_layer.group_add(self._user_group, self.channel_name)
+        await self._join(self._user_group)
         try:
             user, stream = await database_sync_to_async(self._authorize)(principal)
         except Denied as denied:
@@ -286,7 +341,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.scope["user"] = user
         # Join first, then read the position: an event committed in between arrives both as a
         # doorbell and inside the position, and the seq check drops the duplicate.
-        await self.channel_layer.group_add(group_name(stream), self.channel_name)
+        await self._join(group_name(stream))
         self.stream = stream
         async with self._lock:
             self.sent_seq = await database_sync_to_async(selectors.stream_last_seq)(stream)
@@ -304,12 +359,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
         delay = interval * random.uniform(0.5, 1.0)
         while not self._closing:
             await asyncio.sleep(delay)
-            delay = interval
+            delay = min(interval, OUTAGE_CATCHUP_S) if _layer_in_trouble() else interval
             if self._closing:
                 return
+            # Re-join first (a restarted Redis forgot the membership), but a layer that is down
+            # must not stop the catch-up: the event log is the truth, and reading it every tick
+            # is what keeps a console current through a Redis outage.
+            await self._rejoin_groups()
             try:
-                await self.channel_layer.group_add(group_name(self.stream), self.channel_name)
-                await self.channel_layer.group_add(self._user_group, self.channel_name)
                 await self._catch_up()
             except asyncio.CancelledError:
                 raise
@@ -318,6 +375,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
             except Exception:
                 # The next doorbell or the next tick tries again; a dead socket ends in disconnect().
                 logger.exception("catch-up on stream %s failed", self.stream)
+
+    async def _rejoin_groups(self) -> None:
+        for group in (group_name(self.stream) if self.stream else None, self._user_group):
+            if group and not await self._join(group):
+                return
+
+    async def _join(self, group: str) -> bool:
+        """Join a group; a channel layer that is down is logged, not fatal: the socket then lives
+        on the event log (catch-up ticks, faster while the layer is down) and the periodic
+        re-check, and re-joins on a later tick."""
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _layer_trouble()
+            logger.warning("joining %s failed (%s)", group, type(exc).__name__)
+            return False
+        return True
 
     async def _recheck_every(self, interval: float):
         """The backstop for a lost close message and for changes that send none (a bulk
@@ -328,8 +404,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             delay = interval
             if self._closing:
                 return
+            await self._rejoin_groups()
             try:
-                await self.channel_layer.group_add(self._user_group, self.channel_name)
                 problem = await database_sync_to_async(self._recheck)()
             except asyncio.CancelledError:
                 raise
