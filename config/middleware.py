@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.http import http_date
 
 
 class RequestSizeLimitMiddleware:
@@ -131,3 +132,17 @@ def _log_outage(request, exception) -> None:
     logging.getLogger("config.database").warning(
         "database unavailable: %s %s -> 503 (%s)", request.method, request.path, type(exception).__name__
     )
+
+
+class DateHeaderMiddleware:
+    """RFC 9110 wants an origin server with a clock to send ``Date``; daphne does not. The consoles
+    use it to correct a PC clock that is off (countdowns to an ambulance's arrival)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Date" not in response:
+            response["Date"] = http_date()
+        return response

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.DateHeaderMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.ApiNotFoundMiddleware",
@@ -72,6 +73,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before CommonMiddleware (Django's rule): the switcher's choice, kept in a cookie.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -85,7 +88,7 @@ ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/console/dispatch/"
+LOGIN_REDIRECT_URL = "/"  # the landing view sends each role to its own page (accounts.views)
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 TEMPLATES = [
@@ -272,12 +275,18 @@ SPECTACULAR_SETTINGS = {
         "UnitStatusEnum": "dispatch.models.UnitStatus",
         "AdmissionStatusEnum": "dispatch.models.AdmissionStatus",
         "CrewStatusEnum": "dispatch.services.CREW_STATUSES",
+        # "source" is both a fix's sensor (gps, wifi, ...) and a case's origin (tap, phone).
+        "LocationSourceEnum": "dispatch.models.LocationSource",
+        "CaseSourceEnum": "dispatch.models.CaseSource",
     },
 }
 
 # Dispatch tuning: ETA without a road network is distance x road factor / speed.
 ETA_ROAD_FACTOR = env_float("ETA_ROAD_FACTOR", 1.4, minimum=1.0, maximum=5.0)
 ETA_SPEED_KMH = env_float("ETA_SPEED_KMH", 36.0, minimum=5.0, maximum=200.0)
+# A unit's GPS fixes reach the dispatch stream at most once per this many seconds per unit (its
+# crew, its caller and its hospital get every fix): 171 units every 5 s must not swamp a console.
+UNIT_POSITION_PUSH_S = env_float("UNIT_POSITION_PUSH_S", 5.0, minimum=0.0, maximum=3600.0)
 RECOMMENDATION_COUNT = env_int("RECOMMENDATION_COUNT", 5, minimum=1, maximum=50)
 
 # Event log: resumes older than this are answered with "resync".
@@ -367,6 +376,38 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# --- Dispatcher console ------------------------------------------------------------------------
+# A case still without a unit this many seconds after the call alarms on every dispatcher console
+# (sound + highlight) until a unit is assigned or the case is cancelled.
+UNASSIGNED_ALERT_S = env_int("UNASSIGNED_ALERT_S", 30, minimum=5, maximum=3600)
+
+# --- Maps and addresses (README: Configuration) -------------------------------------------------
+# Optional tile server for the consoles' maps, a {z}/{x}/{y} template such as a centre's own
+# https://tiles.example.org/{z}/{x}/{y}.png; unset, the maps show the served district layer only.
+MAP_TILE_URL = env_str("MAP_TILE_URL") or None
+MAP_TILE_ORIGIN = None
+if MAP_TILE_URL is not None:
+    _tiles = urlparse(MAP_TILE_URL)
+    # CSP img-src names the tile origin exactly, so a {s} subdomain pattern is refused: name one host.
+    if (
+        _tiles.scheme not in ("http", "https")
+        or not _tiles.hostname
+        or "{s}" in MAP_TILE_URL
+        or not all(part in MAP_TILE_URL for part in ("{z}", "{x}", "{y}"))
+    ):
+        raise ImproperlyConfigured(
+            f"MAP_TILE_URL={MAP_TILE_URL!r} is not an http(s) URL template on one host with {{z}}, {{x}} and {{y}}"
+        )
+    # Host and port only: credentials in the URL (if any) must not end up in a response header.
+    MAP_TILE_ORIGIN = f"{_tiles.scheme}://{_tiles.hostname}" + (f":{_tiles.port}" if _tiles.port else "")
+# Addresses: "offline" (district + nearest known place, no network) or "nominatim:https://host[/path]"
+# for a self-hosted Nominatim (never the public one: its usage policy forbids this kind of load).
+GEOCODER = env_str("GEOCODER", "offline").strip() or "offline"
+if GEOCODER != "offline" and not (
+    GEOCODER.startswith(("nominatim:http://", "nominatim:https://")) and urlparse(GEOCODER[len("nominatim:") :]).hostname
+):
+    raise ImproperlyConfigured(f"GEOCODER={GEOCODER!r}: use 'offline' or 'nominatim:https://your-nominatim-host'")
+
 # Content-Security-Policy (django-csp 4): only our own scripts, styles and connections, no inline
 # script anywhere. The console passes data by json_script (a JSON island, not script) and data-*
 # attributes; the API docs use drf-spectacular's split Swagger view for the same reason.
@@ -376,7 +417,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", *([MAP_TILE_ORIGIN] if MAP_TILE_ORIGIN else [])],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],

@@ -5,8 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from config.metrics import metrics_view
 
+from dispatch.crew_views import crew_console
+from dispatch.hospital_views import hospital_board
 from dispatch.views import dispatch_console
 from mobile_api.views import healthz
+from accounts.views import RoleLoginView, landing
+from mobile_api.pages import citizen_app
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -17,9 +21,14 @@ urlpatterns = [
     # The split view serves its start-up script as a file, so the docs work under the CSP (no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("metrics", metrics_view, name="metrics"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("", landing, name="landing"),
+    path("accounts/login/", RoleLoginView.as_view(), name="login"),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language at /i18n/setlang/
+    path("app/", citizen_app, name="citizen-app"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/dispatch/", dispatch_console, name="dispatch-console"),
+    path("console/crew/", crew_console, name="crew-console"),
+    path("console/hospital/", hospital_board, name="hospital-board"),
     path("admin/", admin.site.urls),
 ]
 

@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import geo, health, selectors, services
+from dispatch import geo, health, idempotency, selectors, services
 from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.inputs import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_MIN_LETTERS, FixInputSerializer, validate_reason_words
@@ -23,8 +23,11 @@ from dispatch.serializers import (
     AmbulanceSerializer,
     CaseDetailSerializer,
     CaseSerializer,
-    HospitalBriefSerializer,
     HospitalSerializer,
+    admission_payload,
+    hospital_payload,
+    staff_case_payload,
+    unit_payload,
 )
 from health_records import fhir
 
@@ -33,6 +36,10 @@ class CaseQueueSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField(help_text="Newest seq of the dispatch stream when this snapshot was read.")
     count = serializers.IntegerField()
     results = CaseDetailSerializer(many=True)
+    units = AmbulanceSerializer(
+        many=True, help_text="Every unit with its status and last fix: with results, all a console's map and table need."
+    )
+    hospitals = HospitalSerializer(many=True, help_text="Every hospital with its ED status and free beds.")
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -52,6 +59,13 @@ class AssignInputSerializer(serializers.Serializer):
 class CrewStatusInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=services.CREW_STATUSES)
     hospital = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+    case = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="The case the crew saw when pressing; 409 assignment_changed when the unit holds another one now.",
+    )
 
 
 class AcknowledgeInputSerializer(serializers.Serializer):
@@ -59,7 +73,7 @@ class AcknowledgeInputSerializer(serializers.Serializer):
 
 
 class HospitalSuggestionSerializer(serializers.Serializer):
-    hospital = HospitalBriefSerializer()
+    hospital = HospitalSerializer(help_text="With its ED status and free beds, for the crew to choose by.")
     eta_s = serializers.IntegerField()
     capable = serializers.BooleanField()
 
@@ -67,7 +81,7 @@ class HospitalSuggestionSerializer(serializers.Serializer):
 class HealthSummaryBlockSerializer(serializers.Serializer):
     available = serializers.BooleanField()
     reason = serializers.ChoiceField(
-        choices=["not_for_self", "not_on_case", "no_archive", "no_consent", "no_grant", "grant_closed", "grant_expired", "wrong_patient", "reader_inactive", "unavailable"],
+        choices=["not_for_self", "no_account", "not_on_case", "no_archive", "no_consent", "no_grant", "grant_closed", "grant_expired", "wrong_patient", "reader_inactive", "unavailable"],
         required=False,
         help_text="Why no summary is shown.",
     )
@@ -80,6 +94,7 @@ class HealthSummaryBlockSerializer(serializers.Serializer):
 
 class AssignmentSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField(help_text="Newest seq of /ws/ambulances/{id}/ when this was read.")
+    unit = AmbulanceSerializer(help_text="The unit itself: status and last fix (unit.* events update it).")
     case = CaseSerializer(allow_null=True)
     admission = AdmissionSerializer(allow_null=True)
     suggested_hospitals = HospitalSuggestionSerializer(many=True)
@@ -129,7 +144,17 @@ class DispatchCaseListView(APIView):
         # resume, and replaying a state the snapshot already shows is harmless.
         last_seq = selectors.stream_last_seq(DISPATCH_STREAM)
         cases = selectors.case_queue(statuses=statuses, limit=limit)
-        return Response({"last_seq": last_seq, "count": len(cases), "results": CaseDetailSerializer(cases, many=True).data})
+        return Response(
+            {
+                "last_seq": last_seq,
+                "count": len(cases),
+                "results": [staff_case_payload(case) for case in cases],
+                # Everything else the dispatch stream carries events about, read at the same
+                # position, so a console applying those events has something to apply them to.
+                "units": [unit_payload(unit) for unit in selectors.all_units()],
+                "hospitals": [hospital_payload(hospital) for hospital in selectors.all_hospitals()],
+            }
+        )
 
 
 class CaseWithHealthSerializer(CaseDetailSerializer):
@@ -163,7 +188,7 @@ class DispatchCaseDetailView(APIView):
     @extend_schema(summary="One case in full, with its admission and the patient's health summary", responses=CaseWithHealthSerializer)
     def get(self, request, case_id: int):
         case = _case_or_404(case_id)
-        data = CaseDetailSerializer(case).data
+        data = staff_case_payload(case)
         return Response({**data, "health_summary": health.health_summary_for(case=case, reader=request.user)})
 
 
@@ -261,6 +286,8 @@ class AssignmentView(APIView):
     def get(self, request, ambulance_id: int):
         _ambulance_for(request, ambulance_id)
         last_seq = selectors.stream_last_seq(ambulance_stream(ambulance_id))
+        # Read after last_seq: a change racing this read is replayed on resume (harmless).
+        unit = Ambulance.objects.select_related("station").get(pk=ambulance_id)
         case = selectors.current_case_of_unit(ambulance_id)
         admission = selectors.open_admission_of_case(case.pk) if case else None
         suggestions = (
@@ -269,10 +296,11 @@ class AssignmentView(APIView):
         return Response(
             {
                 "last_seq": last_seq,
-                "case": CaseSerializer(case).data if case else None,
-                "admission": AdmissionSerializer(admission).data if admission else None,
+                "unit": unit_payload(unit),
+                "case": staff_case_payload(case) if case else None,
+                "admission": admission_payload(admission) if admission else None,
                 "suggested_hospitals": [
-                    {"hospital": HospitalBriefSerializer(s.hospital).data, "eta_s": s.eta_s, "capable": s.capable}
+                    {"hospital": hospital_payload(s.hospital), "eta_s": s.eta_s, "capable": s.capable}
                     for s in suggestions
                 ],
                 "health_summary": health.health_summary_for(case=case, reader=request.user) if case else None,
@@ -286,18 +314,34 @@ class AmbulanceStatusView(APIView):
     @extend_schema(
         summary="Crew status button; 'transporting' opens the admission (上车即入院)",
         request=CrewStatusInputSerializer,
+        description=(
+            "Send an `Idempotency-Key` header (any unique string per press) so that a press retried after a lost "
+            "answer is applied once: the same key again returns the first answer (with `Idempotent-Replayed: true`) "
+            "and changes nothing; the same key with a different body is refused with 422. Send `case` (the case "
+            "the crew saw) so that a press delayed in a tunnel cannot land on a case assigned meanwhile."
+        ),
+        parameters=[OpenApiParameter(idempotency.HEADER, str, OpenApiParameter.HEADER, required=False)],
         responses=AmbulanceSerializer,
     )
     def post(self, request, ambulance_id: int):
         _ambulance_for(request, ambulance_id)
+        key = idempotency.key_from(request)
         data = CrewStatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        unit = services.unit_set_status(
+        given = data.validated_data
+        values = {"status": given["status"], "hospital": given.get("hospital"), "case": given.get("case")}
+        answer, replayed = services.crew_press(
             ambulance_id=ambulance_id,
-            status=data.validated_data["status"],
-            hospital_id=data.validated_data.get("hospital"),
+            status=values["status"],
+            hospital_id=values["hospital"],
+            case_id=values["case"],
+            key=key,
+            fingerprint=idempotency.fingerprint(values),
         )
-        return Response(AmbulanceSerializer(unit).data)
+        response = Response(answer)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class AmbulanceLocationView(APIView):
@@ -359,6 +403,7 @@ class AdmissionFeedSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField()
     count = serializers.IntegerField()
     results = AdmissionWithHealthSerializer(many=True)
+    hospital = HospitalSerializer(help_text="The hospital itself (hospital.status_changed events update it).")
 
 
 class HospitalAdmissionsView(APIView):
@@ -375,12 +420,15 @@ class HospitalAdmissionsView(APIView):
             raise PermissionDenied("Only this hospital's staff (or a dispatcher) may read its feed.")
         include_closed = request.query_params.get("include_closed", "").lower() in {"1", "true", "yes"}
         last_seq = selectors.stream_last_seq(hospital_stream(hospital_id))
+        hospital = Hospital.objects.get(pk=hospital_id)
         admissions = selectors.admissions_of_hospital(hospital_id, include_closed=include_closed)
         results = [
-            {**AdmissionSerializer(a).data, "health_summary": health.health_summary_for(case=a.case, reader=request.user)}
+            {**admission_payload(a), "health_summary": health.health_summary_for(case=a.case, reader=request.user)}
             for a in admissions
         ]
-        return Response({"last_seq": last_seq, "count": len(admissions), "results": results})
+        return Response(
+            {"last_seq": last_seq, "count": len(admissions), "results": results, "hospital": hospital_payload(hospital)}
+        )
 
 
 class AdmissionFhirView(APIView):

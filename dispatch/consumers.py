@@ -598,9 +598,10 @@ class CaseConsumer(StreamConsumer):
 
     def resolve_stream(self, user) -> str:
         case_id = int(self.scope["url_route"]["kwargs"]["case_id"])
-        caller_id = Case.objects.filter(pk=case_id).values_list("caller_id", flat=True).first()
-        # Someone else's case looks exactly like a missing one.
-        if caller_id is None or (caller_id != user.pk and not is_dispatcher(user)):
+        row = Case.objects.filter(pk=case_id).values_list("pk", "caller_id").first()
+        # Someone else's case looks exactly like a missing one. A case taken by phone has no
+        # caller account (caller_id None): only dispatchers may follow it.
+        if row is None or (row[1] != user.pk and not is_dispatcher(user)):
             raise Denied("not_found", f"No case with id {case_id}.", CLOSE_NOT_FOUND)
         return case_stream(case_id)
 

@@ -41,11 +41,54 @@ def group_name(stream: str) -> str:
     return f"dispatch.{stream}"
 
 
+def stream_kind(stream: str) -> str:
+    """``dispatch``, ``ambulance``, ``hospital`` or ``case``."""
+    return stream.split(".", 1)[0]
+
+
+# Every event type, the stream kinds it may be sent on, and what its data is. The one list: emit()
+# refuses anything else, tests/test_event_contract.py fails until a new type is proven on each of
+# its streams, and the README's list is this one. Data is always the whole entity as that stream's
+# REST snapshot shows it (dispatch.serializers' *_payload builders): a console replaces the entity
+# with the same id, nothing is a diff.
+_ALL_CASE_STREAMS = ("dispatch", "case", "ambulance")
+_ADMISSION_STREAMS = ("dispatch", "ambulance", "hospital")
+EVENT_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
+    "case.created": (("dispatch", "case"), "a new case (a tap, or a call taken by phone)"),
+    "case.assigned": (_ALL_CASE_STREAMS, "a unit was sent"),
+    "case.reassigned": (_ALL_CASE_STREAMS, "the dispatcher released the unit and sent another"),
+    "case.status_changed": (_ALL_CASE_STREAMS, "the crew moved the case on (en route … closed)"),
+    "case.cancelled": (_ALL_CASE_STREAMS, "the caller or a dispatcher cancelled, with the reason"),
+    "case.location_updated": (_ALL_CASE_STREAMS, "the caller sent a newer position"),
+    "case.unit_moved": (_ALL_CASE_STREAMS, "the case's unit reported a fix: its position and the live ETA"),
+    "case.hospital_changed": (_ALL_CASE_STREAMS, "the dispatcher chose or changed the destination"),
+    "unit.status_changed": (("dispatch", "ambulance"), "a unit's status (available, dispatched, …, out of service)"),
+    "unit.location_updated": (("dispatch", "ambulance"), "a unit's last fix (dispatch: at most every UNIT_POSITION_PUSH_S)"),
+    "admission.opened": (_ADMISSION_STREAMS, "patient on board: the destination's admission opened, with its ETA"),
+    "admission.updated": (_ADMISSION_STREAMS, "ETA on each fix, arrived, handed over, or cancelled"),
+    "admission.acknowledged": (_ADMISSION_STREAMS, "the hospital answered with its registration number"),
+    "hospital.status_changed": (("dispatch", "hospital"), "ED status (open / diverting) or free beds"),
+}
+
+
+# The entities consoles hold; an event about one of them must be in EVENT_TYPES.
+CONSOLE_ENTITIES = frozenset({"case", "unit", "admission", "hospital", "alert"})
+
+
 @dataclass(frozen=True)
 class Outgoing:
     stream: str
     type: str
     data: dict[str, Any]
+
+    def __post_init__(self):
+        if self.type.split(".", 1)[0] not in CONSOLE_ENTITIES:
+            return  # not a console's business (e.g. a test's marker event)
+        known = EVENT_TYPES.get(self.type)
+        if known is None or stream_kind(self.stream) not in known[0]:
+            # A programming error, caught by the first test that makes the change: an event the
+            # contract (and every console) does not know would be silently dropped or misapplied.
+            raise ValueError(f"event {self.type!r} is not in EVENT_TYPES for stream {self.stream!r}")
 
 
 _NEXT_SEQ_SQL = (

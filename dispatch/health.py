@@ -53,12 +53,16 @@ def role_on_case(user, case: Case) -> str | None:
 def health_summary_for(*, case: Case, reader, override_reason: str | None = None) -> dict[str, Any]:
     """``{"available": true, "summary": {...}}`` or ``{"available": false, "reason": "..."}``.
 
-    Reasons: not_for_self (the caller is not the patient), not_on_case (case over, or the reader
+    Reasons: not_for_self (the caller is not the patient), no_account (a call taken by phone: no
+    citizen account, so no archive), not_on_case (case over, or the reader
     has no role on it), no_archive, no_consent (and no override declared), grant_expired (renew it
     with a reason), reader_inactive (a deactivated account), unavailable (a key or ciphertext
     problem: the alarm is logged, no data is shown)."""
     if not case.for_self:
         return {"available": False, "reason": "not_for_self"}
+    if case.caller_id is None:
+        # A call taken by phone: nobody's account, so no archive to open (and no patient to name).
+        return {"available": False, "reason": "no_account"}
     role = role_on_case(reader, case)
     if role is None:
         return {"available": False, "reason": "not_on_case"}

@@ -105,6 +105,9 @@ class Ambulance(models.Model):
     lat = models.FloatField(validators=LAT_VALIDATORS)
     lon = models.FloatField(validators=LON_VALIDATORS)
     position_at = models.DateTimeField(null=True, blank=True)
+    # When a fix last went out on the dispatch stream: fixes in between are throttled
+    # (UNIT_POSITION_PUSH_S). On the row, not in a worker's memory, so every worker agrees.
+    position_pushed_at = models.DateTimeField(null=True, blank=True)
     status_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -166,10 +169,26 @@ UNIT_SERVING_STATUSES = (
 )
 
 
+class CaseSource(models.TextChoices):
+    TAP = "tap", "One-key tap 一键呼救"
+    PHONE = "phone", "Phoned in 电话报警"
+
+
 class Case(models.Model):
     """One emergency. Milestone columns are named after NEMSIS v3.5 eTimes."""
 
-    caller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
+    # A tap has a citizen account; a call taken by phone has none (caller is null) and carries the
+    # caller's phone and name as the dispatcher typed them, and who took the call.
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+    )
+    source = models.CharField(max_length=8, choices=CaseSource.choices, default=CaseSource.TAP)
+    caller_phone = models.CharField(max_length=32, blank=True)
+    caller_name = models.CharField(max_length=100, blank=True)
+    reported_address = models.CharField(max_length=300, blank=True)  # what the caller said, as typed
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     for_self = models.BooleanField(default=True)
     complaint = models.CharField(max_length=20, choices=Complaint.choices, default=Complaint.UNKNOWN)
     note = models.CharField(max_length=1000, blank=True)
@@ -202,6 +221,13 @@ class Case(models.Model):
                 fields=["caller", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="case_caller_idempotency_key",
+            ),
+            # A phoned-in call has no caller account: a double-clicked "create" is deduplicated by
+            # the dispatcher who took it (NULL callers never collide in the constraint above).
+            models.UniqueConstraint(
+                fields=["taken_by", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, source="phone"),
+                name="case_taker_idempotency_key",
             ),
             # A unit carries at most one live case: the database refuses a double assignment
             # even if a code path forgets the lock.
@@ -312,3 +338,21 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}#{self.seq} {self.type}"
+
+
+class CrewCommand(models.Model):
+    """A crew button press carrying an Idempotency-Key, stored in the same transaction as the change
+    it made: a tablet that lost its answer in a tunnel sends the press again, possibly to another
+    worker, and gets the first answer back instead of a second transition (or a 409)."""
+
+    ambulance = models.ForeignKey(Ambulance, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    response_json = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ambulance", "key"], name="crew_command_unit_key")]
+
+    def __str__(self) -> str:
+        return f"{self.ambulance_id}:{self.key}"

@@ -178,6 +178,14 @@ def case_queue(*, statuses: list[str] | None = None, limit: int = 200) -> list[C
     return list(query.order_by("-received_at", "-id")[:limit])
 
 
+def all_units() -> list[Ambulance]:
+    return list(Ambulance.objects.select_related("station").order_by("call_sign"))
+
+
+def all_hospitals() -> list[Hospital]:
+    return list(Hospital.objects.order_by("code"))
+
+
 def tap_exists(caller, idempotency_key: str | None) -> bool:
     """Whether this caller already made the tap carrying this Idempotency-Key (a retry)."""
     if not idempotency_key or not getattr(caller, "is_authenticated", False):
@@ -246,3 +254,16 @@ def events_after(stream: str, since: int, *, upto: int | None = None, limit: int
     if upto is not None:
         query = query.filter(seq__lte=upto)
     return list(query.order_by("seq")[:limit])
+
+
+# --- hospital admission board (helper H) ---------------------------------------------------------
+
+
+def arrivals_of_hospital(hospital_id: int, *, since, limit: int = 200) -> list[Admission]:
+    """Admissions this hospital took over (handed over) since ``since``, newest handover first.
+    An admission's ``updated_at`` is its handover moment: nothing changes a handed-over admission."""
+    return list(
+        Admission.objects.select_related("case", "ambulance")
+        .filter(hospital_id=hospital_id, status=AdmissionStatus.HANDED_OVER, updated_at__gte=since)
+        .order_by("-updated_at", "-id")[:limit]
+    )

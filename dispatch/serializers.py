@@ -1,4 +1,9 @@
-"""Output serializers: one per entity and audience, used by REST snapshots and stream events alike."""
+"""Output serializers: one per entity and audience, used by REST snapshots and stream events alike.
+
+The ``*_payload`` functions at the end are the one place each entity's wire form is built: every
+REST snapshot and every stream event goes through them, so a console that applies events to a
+snapshot ends up equal to a fresh snapshot (tests/test_event_contract.py proves it).
+"""
 
 from __future__ import annotations
 
@@ -76,14 +81,83 @@ class LocationSerializer(ModelSerializer):
         fields = ("lat", "lon", "accuracy_m", "altitude_m", "floor", "source", "crs", "fix_time", "received_at")
 
 
+class AdmissionSerializer(ModelSerializer):
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    hospital = serializers.IntegerField(source="hospital_id", read_only=True)
+    ambulance = UnitBriefSerializer(read_only=True)
+    complaint = serializers.CharField(source="case.complaint", read_only=True)
+    for_self = serializers.BooleanField(source="case.for_self", read_only=True)
+    case_status = serializers.CharField(source="case.status", read_only=True)
+
+    class Meta:
+        model = Admission
+        fields = (
+            "id",
+            "case",
+            "hospital",
+            "ambulance",
+            "status",
+            "complaint",
+            "for_self",
+            "case_status",
+            "eta_s",
+            "eta_at",
+            "registration_no",
+            "acknowledged_at",
+            "opened_at",
+            "updated_at",
+        )
+
+
+def live_eta_s(case: Case) -> int | None:
+    """Seconds until the case's unit reaches where it is heading now: the scene while dispatched or
+    en route, the destination hospital while transporting; None otherwise. Computed from the stored
+    positions, so every payload built after the same fix says the same number."""
+    from dispatch.models import CaseStatus
+    from dispatch.selectors import eta_between
+
+    unit = case.ambulance
+    if unit is None:
+        return None
+    if case.status in (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE):
+        return eta_between(unit.lat, unit.lon, case.lat, case.lon)
+    if case.status == CaseStatus.TRANSPORTING and case.hospital is not None:
+        return eta_between(unit.lat, unit.lon, case.hospital.lat, case.hospital.lon)
+    return None
+
+
+def live_eta_target(case: Case) -> str | None:
+    from dispatch.models import CaseStatus
+
+    if case.ambulance is None:
+        return None
+    if case.status in (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE):
+        return "scene"
+    if case.status == CaseStatus.TRANSPORTING and case.hospital is not None:
+        return "hospital"
+    return None
+
+
 class CaseSerializer(ModelSerializer):
     """The staff view of a case (dispatcher, crew of its unit, its hospital). No health data:
     that is added per recipient at delivery time, never stored in an event."""
 
-    caller_phone = serializers.CharField(source="caller.phone", read_only=True, allow_null=True)
-    caller_name = serializers.CharField(source="caller.first_name", read_only=True)
+    # A tap: the citizen account's phone and name; a call taken by phone (no account): as typed.
+    caller_phone = serializers.SerializerMethodField()
+    caller_name = serializers.SerializerMethodField()
+    # Offline reverse geocoding of the latest fix (dispatch.geocoding.place_of: pure, cached).
+    address = serializers.SerializerMethodField(help_text="District and nearest known place of the latest fix.")
+    district = serializers.SerializerMethodField(help_text="The district (区/县/市) of the latest fix, or null.")
     ambulance = UnitBriefSerializer(read_only=True, allow_null=True)
     hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
+    eta_s = serializers.SerializerMethodField(
+        help_text="Seconds until the unit reaches the scene (dispatched, en route) or the hospital (transporting); "
+        "null otherwise. Updated on the unit's fixes."
+    )
+    eta_target = serializers.SerializerMethodField(help_text="What eta_s counts down to: scene, hospital or null.")
+    admission = serializers.SerializerMethodField(
+        help_text="The case's newest admission (status, ETA, the hospital's registration number), or null."
+    )
 
     class Meta:
         model = Case
@@ -95,15 +169,55 @@ class CaseSerializer(ModelSerializer):
             "note",
             "caller_phone",
             "caller_name",
+            "source",
+            "reported_address",
+            "address",
+            "district",
             "lat",
             "lon",
             "accuracy_m",
             "ambulance",
+            "eta_s",
+            "eta_target",
             "hospital",
             "cancel_reason",
             *MILESTONE_FIELDS,
             "updated_at",
+            "admission",
         )
+
+    def get_eta_s(self, case: Case) -> int | None:
+        return live_eta_s(case)
+
+    @extend_schema_field(AdmissionSerializer(allow_null=True))
+    def get_admission(self, case: Case) -> dict | None:
+        from dispatch.selectors import latest_admission_of_case
+
+        prefetched = getattr(case, "_prefetched_objects_cache", {}).get("admissions")
+        if prefetched is not None:
+            admission = next(iter(prefetched), None)
+        else:
+            admission = latest_admission_of_case(case.pk)
+        return AdmissionSerializer(admission).data if admission else None
+
+    def get_eta_target(self, case: Case) -> str | None:
+        return live_eta_target(case)
+
+    def get_caller_phone(self, case: Case) -> str | None:
+        return case.caller.phone if case.caller_id else (case.caller_phone or None)
+
+    def get_caller_name(self, case: Case) -> str:
+        return case.caller.first_name if case.caller_id else case.caller_name
+
+    def get_address(self, case: Case) -> str | None:
+        from dispatch.geocoding import place_of
+
+        return place_of(case.lat, case.lon)["label"]
+
+    def get_district(self, case: Case) -> str | None:
+        from dispatch.geocoding import place_of
+
+        return place_of(case.lat, case.lon)["district"]
 
 
 class CitizenUnitSerializer(serializers.Serializer):
@@ -160,57 +274,38 @@ class CitizenCaseSerializer(ModelSerializer):
         return data
 
     def get_eta_s(self, case: Case) -> int | None:
-        from dispatch.selectors import unit_eta_to_case
-
-        if case.status not in UNIT_SERVING_STATUSES:
-            return None
-        return unit_eta_to_case(case)
-
-
-class AdmissionSerializer(ModelSerializer):
-    case = serializers.IntegerField(source="case_id", read_only=True)
-    hospital = serializers.IntegerField(source="hospital_id", read_only=True)
-    ambulance = UnitBriefSerializer(read_only=True)
-    complaint = serializers.CharField(source="case.complaint", read_only=True)
-    for_self = serializers.BooleanField(source="case.for_self", read_only=True)
-    case_status = serializers.CharField(source="case.status", read_only=True)
-
-    class Meta:
-        model = Admission
-        fields = (
-            "id",
-            "case",
-            "hospital",
-            "ambulance",
-            "status",
-            "complaint",
-            "for_self",
-            "case_status",
-            "eta_s",
-            "eta_at",
-            "registration_no",
-            "acknowledged_at",
-            "opened_at",
-            "updated_at",
-        )
+        # While transporting the caller (or the family beside them) wants the hospital's ETA.
+        return live_eta_s(case)
 
 
 class CaseDetailSerializer(CaseSerializer):
-    """One case in full for a dispatcher: the staff view plus the destination hospital's admission
-    (status, ETA and the registration number it answered with)."""
-
-    admission = serializers.SerializerMethodField()
+    """One case in full for a dispatcher. The same as the staff view: kept as a name because the
+    API schema and other modules refer to it."""
 
     class Meta(CaseSerializer.Meta):
-        fields = (*CaseSerializer.Meta.fields, "admission")
+        pass
 
-    @extend_schema_field(AdmissionSerializer(allow_null=True))
-    def get_admission(self, case: Case) -> dict | None:
-        from dispatch.selectors import latest_admission_of_case
 
-        prefetched = getattr(case, "_prefetched_objects_cache", {}).get("admissions")
-        if prefetched is not None:
-            admission = next(iter(prefetched), None)
-        else:
-            admission = latest_admission_of_case(case.pk)
-        return AdmissionSerializer(admission).data if admission else None
+# --- the one builder per entity and audience (REST snapshots and stream events) ----------------
+
+
+def staff_case_payload(case: Case) -> dict:
+    """A case for dispatchers and its crew: the staff view with its admission and live ETA."""
+    return dict(CaseSerializer(case).data)
+
+
+def citizen_case_payload(case: Case) -> dict:
+    return dict(CitizenCaseSerializer(case).data)
+
+
+def unit_payload(unit: Ambulance) -> dict:
+    """A unit with its last fix (lat, lon, position_at: when the fix was taken in) and status."""
+    return dict(AmbulanceSerializer(unit).data)
+
+
+def admission_payload(admission: Admission) -> dict:
+    return dict(AdmissionSerializer(admission).data)
+
+
+def hospital_payload(hospital: Hospital) -> dict:
+    return dict(HospitalSerializer(hospital).data)

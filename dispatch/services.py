@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -34,6 +35,11 @@ from dispatch.serializers import (
     CaseSerializer,
     CitizenCaseSerializer,
     HospitalSerializer,
+    admission_payload,
+    citizen_case_payload,
+    hospital_payload,
+    staff_case_payload,
+    unit_payload,
 )
 
 CANCELLABLE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE)
@@ -61,11 +67,16 @@ def _reload_case(case_id: int) -> Case:
     return Case.objects.select_related("caller", "ambulance", "hospital").get(pk=case_id)
 
 
+# Payloads come from dispatch.serializers' *_payload builders only, and every event below is built
+# after the rows it describes were saved: a payload built earlier shows a state that never was
+# (admission.opened once said the unit was on_scene while it was transporting).
+
+
 def _case_events(case: Case, event_type: str) -> list[Outgoing]:
-    staff_view = CaseSerializer(case).data
+    staff_view = staff_case_payload(case)
     events = [
         Outgoing(DISPATCH_STREAM, event_type, staff_view),
-        Outgoing(case_stream(case.pk), event_type, CitizenCaseSerializer(case).data),
+        Outgoing(case_stream(case.pk), event_type, citizen_case_payload(case)),
     ]
     if case.ambulance_id:
         events.append(Outgoing(ambulance_stream(case.ambulance_id), event_type, staff_view))
@@ -73,12 +84,12 @@ def _case_events(case: Case, event_type: str) -> list[Outgoing]:
 
 
 def _unit_events(ambulance: Ambulance, event_type: str) -> list[Outgoing]:
-    data = AmbulanceSerializer(ambulance).data
+    data = unit_payload(ambulance)
     return [Outgoing(DISPATCH_STREAM, event_type, data), Outgoing(ambulance_stream(ambulance.pk), event_type, data)]
 
 
 def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
-    data = AdmissionSerializer(admission).data
+    data = admission_payload(admission)
     return [
         Outgoing(hospital_stream(admission.hospital_id), event_type, data),
         Outgoing(DISPATCH_STREAM, event_type, data),
@@ -139,7 +150,9 @@ def case_create(
                 updated_at=now,
             )
             _store_fix(case, fix, now)
-            # No reload: create() already holds the caller, and a new case has no unit or hospital.
+            # No reload: create() already holds the caller, and a new case has no unit, hospital
+            # or admission (saying so spares the tap a query).
+            case._prefetched_objects_cache = {"admissions": []}
             emit(_case_events(case, "case.created"), at=now)
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer with its case.
@@ -282,21 +295,22 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
         if case.status not in allowed_from:
             raise Conflict(f"Cannot go {status} while the case is {case.status}.", code="illegal_transition")
 
-        events: list[Outgoing] = []
+        admission_event = None
         admission = open_admission_of_case(case.pk)
         if status == "transporting":
             hospital = _destination(case, hospital_id)
             case.hospital = hospital
+            # ETA from the unit's last fix: the scene, where the patient was just taken on board.
             admission = _open_admission(case, unit, hospital, now)
-            events += _admission_events(admission, "admission.opened")
+            admission_event = "admission.opened"
         elif status == "at_hospital" and admission:
             admission = _move_admission(admission, AdmissionStatus.ARRIVED, now)
-            events += _admission_events(admission, "admission.updated")
+            admission_event = "admission.updated"
         elif status in ("handed_over", "available") and admission:
             if case.transfer_of_care_at is None:
                 case.transfer_of_care_at = now
             admission = _move_admission(admission, AdmissionStatus.HANDED_OVER, now)
-            events += _admission_events(admission, "admission.updated")
+            admission_event = "admission.updated"
         setattr(case, milestone, now)
         case.status = case_status
         if case_status == CaseStatus.CLOSED:
@@ -307,7 +321,11 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
         unit.status, unit.status_at = unit_status, now
         unit.save(update_fields=["status", "status_at"])
         case = _reload_case(case.pk)
-        emit(_case_events(case, "case.status_changed") + _unit_events(unit, "unit.status_changed") + events, at=now)
+        events = _case_events(case, "case.status_changed") + _unit_events(unit, "unit.status_changed")
+        if admission_event:
+            # Reloaded after the case and the unit were saved, so it shows them as they now are.
+            events += _admission_events(_reload_admission(admission.pk), admission_event)
+        emit(events, at=now)
         return unit
 
 
@@ -326,6 +344,9 @@ def _unit_without_case(unit: Ambulance, status: str, now: datetime) -> Ambulance
 
 
 def _destination(case: Case, hospital_id: int | None) -> Hospital:
+    if hospital_id is None and case.hospital_id is not None:
+        # A destination the dispatcher chose ahead (case_set_hospital) holds unless the crew names one.
+        return case.hospital
     if hospital_id is None:
         suggestions = suggest_hospitals(lat=case.lat, lon=case.lon, complaint=case.complaint, count=1)
         if not suggestions:
@@ -348,7 +369,11 @@ def _open_admission(case: Case, unit: Ambulance, hospital: Hospital, now: dateti
         opened_at=now,
         updated_at=now,
     )
-    return Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+    return _reload_admission(admission.pk)
+
+
+def _reload_admission(admission_id: int) -> Admission:
+    return Admission.objects.select_related("case", "ambulance").get(pk=admission_id)
 
 
 def _move_admission(admission: Admission, status: str, now: datetime) -> Admission:
@@ -356,22 +381,36 @@ def _move_admission(admission: Admission, status: str, now: datetime) -> Admissi
     if status in (AdmissionStatus.ARRIVED, AdmissionStatus.HANDED_OVER):
         admission.eta_s, admission.eta_at = 0, now
     admission.save(update_fields=["status", "updated_at", "eta_s", "eta_at"])
-    return Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+    return _reload_admission(admission.pk)
+
+
+def _position_push_due(unit: Ambulance, now: datetime) -> bool:
+    """Whether this fix goes to the dispatch stream (at most one per UNIT_POSITION_PUSH_S per unit).
+    Decided on the unit's row, locked by the caller: every worker sees the same last push."""
+    every = settings.UNIT_POSITION_PUSH_S
+    last = unit.position_pushed_at
+    return every <= 0 or last is None or last > now or (now - last).total_seconds() >= every
 
 
 def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
+    """A unit's GPS fix. Its crew, its caller and its hospital get every fix; dispatchers get at
+    most one per UNIT_POSITION_PUSH_S per unit, carrying the newest fix, the case's ETA to the
+    scene and the admission's ETA to the hospital, all from this same fix."""
     now = timezone.now()
     with transaction.atomic():
         unit, case = _lock_unit_and_case(ambulance_id)
+        push = _position_push_due(unit, now)
         unit.lat, unit.lon, unit.position_at = fix.lat, fix.lon, now
-        unit.save(update_fields=["lat", "lon", "position_at"])
-        events = _unit_events(unit, "unit.location_updated")
+        fields = ["lat", "lon", "position_at"]
+        if push:
+            unit.position_pushed_at = now
+            fields.append("position_pushed_at")
+        unit.save(update_fields=fields)
+        unit_data = unit_payload(unit)
+        crew = ambulance_stream(unit.pk)
+        streams = [crew, DISPATCH_STREAM] if push else [crew]
+        events = [Outgoing(stream, "unit.location_updated", unit_data) for stream in streams]
         if case is not None and case.ambulance_id == unit.pk:
-            case = _reload_case(case.pk)
-            # The caller follows the unit only while it serves them; once care is handed over the
-            # unit's moves are the next patient's business, not this caller's.
-            if case.status in UNIT_SERVING_STATUSES:
-                events.append(Outgoing(case_stream(case.pk), "case.unit_moved", CitizenCaseSerializer(case).data))
             admission = open_admission_of_case(case.pk)
             if admission and admission.status != AdmissionStatus.ARRIVED and case.status == CaseStatus.TRANSPORTING:
                 hospital = case.hospital
@@ -379,8 +418,17 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
                 admission.eta_at = None if admission.eta_s is None else now + timedelta(seconds=admission.eta_s)
                 admission.updated_at = now
                 admission.save(update_fields=["eta_s", "eta_at", "updated_at"])
-                data = AdmissionSerializer(admission).data
-                events.append(Outgoing(hospital_stream(admission.hospital_id), "admission.updated", data))
+                data = admission_payload(_reload_admission(admission.pk))
+                events += [Outgoing(hospital_stream(admission.hospital_id), "admission.updated", data)]
+                events += [Outgoing(stream, "admission.updated", data) for stream in streams]
+            case = _reload_case(case.pk)
+            # The staff view of the case carries the unit's position and the live ETA.
+            staff_view = staff_case_payload(case)
+            events += [Outgoing(stream, "case.unit_moved", staff_view) for stream in streams]
+            # The caller follows the unit only while it serves them; once care is handed over the
+            # unit's moves are the next patient's business, not this caller's.
+            if case.status in UNIT_SERVING_STATUSES:
+                events.append(Outgoing(case_stream(case.pk), "case.unit_moved", citizen_case_payload(case)))
         emit(events, at=now)
         return unit
 
@@ -431,7 +479,7 @@ def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_fr
 
 
 def _hospital_events(hospital: Hospital) -> list[Outgoing]:
-    data = HospitalSerializer(hospital).data
+    data = hospital_payload(hospital)
     return [
         Outgoing(DISPATCH_STREAM, "hospital.status_changed", data),
         Outgoing(hospital_stream(hospital.pk), "hospital.status_changed", data),
@@ -462,3 +510,233 @@ def hospital_register(*, hospital: Hospital) -> Hospital:
         hospital.save()
         emit(_hospital_events(hospital), at=now)
         return hospital
+
+
+# --- crew commands with an Idempotency-Key (crew console, issue 7) ------------------------------
+
+
+# How long a press's key is remembered: far longer than any tunnel, short enough that the table
+# stays a few rows per unit (pruned by the unit's own presses, in their transaction).
+CREW_COMMAND_KEPT = timedelta(days=2)
+
+
+def crew_press(
+    *,
+    ambulance_id: int,
+    status: str,
+    hospital_id: int | None = None,
+    case_id: int | None = None,
+    key: str | None = None,
+    fingerprint: str = "",
+) -> tuple[dict, bool]:
+    """A crew's status button as a tablet sends it; returns (the answer, replayed).
+
+    ``case_id`` is the case the crew saw when pressing: a press queued in a tunnel must not land on
+    a case assigned meanwhile (409 assignment_changed). ``key`` (Idempotency-Key) makes a press
+    that arrives twice apply once: the key and the answer are stored in the transaction of the
+    change, so any worker that sees the key also sees the change, and a retry racing the original
+    either waits on the lock and then finds the key, or loses on the unique constraint."""
+    from dispatch.models import CrewCommand
+
+    if key:
+        stored = _crew_command(ambulance_id, key)
+        if stored is not None:
+            return _crew_replay(stored, fingerprint), True
+    try:
+        with transaction.atomic():
+            if case_id is not None:
+                _lock_pressed_case(ambulance_id, case_id)
+            unit = unit_set_status(ambulance_id=ambulance_id, status=status, hospital_id=hospital_id)
+            answer = dict(AmbulanceSerializer(unit).data)
+            if key:
+                now = timezone.now()
+                CrewCommand.objects.filter(ambulance_id=ambulance_id, created_at__lt=now - CREW_COMMAND_KEPT).delete()
+                CrewCommand.objects.create(
+                    ambulance_id=ambulance_id, key=key, fingerprint=fingerprint, response_json=answer, created_at=now
+                )
+    except (Conflict, IntegrityError):
+        # The original committed while this retry waited: the case moved on (409) or the key is
+        # taken. Either way the press was already made; answer as the first time did.
+        stored = _crew_command(ambulance_id, key) if key else None
+        if stored is None:
+            raise
+        return _crew_replay(stored, fingerprint), True
+    return answer, False
+
+
+def _lock_pressed_case(ambulance_id: int, case_id: int) -> None:
+    # Locked first (the global order: case, then unit), so no reassignment can slip in between
+    # this check and the change.
+    from dispatch.models import UNIT_HOLDING_STATUSES
+
+    case = Case.objects.select_for_update().filter(pk=case_id).first()
+    if case is None or case.ambulance_id != ambulance_id or case.status not in UNIT_HOLDING_STATUSES:
+        raise Conflict(
+            f"This press was made for case {case_id}, which is no longer this unit's; reload the assignment.",
+            code="assignment_changed",
+        )
+
+
+def _crew_command(ambulance_id: int, key: str):
+    from dispatch.models import CrewCommand
+
+    return CrewCommand.objects.filter(ambulance_id=ambulance_id, key=key).first()
+
+
+def _crew_replay(stored, fingerprint: str) -> dict:
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
+    return stored.response_json
+
+
+# --- dispatcher operations (dispatcher console, issue 7) -----------------------------------------
+# Reassign a unit and choose the destination. Both lock the case first, then units, then the
+# admission, as everything above does; both answer 409 when the case moved on meanwhile.
+
+# Before patient contact: once the crew is on scene the patient is theirs, and a second unit is a
+# new request, not a swap.
+REASSIGNABLE = (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE)
+# The destination can be chosen ahead (the crew's "transporting" then takes it) or changed on the way.
+HOSPITAL_CHOOSABLE = (CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE, CaseStatus.ON_SCENE, CaseStatus.TRANSPORTING)
+
+
+def case_reassign(*, case_id: int, ambulance_id: int, replacing_id: int | None = None) -> Case:
+    """Release the case's unit and send another. ``replacing_id`` is the unit the dispatcher saw on
+    the case: if another dispatcher reassigned it first, this one gets 409 instead of silently
+    overriding their choice. The new unit is claimed as in ``unit_assign`` (only one can win it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in REASSIGNABLE:
+            raise Conflict(f"The case is {case.status}; only a case whose unit has not reached the scene can be reassigned.", code="case_not_reassignable")
+        if replacing_id is not None and case.ambulance_id != replacing_id:
+            raise Conflict("Another dispatcher changed this case's unit meanwhile; reload it.", code="assignment_changed")
+        if case.ambulance_id == ambulance_id:
+            raise InvalidField("ambulance", "This unit already serves the case; choose another.")
+        old = Ambulance.objects.select_for_update().get(pk=case.ambulance_id)
+        claimed = Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AVAILABLE).update(
+            status=UnitStatus.DISPATCHED, status_at=now
+        )
+        if not claimed:
+            if not Ambulance.objects.filter(pk=ambulance_id).exists():
+                raise InvalidField("ambulance", f"No ambulance with id {ambulance_id}.")
+            raise Conflict("The unit is no longer available.", code="unit_unavailable")
+        old.status, old.status_at = UnitStatus.AVAILABLE, now
+        old.save(update_fields=["status", "status_at"])
+        case.ambulance_id = ambulance_id
+        case.status = CaseStatus.DISPATCHED
+        case.notified_at = case.updated_at = now
+        case.en_route_at = None
+        case.save(update_fields=["status", "ambulance", "notified_at", "en_route_at", "updated_at"])
+        case = _reload_case(case.pk)
+        # The same builders as every other case event (one payload per audience).
+        by_stream = {e.stream: e.data for e in _case_events(case, "case.reassigned")}
+        staff_view = by_stream[DISPATCH_STREAM]
+        events = [
+            Outgoing(DISPATCH_STREAM, "case.reassigned", staff_view),
+            Outgoing(case_stream(case.pk), "case.reassigned", by_stream[case_stream(case.pk)]),
+            # For the new crew this is an assignment like any other (and it brings the health
+            # summary, as case.assigned does); the released crew learns the case is no longer theirs.
+            Outgoing(ambulance_stream(ambulance_id), "case.assigned", staff_view),
+            Outgoing(ambulance_stream(old.pk), "case.reassigned", staff_view),
+        ]
+        events += _unit_events(old, "unit.status_changed") + _unit_events(case.ambulance, "unit.status_changed")
+        emit(events, at=now)
+        return case
+
+
+def case_set_hospital(*, case_id: int, hospital_id: int) -> Case:
+    """Choose or change the destination. While the patient is on board the open admission moves:
+    the first hospital's is cancelled (its board drops the patient), the new one's opens."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in HOSPITAL_CHOOSABLE:
+            raise Conflict(f"The case is {case.status}; its destination can no longer change.", code="case_not_open")
+        hospital = Hospital.objects.filter(pk=hospital_id).first()
+        if hospital is None:
+            raise InvalidField("hospital", f"No hospital with id {hospital_id}.")
+        if case.hospital_id == hospital_id:
+            return _reload_case(case.pk)
+        events: list[Outgoing] = []
+        if case.status == CaseStatus.TRANSPORTING:
+            unit = Ambulance.objects.select_for_update().get(pk=case.ambulance_id)
+            admission = Admission.objects.select_for_update().filter(
+                case=case, status__in=(AdmissionStatus.INCOMING, AdmissionStatus.ACKNOWLEDGED)
+            ).first()
+            if admission is not None:
+                admission.status, admission.updated_at = AdmissionStatus.CANCELLED, now
+                admission.save(update_fields=["status", "updated_at"])
+                admission = Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
+                events += _admission_events(admission, "admission.updated")
+            case.hospital = hospital
+            case.updated_at = now
+            case.save(update_fields=["hospital", "updated_at"])
+            opened = _open_admission(case, unit, hospital, now)
+            events += _admission_events(opened, "admission.opened")
+        else:
+            case.hospital = hospital
+            case.updated_at = now
+            case.save(update_fields=["hospital", "updated_at"])
+        case = _reload_case(case.pk)
+        emit(_case_events(case, "case.hospital_changed") + events, at=now)
+        return case
+
+
+# --- calls taken by phone (helper M, issue 7: phoned-in calls) ----------------------------------
+
+
+def case_create_phoned_in(
+    *,
+    taken_by,
+    caller_phone: str,
+    fix: Fix,
+    caller_name: str = "",
+    reported_address: str = "",
+    for_self: bool = True,
+    complaint: str = "unknown",
+    note: str = "",
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> tuple[Case, bool]:
+    """A call a dispatcher took by phone: a case with no citizen account (so no health archive),
+    then the same lifecycle, events and streams as a tap. Returns (case, created); the same
+    Idempotency-Key from the same dispatcher returns the first case (a double-clicked "create")."""
+    if idempotency_key:
+        existing = Case.objects.filter(taken_by=taken_by, source="phone", idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replayed(existing, fingerprint), False
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(
+                caller=None,
+                source="phone",
+                caller_phone=caller_phone,
+                caller_name=caller_name,
+                reported_address=reported_address,
+                taken_by=taken_by,
+                for_self=for_self,
+                complaint=complaint,
+                note=note,
+                lat=fix.lat,
+                lon=fix.lon,
+                accuracy_m=fix.accuracy_m,
+                idempotency_key=idempotency_key or None,
+                request_fingerprint=fingerprint,
+                received_at=now,
+                updated_at=now,
+            )
+            _store_fix(case, fix, now)
+            case._prefetched_objects_cache = {"admissions": []}
+            emit(_case_events(case, "case.created"), at=now)
+    except IntegrityError:
+        existing = (
+            Case.objects.filter(taken_by=taken_by, source="phone", idempotency_key=idempotency_key).first()
+            if idempotency_key
+            else None
+        )
+        if existing is None:
+            raise
+        return _replayed(existing, fingerprint), False
+    return case, True

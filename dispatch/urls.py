@@ -1,9 +1,14 @@
 from django.urls import path
 
-from dispatch import api, health_api
+from dispatch import api, health_api, hospital_views
+from dispatch import operations_api
+from dispatch import phone_api
 
 urlpatterns = [
-    path("dispatch/cases", api.DispatchCaseListView.as_view(), name="dispatch-cases"),
+    # GET: the queue (api.DispatchCaseListView); POST: a call taken by phone.
+    path("dispatch/cases", phone_api.DispatchCasesView.as_view(), name="dispatch-cases"),
+    path("geocode", phone_api.GeocodeView.as_view(), name="geocode"),
+    path("geocode/reverse", phone_api.ReverseGeocodeView.as_view(), name="geocode-reverse"),
     path("dispatch/cases/<int:case_id>", api.DispatchCaseDetailView.as_view(), name="dispatch-case"),
     path("dispatch/cases/<int:case_id>/recommendations", api.RecommendationsView.as_view(), name="recommendations"),
     path("dispatch/cases/<int:case_id>/assign", api.AssignView.as_view(), name="assign"),
@@ -15,8 +20,11 @@ urlpatterns = [
     path("hospitals", api.HospitalListView.as_view(), name="hospitals"),
     path("hospitals/<int:hospital_id>/status", api.HospitalStatusView.as_view(), name="hospital-status"),
     path("hospitals/<int:hospital_id>/admissions", api.HospitalAdmissionsView.as_view(), name="hospital-admissions"),
+    path("hospitals/<int:hospital_id>/arrivals", hospital_views.HospitalArrivalsView.as_view(), name="hospital-arrivals"),
     path("admissions/<int:admission_id>/acknowledge", api.AcknowledgeView.as_view(), name="acknowledge"),
     path("admissions/<int:admission_id>/fhir", api.AdmissionFhirView.as_view(), name="admission-fhir"),
     path("dispatch/cases/<int:case_id>/health-override", api.HealthOverrideView.as_view(), name="health-override"),
     path("dispatch/cases/<int:case_id>/health-renew", health_api.HealthRenewView.as_view(), name="health-renew"),
+    path("dispatch/cases/<int:case_id>/reassign", operations_api.ReassignView.as_view(), name="reassign"),
+    path("dispatch/cases/<int:case_id>/hospital", operations_api.CaseHospitalView.as_view(), name="case-hospital"),
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.template import engines
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from dispatch.models import AdmissionStatus, CaseStatus, Complaint, UnitLevel, UnitStatus
+from dispatch.models import AdmissionStatus, CaseStatus, Complaint, EdStatus, UnitLevel, UnitStatus
 from dispatch.permissions import is_dispatcher
 
 # Display labels ("English 中文") for the console's script, from the models' own choices.
@@ -18,6 +19,7 @@ CONSOLE_LABELS = {
     "unit_status": dict(UnitStatus.choices),
     "unit_level": dict(UnitLevel.choices),
     "admission_status": dict(AdmissionStatus.choices),
+    "ed_status": dict(EdStatus.choices),
 }
 
 # Kept inline so the refusal page needs no template of its own; it still uses the shared layout.
@@ -43,4 +45,9 @@ _FORBIDDEN = engines["django"].from_string(
 def dispatch_console(request):
     if not is_dispatcher(request.user):
         return TemplateResponse(request, _FORBIDDEN, status=403)
-    return TemplateResponse(request, "dispatch/console.html", {"labels": CONSOLE_LABELS})
+    config = {
+        # Seconds a case may wait for a unit before the console alarms (UNASSIGNED_ALERT_S).
+        "unassigned_alert_s": settings.UNASSIGNED_ALERT_S,
+        "tile_url": settings.MAP_TILE_URL,
+    }
+    return TemplateResponse(request, "dispatch/console.html", {"labels": CONSOLE_LABELS, "config": config})

@@ -97,6 +97,10 @@ class AccessLogEntrySerializer(serializers.Serializer):
     seq = serializers.IntegerField(help_text="Position in the tamper-evident access log.")
     at = serializers.DateTimeField()
     reader = serializers.CharField(help_text="Username of the staff member who read the archive.")
+    reader_display = serializers.CharField(
+        help_text="Who read it as a person recognises them: \"120 dispatcher 120调度员\", a unit's call sign and "
+        "\"crew 车组\", or the hospital's name (from the reader's current unit or hospital)."
+    )
     role = serializers.ChoiceField(choices=["dispatcher", "crew", "hospital"])
     case_ref = serializers.CharField(help_text="The case the read was for, e.g. case:42.")
     purpose = serializers.CharField()

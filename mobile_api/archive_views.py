@@ -16,8 +16,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
+from dispatch.models import CrewMember, HospitalStaff
 from health_records import selectors, services
 from health_records.crypto import ArchiveCryptoError
+from health_records.models import AccessLogEntry
 from health_records.serializers import AccessLogSerializer, ArchiveOutSerializer, ArchiveSerializer
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,34 @@ class HealthArchiveAccessLogView(APIView):
         entries = selectors.access_log_of(owner=request.user, limit=limit + 1, before_seq=before)
         more = len(entries) > limit
         entries = entries[:limit]
+        _name_readers(entries)
         return Response({"entries": entries, "next_before": entries[-1]["seq"] if more else None})
+
+
+def _name_readers(entries: list[dict]) -> None:
+    """Add ``reader_display``: what the citizen recognises (120 dispatcher, a unit's call sign, a
+    hospital's name) instead of a staff username. Computed now from the reader's current binding:
+    the log itself stores only ids and names, so it never has to be rewritten."""
+    # The selector (health_records) knows nothing of units and hospitals; one query maps back.
+    reader_of = dict(AccessLogEntry.objects.filter(seq__in=[e["seq"] for e in entries]).values_list("seq", "reader_id"))
+    ids = set(reader_of.values())
+    units = dict(CrewMember.objects.filter(user_id__in=ids).values_list("user_id", "ambulance__call_sign"))
+    hospitals = {
+        user_id: f"{name_zh} {name_en}"
+        for user_id, name_zh, name_en in HospitalStaff.objects.filter(user_id__in=ids).values_list(
+            "user_id", "hospital__name_zh", "hospital__name_en"
+        )
+    }
+    for entry in entries:
+        reader_id = reader_of.get(entry["seq"])
+        role = entry["role"]
+        if role == "crew":
+            sign = units.get(reader_id)
+            entry["reader_display"] = f"{sign} crew 车组" if sign else "Ambulance crew 急救车组"
+        elif role == "hospital":
+            entry["reader_display"] = hospitals.get(reader_id) or "Hospital staff 医院"
+        else:
+            entry["reader_display"] = "120 dispatcher 120调度员"
 
 
 def _int_param(request, name: str, default, low: int, high: int):

@@ -189,3 +189,13 @@ def tap(client: APIClient, *, key: str | None = None, **body):
     payload = {"lat": 34.7466, "lon": 113.6253, **body}
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return client.post("/api/v1/sos", payload, format="json", **headers)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Where the browser tests left their screenshots (README: Screenshots), when any were taken.
+    import sys
+
+    browser = sys.modules.get("tests.browser")
+    directory = getattr(browser, "_screenshot_dir", None) if browser else None
+    if directory is not None:
+        terminalreporter.write_line(f"onekey120: console screenshots in {directory}")

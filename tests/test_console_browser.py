@@ -9,132 +9,43 @@ fail when CI=true and skip otherwise, saying so.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import re
-import secrets
-import sqlite3
-import tempfile
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from health_records.synthetic import national_id
-from tests.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, login, prepare_database
-from tests.test_health_archive_api import sample_archive
-
-# Screenshots for a person to look at; never asserted on.
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or tempfile.gettempdir())
+from tests.browser import (  # noqa: F401  (fixtures are used by name)
+    CITIZEN,
+    DISPATCHER,
+    Site,
+    access_log,
+    api,
+    assert_same_document,
+    backdate,
+    browser,
+    chromium_path,
+    citizen_with_archive,
+    dispatch_last_seq,
+    local_hms,
+    login,
+    mark_document,
+    page,
+    save_screenshot,
+    sign_in,
+    site,
+    site_env,
+    tap,
+    viewport,
+    watch_health_reads,
+)
+from tests.servers import DaphneServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-BROWSER_TZ = "Asia/Shanghai"
-DISPATCHER = "dispatcher1"
-CITIZEN = "13800138000"
-TIMEOUT_MS = 10_000
 # After a server restart the console retries at 0.5, 1, 2, 4, 8 s: allow for the longest gap.
 RECONNECT_TIMEOUT_MS = 25_000
-
-
-@dataclass
-class Site:
-    env: dict[str, str]
-    server: DaphneServer
-    db_path: Path
-    log_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"Chromium is not installed at {CHROMIUM}: run scripts/install_browser.sh (or set CHROMIUM_PATH)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("console")
-    db_path = tmp / "x.sqlite3"
-    # The browser test keeps to SQLite + the in-memory layer whatever DATABASE_URL/REDIS_URL say:
-    # the multi-process path on PostgreSQL + Redis is proved by the cluster e2e tests.
-    env = base_env(DATABASE_URL=f"sqlite:///{db_path}", SOS_RATE_LIMIT="1000/min", AUTH_RATE_LIMIT="1000/min")
-    prepare_database(env)
-    server = DaphneServer(env, log_dir=tmp, name="console").start()
-    site = Site(env=env, server=server, db_path=db_path, log_dir=tmp)
-    yield site
-    site.server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-    playwright.stop()
-
-
-@pytest.fixture
-def page(browser, site):
-    context = browser.new_context(timezone_id=BROWSER_TZ, locale="zh-CN", viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.js_errors = errors
-    # Every page runs under the Content-Security-Policy: record what it blocks, from the page's
-    # own violation events and from Chromium's console report.
-    context.add_init_script(_RECORD_CSP_VIOLATIONS)
-    page.csp_violations = lambda: csp_violations(page, errors)
-    yield page
-    violations = csp_violations(page, errors)
-    context.close()
-    # Failed fetches while the server is down are logged by Chromium itself; script errors are ours.
-    ours = [e for e in errors if e.startswith("pageerror")]
-    assert not ours, ours
-    assert not violations, violations
-
-
-_RECORD_CSP_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
-});
-"""
-
-
-def csp_violations(page, errors: list[str]) -> list[str]:
-    reported = [e for e in errors if "Content Security Policy" in e]
-    try:
-        recorded = page.evaluate("window.__cspViolations || []")
-    except Exception:  # the page is closing or navigating; the console report still counts
-        recorded = []
-    return reported + recorded
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +61,6 @@ def dispatcher_token(site) -> str:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def sign_in(page, site: Site, username: str, password: str = DEMO_PASSWORD, *, start: str = "/accounts/login/"):
-    page.goto(site.url + start)
-    page.get_by_label(re.compile("Username or phone")).fill(username)
-    page.get_by_label(re.compile("Password")).fill(password)
-    page.get_by_role("button", name=re.compile("Sign in")).click()
-
-
 def open_console(page, site: Site):
     from playwright.sync_api import expect
 
@@ -166,86 +70,21 @@ def open_console(page, site: Site):
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     page.wait_for_function("window.oneKeyConsole && window.oneKeyConsole.connected")
     # Marks this document: if the page ever reloads, the mark is gone.
-    page.evaluate("window.__sameDocument = true")
-
-
-def tap(base_url: str, token: str, **body) -> dict:
-    payload = {"lat": 34.7466, "lon": 113.6253, "accuracy_m": 15, "complaint": "chest_pain", **body}
-    response = httpx.post(
-        base_url + "/api/v1/sos",
-        json=payload,
-        headers={"Authorization": f"Token {token}", "Idempotency-Key": secrets.token_hex(8)},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def dispatch_last_seq(base_url: str, token: str) -> int:
-    response = httpx.get(base_url + "/api/v1/dispatch/cases", headers={"Authorization": f"Token {token}"}, timeout=10)
-    response.raise_for_status()
-    return response.json()["last_seq"]
-
-
-def api(site: Site, method: str, path: str, **kwargs):
-    response = httpx.request(method, site.url + path, timeout=10, **kwargs)
-    assert response.is_success, f"{method.upper()} {path}: {response.status_code} {response.text}"
-    return response.json()
+    mark_document(page)
 
 
 def row_of(page, case_id: int):
     return page.locator(f'#case-rows tr.case-row[data-case-id="{case_id}"]')
 
 
-_archive_serials = itertools.count(301, 2)  # odd: a man, as in sample_archive()
-
-
-def citizen_with_archive(site: Site, *, consent: bool) -> str:
-    """A new citizen with sample_archive() as their health archive; returns their token."""
-    phone = f"139{secrets.randbelow(10**8):08d}"
-    registered = httpx.post(
-        site.url + "/api/v1/auth/register",
-        json={"phone": phone, "password": f"e2e-Pass-{secrets.token_hex(6)}", "name": "测试 Test"},
-        timeout=10,
-    )
-    assert registered.status_code == 201, registered.text
-    token = registered.json()["token"]
-    body = sample_archive(
-        phone=phone,
-        national_id=national_id("410105", date(1968, 4, 12), next(_archive_serials)),
-        consent_share_with_120=consent,
-    )
-    put = httpx.put(site.url + "/api/v1/me/health-archive", json=body, headers={"Authorization": f"Token {token}"}, timeout=10)
-    assert put.status_code == 201, put.text
-    return token
-
-
-def access_log(site: Site, citizen_token: str, case_id: int) -> list[dict]:
-    """The citizen's own view of who read their archive for this case."""
-    log = api(site, "get", "/api/v1/me/health-archive/access-log", headers={"Authorization": f"Token {citizen_token}"})
-    return [entry for entry in log["entries"] if entry["case_ref"] == f"case:{case_id}"]
-
-
-def watch_health_reads(page) -> list[str]:
-    """URLs of every GET /api/v1/dispatch/cases/{id} the page makes (each is an audited read)."""
-    reads: list[str] = []
-    detail = re.compile(r"^/api/v1/dispatch/cases/\d+$")
-    page.on("request", lambda r: reads.append(r.url) if r.method == "GET" and detail.match(urlparse(r.url).path) else None)
-    return reads
+def details_of(page, case_id: int):
+    """The side panel, while it shows this case."""
+    return page.locator(f'#details[data-case-id="{case_id}"]')
 
 
 def open_details(page, case_id: int):
     row_of(page, case_id).get_by_role("button", name=re.compile("Details")).click()
-    return page.locator(f'tr.detail-row[data-case-id="{case_id}"] .health-card')
-
-
-def local_hms(iso: str) -> str:
-    instant = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return instant.astimezone(ZoneInfo(BROWSER_TZ)).strftime("%H:%M:%S")
-
-
-def assert_same_document(page):
-    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    return details_of(page, case_id).locator(".health-card")
 
 
 # --- tests -----------------------------------------------------------------------------------------
@@ -324,7 +163,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     open_console(page, site)
     old_row = row_of(page, old["id"])
     expect(old_row).to_have_class(re.compile(r"\boverdue\b"))
-    expect(old_row.locator(".col-waiting")).to_contain_text("超时")
+    expect(old_row.locator(".col-waiting")).to_contain_text("未派车")
 
     case = tap(site.url, citizen_token, complaint="breathing", lat=34.7580, lon=113.6650)
     row = row_of(page, case["id"])
@@ -333,7 +172,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
 
     # Details → the ranked units, nearest first.
     row.get_by_role("button", name=re.compile("Details")).click()
-    panel = page.locator(f'tr.rec-row[data-case-id="{case["id"]}"]')
+    panel = details_of(page, case["id"]).locator(".rec-assign")
     units = panel.locator("tbody tr")
     expect(units.first).to_be_visible()
     expect(panel.locator("thead")).to_contain_text("ETA")
@@ -341,7 +180,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     first_call_sign = units.nth(0).locator(".call-sign").inner_text()
     expect(units.nth(0)).to_contain_text(re.compile(r"\d+(\.\d)? k?m"))
     expect(units.nth(0)).to_contain_text(re.compile(r"\d+ (min|s)"))
-    page.screenshot(path=SCREENSHOTS / "console-recommend.png")
+    save_screenshot(page, "console-recommend")
 
     # A second dispatcher takes the top unit for another case in the instant between the click and
     # the request: the server answers 409 and the page says so.
@@ -379,7 +218,7 @@ def test_the_dispatcher_assigns_from_the_page_and_sees_conflicts(page, site, cit
     expect(row.locator(".col-waiting")).to_have_text(re.compile(r"^\d+:\d\d to dispatch 派车用时$"))
     expect(panel).to_have_count(0)
 
-    page.screenshot(path=SCREENSHOTS / "console.png", full_page=True)
+    save_screenshot(page, "console", full_page=True)
     assert page.evaluate("window.oneKeyConsole.lastSeq") == dispatch_last_seq(site.url, dispatcher_token)
     assert_same_document(page)
 
@@ -403,7 +242,7 @@ def test_the_crew_and_the_hospital_update_the_row_live(page, site, citizen_token
     health = open_details(page, case["id"])
     expect(health).to_contain_text("Blood type 血型")
     expect(row.locator(".col-health")).to_have_attribute("data-health", "available")
-    panel = page.locator(f'tr.detail-row[data-case-id="{case["id"]}"]')
+    panel = details_of(page, case["id"])
     expect(panel.locator(".unit-note")).to_contain_text(f"Unit assigned: 已派车： {unit['call_sign']}")
     expect(panel.locator(".rec-table")).to_have_count(0)
 
@@ -572,8 +411,8 @@ def test_the_health_badge_fills_when_the_dispatcher_opens_the_case_and_the_panel
     expect(health).not_to_contain_text("Flowerpot-Marigold")  # the archive's notes are not in the summary
     expect(health.locator(".override-note")).to_have_count(0)
     # The units follow below the health section.
-    expect(page.locator(f'tr.detail-row[data-case-id="{case["id"]}"] .rec-table tbody tr').first).to_be_visible()
-    page.screenshot(path=SCREENSHOTS / "console-health.png", full_page=True)
+    expect(details_of(page, case["id"]).locator(".rec-table tbody tr").first).to_be_visible()
+    save_screenshot(page, "console-health", full_page=True)
 
     # One read, by this dispatcher, when the case was opened: the one entry in the citizen's log.
     assert len(reads) == 1
@@ -647,7 +486,7 @@ def test_without_consent_the_dispatcher_can_declare_an_emergency_override(page, 
     expect(health.get_by_label(re.compile("Reason for emergency access"))).to_have_count(0)
     expect(row.locator(".col-health .blood")).to_have_text("AB Rh−")
     expect(row.locator(".col-health .override-flag")).to_have_text("override 紧急授权")
-    page.screenshot(path=SCREENSHOTS / "console-health-override.png", full_page=True)
+    save_screenshot(page, "console-health-override", full_page=True)
 
     # Three tries reached the server or the route; only the last was granted, and logged as an override.
     assert len(posts) == 3
@@ -701,16 +540,6 @@ def test_opening_a_case_reads_the_archive_once_and_the_citizen_sees_the_read(pag
     assert_same_document(page)
 
 
-def backdate(site: Site, case_id: int, *, seconds: int) -> None:
-    """Make a case look older than it is (the test cannot wait a real minute)."""
-    then = datetime.now(timezone.utc) - timedelta(seconds=seconds)
-    with sqlite3.connect(site.db_path, timeout=20) as conn:
-        conn.execute(
-            "UPDATE dispatch_case SET received_at = ? WHERE id = ?",
-            (then.replace(tzinfo=None).isoformat(sep=" "), case_id),
-        )
-
-
 def test_the_console_login_docs_and_admin_work_under_the_content_security_policy(page, site, citizen_token):
     from playwright.sync_api import expect
 
@@ -730,3 +559,251 @@ def test_the_console_login_docs_and_admin_work_under_the_content_security_policy
     page.goto(site.url + "/admin/login/")
     expect(page.locator("#login-form")).to_be_visible()
     assert page.csp_violations() == []
+
+
+# --- the console as a dispatcher works a shift (issue 7) --------------------------------------------
+
+
+def unit_of_row(locator) -> tuple[int, str]:
+    return int(locator.get_attribute("data-ambulance-id")), locator.locator(".call-sign").inner_text()
+
+
+def test_a_tap_appears_on_the_map_and_in_the_table_with_sound_and_either_selects_it(page, site, citizen_token):
+    from playwright.sync_api import expect
+
+    open_console(page, site)
+    sounds_before = page.evaluate("window.oneKeyConsole.soundsPlayed")
+    case = tap(site.url, citizen_token, complaint="stroke", lat=34.8300, lon=113.7050)  # clear of hospitals and stations
+    row = row_of(page, case["id"])
+    marker = page.locator(f"#map path.onekey-case-{case['id']}")
+    expect(row).to_be_visible()
+    expect(marker).to_have_count(1)
+    # It sounded (the page counts every tone it asked for) and it flashes.
+    expect(page.locator("#console")).to_have_attribute("data-last-sound", "emergency")
+    assert page.evaluate("window.oneKeyConsole.soundsPlayed") > sounds_before
+    expect(row).to_have_class(re.compile(r"\bflash\b"))
+    # A human place, from the server, with the coordinates beside it.
+    address = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}", headers=auth(site, DISPATCHER))["address"]
+    assert address
+    expect(row.locator(".col-location .place")).to_have_text(address)
+    expect(row.locator(".col-location")).to_contain_text("34.83000, 113.70500")
+
+    # Clicking the case on the map selects it in the table and opens its details...
+    marker.click()
+    details = details_of(page, case["id"])
+    expect(details).to_be_visible()
+    expect(row).to_have_class(re.compile(r"\bselected\b"))
+    expect(details.locator("a.call-caller")).to_have_attribute("href", f"tel:{CITIZEN}")
+    expect(details.locator(".fact-place")).to_contain_text(address)
+    # ...and clicking another in the table selects it on the map.
+    other = tap(site.url, citizen_token, complaint="burns", lat=34.7480, lon=113.6900)
+    row_of(page, other["id"]).locator(".col-complaint").click()
+    expect(details_of(page, other["id"])).to_be_visible()
+    expect(page.locator(f"#map path.onekey-case-{other['id']}")).to_have_class(re.compile(r"\bonekey-selected\b"))
+    expect(marker).not_to_have_class(re.compile(r"\bonekey-selected\b"))
+    expect(row).not_to_have_class(re.compile(r"\bselected\b"))
+
+    # Muted: a new emergency still appears and flashes, without a tone.
+    mute = page.locator("#mute")
+    mute.click()
+    expect(mute).to_have_attribute("aria-pressed", "true")
+    muted_at = page.evaluate("window.oneKeyConsole.soundsPlayed")
+    quiet = tap(site.url, citizen_token, complaint="other")
+    expect(row_of(page, quiet["id"])).to_have_class(re.compile(r"\bflash\b"))
+    assert page.evaluate("window.oneKeyConsole.soundsPlayed") == muted_at
+    mute.click()
+    expect(mute).to_have_attribute("aria-pressed", "false")
+    assert_same_document(page)
+
+
+def auth(site: Site, username: str) -> dict[str, str]:
+    return {"Authorization": f"Token {login(site.url, username)}"}
+
+
+def test_a_case_without_a_unit_alarms_until_it_is_assigned_or_cancelled(page, site, citizen_token):
+    from playwright.sync_api import expect
+
+    as_dispatcher = auth(site, DISPATCHER)
+    waiting = tap(site.url, citizen_token, complaint="unconscious")
+    hoax = tap(site.url, citizen_token, complaint="other")
+    for case in (waiting, hoax):
+        backdate(site, case["id"], seconds=45)  # past UNASSIGNED_ALERT_S (30 s by default)
+    open_console(page, site)
+    alarm = page.locator("#alarm")
+    expect(alarm).to_be_visible()
+    expect(alarm).to_contain_text("No unit after 30 s")
+    expect(alarm).to_contain_text("超过 30 秒未派车")
+    for case in (waiting, hoax):
+        expect(alarm.locator(f'button[data-case-id="{case["id"]}"]')).to_have_count(1)
+        expect(row_of(page, case["id"])).to_have_class(re.compile(r"\boverdue\b"))
+    expect(page.locator("#console")).to_have_attribute("data-last-sound", "overdue")
+
+    # Another dispatcher assigns one: it stops alarming here.
+    ranked = api(site, "get", f"/api/v1/dispatch/cases/{waiting['id']}/recommendations", headers=as_dispatcher)
+    api(site, "post", f"/api/v1/dispatch/cases/{waiting['id']}/assign", headers=as_dispatcher, json={"ambulance": ranked[0]["ambulance"]["id"]})
+    expect(alarm.locator(f'button[data-case-id="{waiting["id"]}"]')).to_have_count(0)
+    expect(row_of(page, waiting["id"])).not_to_have_class(re.compile(r"\boverdue\b"))
+
+    # This dispatcher cancels the other from the console, with a reason (the alarm's link selects it).
+    alarm.locator(f'button[data-case-id="{hoax["id"]}"]').click()
+    details = details_of(page, hoax["id"])
+    details.get_by_role("button", name=re.compile("Cancel case")).click()
+    submit = details.get_by_role("button", name=re.compile("Cancel the case"))
+    submit.click()
+    expect(details.get_by_role("alert")).to_contain_text("Give a reason")
+    details.get_by_label(re.compile("Reason for cancelling")).fill("hoax call, caller confirmed")
+    submit.click()
+    expect(row_of(page, hoax["id"])).to_have_attribute("data-status", "cancelled")
+    expect(alarm.locator(f'button[data-case-id="{hoax["id"]}"]')).to_have_count(0)
+    cancelled = api(site, "get", f"/api/v1/dispatch/cases/{hoax['id']}", headers=as_dispatcher)
+    assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "hoax call, caller confirmed")
+    assert_same_document(page)
+
+
+def test_the_dispatcher_assigns_reassigns_chooses_the_hospital_and_sees_the_registration_number(page, site, citizen_token):
+    from playwright.sync_api import expect
+
+    open_console(page, site)
+    case = tap(site.url, citizen_token, complaint="chest_pain", lat=34.7601, lon=113.6702)
+    row = row_of(page, case["id"])
+    row.locator(".col-complaint").click()
+    details = details_of(page, case["id"])
+
+    # Assign the top unit.
+    first = details.locator(".rec-assign tbody tr").first
+    first_id, first_sign = unit_of_row(first)
+    # The English and the Chinese say the same thing.
+    expect(details.locator(".rec-assign .rec-status")).to_contain_text("fastest (by ETA) first")
+    expect(details.locator(".rec-assign .rec-status")).to_contain_text("按预计到达时间排序，最快在前")
+    assign = first.get_by_role("button", name=re.compile("Assign"))
+    panel = page.locator(".side-pane").bounding_box()
+    button = assign.bounding_box()
+    assert button["x"] + button["width"] <= panel["x"] + panel["width"], "the Assign button is clipped"
+    assign.click()
+    expect(row).to_have_attribute("data-status", "dispatched")
+    expect(row.locator(".col-unit")).to_contain_text(first_sign)
+    expect(row.locator(".col-unit .unit-eta")).to_contain_text(re.compile(r"ETA \d+ (min \d\d )?s to scene 到现场"))
+
+    # Reassign: the first unit is released, another is sent.
+    details.get_by_role("button", name=re.compile("Reassign unit")).click()
+    instead = details.locator(".rec-reassign tbody tr").first
+    second_id, second_sign = unit_of_row(instead)
+    assert second_id != first_id
+    instead.get_by_role("button", name=re.compile("Send instead")).click()
+    expect(row.locator(".col-unit")).to_contain_text(second_sign)
+    expect(details.locator(".rec-reassign")).to_have_count(0)
+    expect(details.locator(".unit-note")).to_contain_text(second_sign)
+    expect(page.locator(f'#unit-rows tr[data-ambulance-id="{first_id}"]')).to_have_attribute("data-status", "available")
+    expect(page.locator(f'#unit-rows tr[data-ambulance-id="{second_id}"]')).to_have_attribute("data-status", "dispatched")
+
+    # Choose the destination ahead of transport.
+    hospitals = api(site, "get", "/api/v1/hospitals", headers=auth(site, DISPATCHER))
+    chosen = hospitals[-1]
+    details.get_by_label(re.compile("Destination hospital")).select_option(str(chosen["id"]))
+    details.get_by_role("button", name=re.compile("Set destination")).click()
+    expect(row.locator(".col-hospital")).to_contain_text(chosen["code"])
+
+    # The new unit's crew carries the patient there; the hospital acknowledges from its side.
+    as_crew = auth(site, second_sign)
+    status_url = f"/api/v1/ambulances/{second_id}/status"
+    for step in ("en_route", "on_scene"):
+        api(site, "post", status_url, headers=as_crew, json={"status": step})
+    api(site, "post", status_url, headers=as_crew, json={"status": "transporting", "hospital": chosen["id"]})
+    expect(row).to_have_attribute("data-status", "transporting")
+    expect(row.locator(".col-hospital")).to_contain_text("Incoming 待接收")
+    expect(row.locator(".col-hospital .admission-eta")).to_contain_text(re.compile(r"ETA \d+ min"))
+    # The unit reports a fix near the hospital: both ETAs on the console follow, without a reload.
+    api(site, "post", f"/api/v1/ambulances/{second_id}/location", headers=as_crew,
+        json={"lat": chosen["lat"] + 0.002, "lon": chosen["lon"], "accuracy_m": 10})
+    expect(row.locator(".col-hospital .admission-eta")).to_have_text(re.compile(r"^ETA \d+ s$"))
+    expect(row.locator(".col-unit .unit-eta")).to_have_text(re.compile(r"^ETA \d+ s to hospital 到医院$"))
+    as_hospital = auth(site, chosen["code"])
+    feed = api(site, "get", f"/api/v1/hospitals/{chosen['id']}/admissions", headers=as_hospital)["results"]
+    admission = next(a for a in feed if a["case"] == case["id"])
+    api(site, "post", f"/api/v1/admissions/{admission['id']}/acknowledge", headers=as_hospital, json={"registration_no": "ED-7-0042"})
+    expect(row.locator(".col-hospital")).to_contain_text("#ED-7-0042")
+    expect(details.locator(".fact-hospital")).to_contain_text("#ED-7-0042")
+
+    save_screenshot(page, "dispatch-console")
+    # At 1366x768 the map, the queue and the details are all on screen together, nothing clipped.
+    viewport = page.viewport_size
+    assert viewport == {"width": 1366, "height": 768}
+    for selector in ("#map", ".queue-pane", "#details"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["y"] >= 0, selector
+        assert box["x"] + box["width"] <= viewport["width"] and box["y"] < viewport["height"], (selector, box)
+    queue = page.locator(".queue-pane").bounding_box()
+    action = row.locator(".col-actions button.details").bounding_box()
+    assert action["x"] + action["width"] <= queue["x"] + queue["width"], "the Actions column is clipped"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert_same_document(page)
+
+
+def test_the_dispatcher_enters_a_phoned_in_call_by_address_or_on_the_map(page, site):
+    from playwright.sync_api import expect
+
+    open_console(page, site)
+    page.get_by_role("button", name=re.compile("New call")).click()
+    form = page.locator("#new-call")
+    expect(form).to_be_visible()
+    create = form.get_by_role("button", name=re.compile("Create case"))
+
+    # Nothing typed: said at once, field by field.
+    create.click()
+    expect(form.locator("#nc-phone-error")).to_contain_text("phone")
+    expect(form.get_by_label(re.compile("Caller's phone"))).to_have_attribute("aria-invalid", "true")
+
+    form.get_by_label(re.compile("Caller's phone")).fill("13912345678")
+    expect(form.locator("#nc-phone-error")).to_be_hidden()  # fixed: the error goes
+    form.get_by_label(re.compile("Caller's name")).fill("王先生 Mr Wang")
+    form.get_by_label(re.compile("^Complaint")).select_option("breathing")
+    form.get_by_label(re.compile("^Address")).fill("二七广场")
+    form.get_by_role("button", name=re.compile("Search")).click()
+    candidate = form.locator(".candidate").first
+    expect(candidate).to_contain_text("二七纪念塔")
+    candidate.click()
+    expect(form.locator(".picked-place")).to_contain_text("二七纪念塔")
+    save_screenshot(page, "dispatch-new-call")
+    create.click()
+    expect(form).to_be_hidden()
+    page.wait_for_function("window.oneKeyConsole.selected !== null")
+    by_phone = page.evaluate("window.oneKeyConsole.selected")
+    row = row_of(page, by_phone)
+    expect(row).to_have_attribute("data-status", "received")
+    expect(row.locator(".col-complaint")).to_contain_text("Breathing problem")
+    expect(row.locator(".col-patient")).to_contain_text("13912345678")
+    expect(details_of(page, by_phone).locator(".fact-place")).to_contain_text("二七广场")  # what the caller said
+    expect(page.locator(f"#map path.onekey-case-{by_phone}")).to_have_count(1)
+
+    # A second call placed by clicking the map.
+    page.get_by_role("button", name=re.compile("New call")).click()
+    form.get_by_label(re.compile("Caller's phone")).fill("037166881234")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.38)
+    expect(form.locator(".picked-place")).to_contain_text(re.compile(r"^34\.\d{5}, 113\.\d{5}$"))
+    create.click()
+    expect(form).to_be_hidden()
+    page.wait_for_function(f"window.oneKeyConsole.selected !== null && window.oneKeyConsole.selected !== {by_phone}")
+    on_map = page.evaluate("window.oneKeyConsole.selected")
+    expect(row_of(page, on_map)).to_be_visible()
+    expect(row_of(page, on_map).locator(".col-patient")).to_contain_text("037166881234")
+    assert_same_document(page)
+
+
+def test_the_dispatcher_puts_an_idle_unit_out_of_service_and_back(page, site):
+    from playwright.sync_api import expect
+
+    open_console(page, site)
+    page.locator("#units-panel summary").click()
+    unit = page.locator('#unit-rows tr[data-status="available"]').first
+    unit_id = int(unit.get_attribute("data-ambulance-id"))
+    row = page.locator(f'#unit-rows tr[data-ambulance-id="{unit_id}"]')
+    row.get_by_role("button", name=re.compile("out of service")).click()
+    expect(row).to_have_attribute("data-status", "out_of_service")
+    expect(row.locator(".unit-status")).to_have_text("Out of service 停用")
+    as_dispatcher = auth(site, DISPATCHER)
+    assert api(site, "get", f"/api/v1/ambulances/{unit_id}", headers=as_dispatcher)["status"] == "out_of_service"
+    row.get_by_role("button", name=re.compile("back in service")).click()
+    expect(row).to_have_attribute("data-status", "available")
+    assert api(site, "get", f"/api/v1/ambulances/{unit_id}", headers=as_dispatcher)["status"] == "available"
+    assert_same_document(page)

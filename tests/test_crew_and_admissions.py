@@ -50,7 +50,9 @@ def gps(client, ambulance, **body):
 
 
 def test_it_shows_a_free_crew_that_it_has_no_assignment(as_crew, ambulance):
-    assert as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json() == {
+    body = as_crew.get(f"/api/v1/ambulances/{ambulance.pk}/assignment").json()
+    assert body.pop("unit")["call_sign"] == ambulance.call_sign
+    assert body == {
         "last_seq": 0,
         "case": None,
         "admission": None,
@@ -272,3 +274,53 @@ def test_it_lets_only_the_destination_hospital_acknowledge(as_other_hospital, as
 def test_it_answers_404_for_an_unknown_admission_or_hospital_feed(as_hospital):
     assert as_hospital.post("/api/v1/admissions/999999/acknowledge", {"registration_no": "A-1"}, format="json").status_code == 404
     assert as_hospital.get("/api/v1/hospitals/999999/admissions").status_code == 404
+
+
+# --- unit positions on the dispatch stream (at most one per UNIT_POSITION_PUSH_S per unit) --------
+
+
+def _dispatch_events(event_type):
+    return [e for e in Event.objects.filter(stream="dispatch", type=event_type).order_by("seq")]
+
+
+def test_it_pushes_a_units_fixes_to_dispatch_at_most_once_per_window_but_every_fix_to_its_crew(
+    settings, as_crew, ambulance
+):
+    settings.UNIT_POSITION_PUSH_S = 5
+    for lat in (34.781, 34.782, 34.783):
+        assert gps(as_crew, ambulance, lat=lat, lon=113.70).status_code == 200
+    pushed = _dispatch_events("unit.location_updated")
+    assert [e.data["lat"] for e in pushed] == [34.781]
+    crew = Event.objects.filter(stream=f"ambulance.{ambulance.pk}", type="unit.location_updated")
+    assert [e.data["lat"] for e in crew.order_by("seq")] == [34.781, 34.782, 34.783]
+
+
+def test_it_pushes_the_newest_fix_with_its_time_once_the_window_has_passed(settings, as_crew, ambulance):
+    settings.UNIT_POSITION_PUSH_S = 5
+    gps(as_crew, ambulance, lat=34.781, lon=113.70)
+    gps(as_crew, ambulance, lat=34.782, lon=113.70)
+    # Five seconds pass (the last push is stored on the unit's row, which every worker reads).
+    Ambulance.objects.filter(pk=ambulance.pk).update(
+        position_pushed_at=Ambulance.objects.get(pk=ambulance.pk).position_pushed_at - timedelta(seconds=5)
+    )
+    gps(as_crew, ambulance, lat=34.784, lon=113.70)
+    pushed = _dispatch_events("unit.location_updated")
+    assert [e.data["lat"] for e in pushed] == [34.781, 34.784]
+    unit = Ambulance.objects.get(pk=ambulance.pk)
+    assert pushed[-1].data["position_at"] == unit.position_at.isoformat().replace("+00:00", "Z")
+
+
+def test_it_throttles_the_cases_eta_on_the_dispatch_stream_with_the_units_position(
+    settings, as_crew, on_scene, ambulance, hospital
+):
+    settings.UNIT_POSITION_PUSH_S = 5
+    assert status(as_crew, ambulance, "transporting", hospital=hospital.pk).status_code == 200
+    Ambulance.objects.filter(pk=ambulance.pk).update(position_pushed_at=None)
+    for lon in (113.695, 113.694):
+        gps(as_crew, ambulance, lat=34.7730, lon=lon)
+    # One push to dispatchers (position, case ETA, admission ETA from the same fix); the hospital
+    # counts down on every fix.
+    assert len(_dispatch_events("case.unit_moved")) == 1
+    assert len(_dispatch_events("admission.updated")) == 1
+    board = Event.objects.filter(stream=f"hospital.{hospital.pk}", type="admission.updated")
+    assert board.count() == 2

@@ -140,7 +140,7 @@ async def test_a_whole_case_goes_through_nginx_over_tls_and_wss(deployment):
             await stream.close()
 
         # Static files come from nginx's disk copy (its week-long cache header), not from a worker.
-        static = await http.get("/static/dispatch/console.js")
+        static = await http.get("/static/dispatch/main.js")
         assert static.status_code == 200 and "max-age=604800" in static.headers["cache-control"]
 
 

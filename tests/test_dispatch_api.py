@@ -62,7 +62,9 @@ def test_it_lists_the_active_queue_newest_first_with_the_stream_position(as_citi
 
 
 def test_it_reports_last_seq_zero_before_any_event(as_dispatcher):
-    assert as_dispatcher.get("/api/v1/dispatch/cases").json() == {"last_seq": 0, "count": 0, "results": []}
+    assert as_dispatcher.get("/api/v1/dispatch/cases").json() == {
+        "last_seq": 0, "count": 0, "results": [], "units": [], "hospitals": []
+    }
 
 
 def test_it_filters_the_queue_by_status(as_citizen, as_dispatcher, ambulance):

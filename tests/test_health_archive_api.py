@@ -238,3 +238,21 @@ def test_it_documents_the_archive_endpoints_in_the_schema(as_citizen):
     assert "/api/v1/me/health-archive" in schema
     assert "/api/v1/me/health-archive/access-log" in schema
     assert "consent_share_with_120" in schema
+
+
+def test_it_names_each_reader_as_the_citizen_recognises_them(
+    as_citizen, citizen, dispatcher, crew, ambulance, hospital_user, hospital
+):
+    as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json")
+    for reader, role in ((dispatcher, "dispatcher"), (crew, "crew"), (hospital_user, "hospital")):
+        services.grant_open(case_ref="case:9", grantee=reader, role=role, patient=citizen, purpose="triage")
+        services.archive_read_for_grant(patient=citizen, reader=reader, case_ref="case:9", purpose="triage")
+    entries = as_citizen.get(LOG_URL).json()["entries"]
+    shown = {entry["role"]: entry["reader_display"] for entry in entries}
+    assert shown == {
+        "dispatcher": "120 dispatcher 120调度员",
+        "crew": f"{ambulance.call_sign} crew 车组",
+        "hospital": f"{hospital.name_zh} {hospital.name_en}",
+    }
+    # The usernames stay for clients that read them (extend, don't break).
+    assert {entry["reader"] for entry in entries} == {"dispatcher1", "crew-t1", "hpph-ed"}

@@ -215,3 +215,22 @@ def test_it_gives_the_demo_citizen_an_archive_shared_with_120_once(seeded):
     assert Archive.objects.filter(owner=citizen).count() == 1
     assert ArchiveVersion.objects.filter(archive__owner=citizen).count() <= 1
     assert client.get("/api/v1/me/health-archive").json()["version"] == archive["version"]
+
+
+def test_it_opens_every_demo_hospital_with_plausible_free_beds(seeded):
+    beds = dict(Hospital.objects.values_list("code", "ed_free_beds"))
+    assert all(1 <= n <= 30 for n in beds.values()), beds
+    # The largest tertiary campus has more room than a district hospital.
+    assert beds["FAHZU-HY"] > beds["HUIJI"]
+
+
+def test_it_puts_the_demo_beds_back_only_when_asked(seeded):
+    Hospital.objects.filter(code="HPPH").update(ed_status="diverting", ed_free_beds=0)
+    seed("--password", PASSWORD)
+    assert Hospital.objects.get(code="HPPH").ed_free_beds == 0
+    seed("--password", PASSWORD, "--reset-ed-status")
+    hpph = Hospital.objects.get(code="HPPH")
+    assert (hpph.ed_status, hpph.ed_free_beds) == ("open", 10)
+    before = dump()
+    assert "0 row(s) changed" in seed("--password", PASSWORD, "--reset-ed-status")
+    assert dump() == before

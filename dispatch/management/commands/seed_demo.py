@@ -10,9 +10,20 @@ from django.db import transaction
 from accounts.models import Role, User
 from dispatch import demo_data
 from dispatch.models import Ambulance, CrewMember, Hospital, HospitalStaff, Station
+from dispatch.services import hospital_set_status
 from health_records import selectors as archive_selectors
 from health_records import services as health_services
 from health_records import synthetic
+
+
+# Free emergency-department beds a demo hospital opens with (ZHENGZHOU.md publishes none): plausible
+# by size, the big tertiary campuses most. Set only when the hospital is created: after that the
+# number is live data the hospital's board owns, and seeding again must not overwrite it.
+ED_FREE_BEDS = {
+    "FAHZU-HY": 12, "FAHZU-ZD": 10, "HPPH": 10, "ZZ1PH": 8, "ZZCH": 7, "FUWAI-CC": 6, "HCH-E": 6, "ZZPH": 6,
+    "ZZU2": 6, "HUCM1": 5, "ZZU5": 5, "ZZ7PH": 5, "ZZU3": 4, "HCHEST": 4, "HPTCM": 4, "HCANCER": 3, "HUIJI": 3,
+}
+DEFAULT_ED_FREE_BEDS = 4
 
 
 class Command(BaseCommand):
@@ -24,8 +35,14 @@ class Command(BaseCommand):
             default=settings.DEMO_PASSWORD,
             help=f"Password for every demo account (default: {settings.DEMO_PASSWORD}).",
         )
+        parser.add_argument(
+            "--reset-ed-status",
+            action="store_true",
+            help="Put every demo hospital's emergency department back to open with its demo free beds "
+            "(otherwise live ED status is left alone; a demo loaded before free beds were seeded has 0).",
+        )
 
-    def handle(self, *args, password: str, **options):
+    def handle(self, *args, password: str, reset_ed_status: bool = False, **options):
         if len(password) < 8:
             self.stderr.write(self.style.ERROR("--password must be at least 8 characters"))
             raise SystemExit(2)
@@ -35,6 +52,13 @@ class Command(BaseCommand):
         self.verified: set[str] = set()
         with transaction.atomic():
             hospitals = {code: self._hospital(code, *rest) for code, *rest in demo_data.HOSPITALS}
+            if reset_ed_status:
+                for code, hospital in hospitals.items():
+                    # Through the service: open consoles see the change like any board's.
+                    beds = ED_FREE_BEDS.get(code, DEFAULT_ED_FREE_BEDS)
+                    if (hospital.ed_status, hospital.ed_free_beds) != ("open", beds):
+                        hospital_set_status(hospital_id=hospital.pk, ed_status="open", ed_free_beds=beds)
+                        self.changes += 1
             for code, name_zh, name_en, district, lat, lon in demo_data.STATIONS:
                 station = self._upsert(
                     Station, {"code": code}, name_zh=name_zh, name_en=name_en, district=district, lat=lat, lon=lon
@@ -75,7 +99,8 @@ class Command(BaseCommand):
     def _hospital(self, code, name_zh, name_en, lat, lon, capabilities) -> Hospital:
         # Capabilities and coordinates come from the demo file; live ED status is left alone.
         return self._upsert(
-            Hospital, {"code": code}, name_zh=name_zh, name_en=name_en, lat=lat, lon=lon, capabilities=capabilities
+            Hospital, {"code": code}, name_zh=name_zh, name_en=name_en, lat=lat, lon=lon, capabilities=capabilities,
+            _create_only={"ed_free_beds": ED_FREE_BEDS.get(code, DEFAULT_ED_FREE_BEDS)},
         )
 
     def _unit(self, station: Station, index: int, password: str) -> None:
@@ -116,11 +141,11 @@ class Command(BaseCommand):
             self.changes += 1
         return user
 
-    def _upsert(self, model, lookup: dict, **values):
+    def _upsert(self, model, lookup: dict, _create_only: dict | None = None, **values):
         obj = model.objects.filter(**lookup).first()
         if obj is None:
             self.changes += 1
-            return model.objects.create(**lookup, **values)
+            return model.objects.create(**lookup, **values, **(_create_only or {}))
         stale = {k: v for k, v in values.items() if getattr(obj, k) != v}
         if stale:
             for k, v in stale.items():

@@ -1,0 +1,26 @@
+"""Idempotency-Key handling for crew commands (the IETF httpapi idempotency-key draft, as SOS does):
+the same key again returns the first answer, the same key with another body is 422."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from rest_framework.exceptions import ValidationError
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def key_from(request) -> str | None:
+    """The request's key, None when it sent none; a malformed key is a 400 naming the header."""
+    key = request.headers.get(HEADER)
+    if key is not None and not _KEY.match(key):
+        raise ValidationError({HEADER: ["Use 1-255 visible ASCII characters."]})
+    return key
+
+
+def fingerprint(values: dict) -> str:
+    """Of the validated input, so that 3 and "3" or a reordered object count as the same body."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()

@@ -1,0 +1,126 @@
+/*
+ * labels.js — display text and small DOM helpers of the dispatcher console.
+ *
+ * Every label is "English 中文", and the two halves say the same thing. Model choices come from the
+ * server (json_script "console-labels", built from the models' own choices); the rest is here.
+ * Every value from the server reaches the DOM through textContent, never as HTML.
+ */
+
+import { serverNow } from "/static/onekey/api.js";
+
+export function readJson(id) {
+  const node = document.getElementById(id);
+  if (!node) return null;
+  try { return JSON.parse(node.textContent); } catch (_) { return null; }
+}
+
+export const LABELS = readJson("console-labels") || {};
+export const ENDED = new Set(["closed", "cancelled"]);
+
+export function label(kind, value) {
+  const table = LABELS[kind] || {};
+  return table[value] || (value == null ? "—" : String(value));
+}
+
+export function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value == null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) {
+    if (child == null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** "English 中文": the Chinese part marked up with its language for screen readers. */
+export function bi(en, zh) {
+  const frag = document.createDocumentFragment();
+  frag.append(en + " ", el("span", { lang: "zh-CN" }, zh));
+  return frag;
+}
+
+export function urlFor(template, id) {
+  return template.replace(/\/0(?=\/|$)/, "/" + encodeURIComponent(id));
+}
+
+export const pad = (n) => String(n).padStart(2, "0");
+export const asText = (value) => (value == null ? "" : String(value));
+export const asList = (value) => (Array.isArray(value) ? value : []);
+
+export function parseTime(iso) {
+  if (!iso) return null;
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** Local wall-clock time of an instant; the date is added when it is not today. */
+export function formatLocalTime(ms) {
+  const d = new Date(ms);
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const today = new Date(serverNow());
+  const sameDay = d.getFullYear() === today.getFullYear() && d.getMonth() === today.getMonth() && d.getDate() === today.getDate();
+  return sameDay ? time : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+}
+
+export function formatDate(iso) {
+  const ms = parseTime(iso);
+  if (ms == null) return asText(iso) || "—";
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+export function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
+export function formatDistance(m) {
+  if (!Number.isFinite(m)) return "—";
+  return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`;
+}
+
+export function formatEta(s) {
+  if (!Number.isFinite(s)) return "—";
+  s = Math.max(0, Math.round(s));
+  const min = Math.floor(s / 60);
+  return min ? `${min} min ${pad(s % 60)} s` : `${s} s`;
+}
+
+export function formatCoord(value) {
+  return Number.isFinite(value) ? value.toFixed(5) : "—";
+}
+
+/** A phone number as a tel: link (digits and + only in the href). */
+export function telLink(phone, className = "tel") {
+  const text = asText(phone);
+  if (!text) return null;
+  return el("a", { href: `tel:${text.replace(/[^\d+]/g, "")}`, class: className, title: "Call 拨打" }, text);
+}
+
+/** Where the case is: the address when the server resolved one, else the coordinates. */
+export function placeText(c) {
+  if (c.address) return c.district && !String(c.address).includes(c.district) ? `${c.district} · ${c.address}` : String(c.address);
+  return `${formatCoord(c.lat)}, ${formatCoord(c.lon)}`;
+}
+
+export const CONN_TEXT = {
+  connecting: ["Connecting…", "连接中"],
+  connected: ["Connected", "已连接"],
+  reconnecting: ["Reconnecting…", "重连中"],
+  "signed-out": ["Signed out — sign in again", "已退出登录，请重新登录"],
+};
+
+/** ETA text for a case's unit: to the scene, or to the hospital while transporting. */
+export const ETA_TARGET = {
+  scene: ["to scene", "到现场"],
+  hospital: ["to hospital", "到医院"],
+};

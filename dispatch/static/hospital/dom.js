@@ -1,0 +1,76 @@
+/*
+ * dom.js — small DOM helpers for the admission board (no framework, no innerHTML: every text is
+ * set as text, so nothing from the server can become markup).
+ */
+
+/** el("p", {class: "x", "data-id": 3}, "text", child, null) -> <p class="x" data-id="3">text…</p> */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (value === true) node.setAttribute(name, "");
+    else node.setAttribute(name, String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(node, child);
+    else node.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** English with its Chinese beside it, the way every staff page shows text. */
+export function bi(en, zh) {
+  const span = el("span", { class: "bi" }, en);
+  if (zh) span.append(" ", el("span", { lang: "zh-CN" }, zh));
+  return span;
+}
+
+const CJK = /[\u3000-\u9fff\uff00-\uffef]/;
+
+/** A model choice label "Chest pain 胸痛" as bi("Chest pain", "胸痛"). */
+export function label(text, fallback = "") {
+  const value = typeof text === "string" && text ? text : fallback;
+  const at = value.search(CJK);
+  if (at <= 0) return bi(value, "");
+  return bi(value.slice(0, at).trim(), value.slice(at).trim());
+}
+
+export function asText(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : String(value);
+}
+
+export function asList(value) {
+  return Array.isArray(value) ? value : [];
+}
+
+/** A local wall-clock time (HH:MM) for an ISO instant; "" when there is none. */
+export function hhmm(iso) {
+  const at = iso ? new Date(iso) : null;
+  if (!at || Number.isNaN(at.getTime())) return "";
+  return at.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
+/** A phone number as a tel: link (digits and + only in the href). */
+export function telLink(phone, attrs = {}) {
+  const text = asText(phone);
+  return el("a", { href: `tel:${text.replace(/[^\d+]/g, "")}`, class: "tel", ...attrs }, text);
+}
+
+/** Show `message` in the element with id `errorId` (hidden when empty) and mark `input` invalid. */
+export function fieldError(errorId, message, input = null) {
+  const box = document.getElementById(errorId);
+  if (box) {
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+  if (input) {
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+}

@@ -1,0 +1,466 @@
+// The shared Leaflet map of the consoles (dispatcher, crew, citizen stand-in).
+//
+//   import { createMap } from "/static/onekey/map.js";
+//   const map = createMap(document.getElementById("map"), { tileUrl: el.dataset.tileUrl || null });
+//   await map.showDistricts();      // Zhengzhou's districts (served GeoJSON); works with no tiles
+//   map.fitZhengzhou();             // whole municipality; fitZhengzhou({ core: true }) = urban core
+//   map.setCase(caseObj);           // {id, lat, lon, accuracy_m, status, complaint, address?, district?,
+//                                   //  caller_phone?, trail?: [{lat, lon}]}: marker + accuracy circle +
+//                                   //  location trail (kept from successive setCase calls when the
+//                                   //  object carries no trail); closed/cancelled cases are removed
+//   map.removeCase(id);
+//   map.setUnit(unit);              // {id, call_sign, status, lat, lon, position_at}: coloured by
+//                                   //  status, fix age in the tooltip, faded when the fix is stale
+//   map.removeUnit(id);
+//   map.setHospital(h);             // {id, name_zh, name_en, lat, lon, ed_status, ed_free_beds}
+//   map.select(caseId);             // highlight (and pan to) a case; null clears
+//   map.onSelect((caseId) => {});   // a case marker was clicked
+//   map.onClick(({lat, lon}) => {}); // a click on the map itself (phoned-in calls pick a place)
+//   map.setPick({lat, lon} | null); // the place being picked for a phoned-in call
+//   map.showRoute(from, to | null); // a straight dashed line, e.g. unit -> scene
+//   map.fitPoints([{lat, lon}, ...]);
+//   map.counts();                   // {cases, units, hospitals}: for tests and status bars
+//   map.destroy();
+//
+// Everything is WGS-84. Text from users (address, complaint, phone) is put in with textContent,
+// never as HTML. Leaflet is the vendored ES module build (served by the app, so a centre with no
+// internet still has a map); styles come from linked stylesheets, which CSP style-src 'self' allows.
+// SVG shapes carry class names (onekey-case-<id>, onekey-unit-<id>, onekey-hospital-<id>) so pages
+// and browser tests can find them.
+
+import * as L from "/static/vendor/leaflet/leaflet-src.esm.js";
+
+export { L };
+
+const STATIC = "/static/";
+const DISTRICTS_URL = `${STATIC}onekey/zhengzhou-districts.geojson`;
+// Municipality and urban core, from ../shared reference data (WGS-84).
+const ZHENGZHOU_BOUNDS = [[34.27, 112.70], [34.97, 114.23]];
+const ZHENGZHOU_CORE = [[34.68, 113.50], [34.90, 113.87]];
+const STALE_FIX_S = 60;
+const TRAIL_MAX = 50;
+const ENDED = new Set(["closed", "cancelled"]);
+
+export const UNIT_COLOURS = {
+  available: "#2e7d32",
+  dispatched: "#f57c00",
+  en_route: "#e65100",
+  on_scene: "#1565c0",
+  transporting: "#6a1b9a",
+  at_hospital: "#00838f",
+  out_of_service: "#757575",
+};
+
+const UNIT_LABELS = {
+  available: "Available 待命",
+  dispatched: "Dispatched 已派",
+  en_route: "En route 出车",
+  on_scene: "On scene 到达现场",
+  transporting: "Transporting 转运中",
+  at_hospital: "At hospital 到达医院",
+  out_of_service: "Out of service 停用",
+};
+
+function ensureStylesheet(href) {
+  if (document.querySelector(`link[rel="stylesheet"][href="${href}"]`)) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = href;
+  document.head.appendChild(link);
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function finite(value) {
+  return typeof value === "number" && Number.isFinite(value);
+}
+
+function hasPoint(obj) {
+  return obj && finite(obj.lat) && finite(obj.lon);
+}
+
+export function fixAgeText(iso, now = Date.now()) {
+  if (!iso) return "no fix 无定位";
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (!Number.isFinite(seconds)) return "no fix 无定位";
+  if (seconds < 60) return `${seconds} s ago ${seconds}秒前`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago ${minutes}分钟前`;
+  return `${Math.floor(minutes / 60)} h ago ${Math.floor(minutes / 60)}小时前`;
+}
+
+function fixIsStale(iso, now = Date.now()) {
+  if (!iso) return true;
+  return (now - Date.parse(iso)) / 1000 > STALE_FIX_S;
+}
+
+export function createMap(element, { tileUrl = null, tileAttribution = "", districtsUrl = DISTRICTS_URL } = {}) {
+  ensureStylesheet(`${STATIC}vendor/leaflet/leaflet.css`);
+  ensureStylesheet(`${STATIC}onekey/map.css`);
+  element.classList.add("onekey-map");
+
+  const map = L.map(element, {
+    preferCanvas: false, // SVG: shapes are DOM nodes that tests and CSS can address
+    zoomSnap: 0.25,
+    attributionControl: Boolean(tileUrl),
+  });
+  map.fitBounds(ZHENGZHOU_CORE);
+  if (tileUrl) {
+    L.tileLayer(tileUrl, { maxZoom: 19, attribution: tileAttribution }).addTo(map);
+  }
+
+  map.createPane("onekey-districts").style.zIndex = "250";
+  const layers = {
+    districts: null,
+    trails: L.layerGroup().addTo(map),
+    circles: L.layerGroup().addTo(map),
+    hospitals: L.layerGroup().addTo(map),
+    units: L.layerGroup().addTo(map),
+    cases: L.layerGroup().addTo(map),
+    extras: L.layerGroup().addTo(map),
+  };
+  const cases = new Map(); // id -> {data, marker, circle, trail, points}
+  const units = new Map(); // id -> {data, marker}
+  const hospitals = new Map(); // id -> {data, marker}
+  const selectListeners = [];
+  const clickListeners = [];
+  let selectedId = null;
+  let pick = null;
+  let route = null;
+
+  map.on("click", (e) => {
+    const point = { lat: e.latlng.lat, lon: e.latlng.lng };
+    for (const cb of clickListeners) cb(point);
+  });
+
+  // --- districts ------------------------------------------------------------------------------
+  let districtsPromise = null;
+  function showDistricts() {
+    if (districtsPromise) return districtsPromise;
+    districtsPromise = fetch(districtsUrl, { credentials: "same-origin" })
+      .then((response) => {
+        if (!response.ok) throw new Error(`districts: HTTP ${response.status}`);
+        return response.json();
+      })
+      .then((geojson) => {
+        layers.districts = L.geoJSON(geojson, {
+          pane: "onekey-districts",
+          interactive: false,
+          style: (feature) => ({
+            className: feature.properties.level === "city" ? "onekey-city-outline" : "onekey-district",
+            color: feature.properties.level === "city" ? "#37474f" : "#78909c",
+            weight: feature.properties.level === "city" ? 2 : 1,
+            fillColor: "#eceff1",
+            // Over tiles the districts are outlines; without tiles their fill is the land.
+            fillOpacity: feature.properties.level === "city" ? 0 : tileUrl ? 0.05 : 0.55,
+          }),
+        }).addTo(map);
+        for (const feature of geojson.features) {
+          const props = feature.properties;
+          if (props.level === "city" || !finite(props.label_lat) || !finite(props.label_lon)) continue;
+          L.marker([props.label_lat, props.label_lon], {
+            interactive: false,
+            keyboard: false,
+            pane: "onekey-districts",
+            icon: L.divIcon({
+              className: "onekey-district-label",
+              html: el("span", null, props.name_zh),
+              iconSize: null,
+            }),
+          }).addTo(layers.districts);
+        }
+        return geojson;
+      });
+    return districtsPromise;
+  }
+
+  function fitZhengzhou({ core = false } = {}) {
+    map.fitBounds(core ? ZHENGZHOU_CORE : ZHENGZHOU_BOUNDS);
+  }
+
+  function fitPoints(points) {
+    const latlngs = points.filter(hasPoint).map((p) => [p.lat, p.lon]);
+    if (latlngs.length === 1) map.setView(latlngs[0], Math.max(map.getZoom(), 14));
+    else if (latlngs.length > 1) map.fitBounds(latlngs, { padding: [30, 30], maxZoom: 15 });
+  }
+
+  // --- cases ----------------------------------------------------------------------------------
+  function caseTooltip(data) {
+    const box = el("div", "onekey-tip");
+    box.appendChild(el("strong", null, `#${data.id} ${data.complaint_label || data.complaint || ""}`));
+    if (data.address) box.appendChild(el("div", null, data.address));
+    if (data.status) box.appendChild(el("div", "onekey-tip-muted", data.status));
+    if (finite(data.accuracy_m)) box.appendChild(el("div", "onekey-tip-muted", `±${Math.round(data.accuracy_m)} m`));
+    return box;
+  }
+
+  function caseStyle(id) {
+    const selected = id === selectedId;
+    return {
+      className: `onekey-case onekey-case-${id}${selected ? " onekey-selected" : ""}`,
+      radius: selected ? 11 : 8,
+      color: selected ? "#000" : "#b71c1c",
+      weight: selected ? 3 : 2,
+      fillColor: "#e53935",
+      fillOpacity: 0.9,
+    };
+  }
+
+  function setCase(data) {
+    if (!data || data.id === undefined) return;
+    if (ENDED.has(data.status) || !hasPoint(data)) {
+      removeCase(data.id);
+      return;
+    }
+    const id = data.id;
+    let entry = cases.get(id);
+    if (!entry) {
+      entry = { points: [] };
+      entry.marker = L.circleMarker([data.lat, data.lon], caseStyle(id)).addTo(layers.cases);
+      entry.marker.on("click", (e) => {
+        L.DomEvent.stopPropagation(e);
+        for (const cb of selectListeners) cb(id);
+      });
+      entry.circle = L.circle([data.lat, data.lon], {
+        radius: 0,
+        interactive: false,
+        className: `onekey-accuracy onekey-accuracy-${id}`,
+        color: "#e53935",
+        weight: 1,
+        fillOpacity: 0.08,
+      }).addTo(layers.circles);
+      entry.trail = L.polyline([], {
+        interactive: false,
+        className: `onekey-trail onekey-trail-${id}`,
+        color: "#c62828",
+        weight: 2,
+        dashArray: "4 4",
+      }).addTo(layers.trails);
+      cases.set(id, entry);
+    }
+    entry.data = data;
+    // A trail from the payload wins; otherwise the trail is built from the fixes this map has seen.
+    if (Array.isArray(data.trail) && data.trail.length) {
+      entry.points = data.trail.filter(hasPoint).map((p) => [p.lat, p.lon]);
+    } else {
+      const last = entry.points[entry.points.length - 1];
+      if (!last || last[0] !== data.lat || last[1] !== data.lon) entry.points.push([data.lat, data.lon]);
+    }
+    entry.points = entry.points.slice(-TRAIL_MAX);
+    entry.trail.setLatLngs(entry.points.length > 1 ? entry.points : []);
+    entry.marker.setLatLng([data.lat, data.lon]);
+    entry.marker.setStyle(caseStyle(id));
+    entry.circle.setLatLng([data.lat, data.lon]);
+    entry.circle.setRadius(finite(data.accuracy_m) ? data.accuracy_m : 0);
+    entry.marker.unbindTooltip();
+    entry.marker.bindTooltip(caseTooltip(data), { direction: "top", offset: [0, -8] });
+  }
+
+  function removeCase(id) {
+    const entry = cases.get(id);
+    if (!entry) return;
+    layers.cases.removeLayer(entry.marker);
+    layers.circles.removeLayer(entry.circle);
+    layers.trails.removeLayer(entry.trail);
+    cases.delete(id);
+    if (selectedId === id) selectedId = null;
+  }
+
+  function select(caseId) {
+    const previous = selectedId;
+    selectedId = caseId === undefined ? null : caseId;
+    for (const id of [previous, selectedId]) {
+      const entry = id === null ? null : cases.get(id);
+      if (entry) {
+        entry.marker.setStyle(caseStyle(id));
+        // setStyle does not touch the class attribute: update it by hand.
+        const path = entry.marker.getElement && entry.marker.getElement();
+        if (path) path.classList.toggle("onekey-selected", id === selectedId);
+      }
+    }
+    const entry = selectedId === null ? null : cases.get(selectedId);
+    if (entry) {
+      entry.marker.bringToFront();
+      if (!map.getBounds().pad(-0.1).contains(entry.marker.getLatLng())) map.panTo(entry.marker.getLatLng());
+    }
+  }
+
+  // --- units ----------------------------------------------------------------------------------
+  function unitTooltip(unit) {
+    return () => {
+      const box = el("div", "onekey-tip");
+      box.appendChild(el("strong", null, unit.data.call_sign || `#${unit.data.id}`));
+      box.appendChild(el("div", null, UNIT_LABELS[unit.data.status] || unit.data.status || ""));
+      box.appendChild(el("div", "onekey-tip-muted", `fix 定位: ${fixAgeText(unit.data.position_at)}`));
+      return box;
+    };
+  }
+
+  function unitStyle(data) {
+    const stale = fixIsStale(data.position_at);
+    const colour = UNIT_COLOURS[data.status] || "#455a64";
+    return {
+      className: `onekey-unit onekey-unit-${data.id} onekey-unit-${data.status}${stale ? " onekey-stale" : ""}`,
+      radius: 6,
+      color: "#ffffff",
+      weight: 2,
+      fillColor: colour,
+      fillOpacity: stale ? 0.45 : 1,
+      dashArray: stale ? "2 2" : null,
+    };
+  }
+
+  function setUnit(data) {
+    if (!data || data.id === undefined) return;
+    if (!hasPoint(data)) {
+      removeUnit(data.id);
+      return;
+    }
+    let entry = units.get(data.id);
+    if (!entry) {
+      entry = { data };
+      entry.marker = L.circleMarker([data.lat, data.lon], unitStyle(data)).addTo(layers.units);
+      entry.marker.bindTooltip(unitTooltip(entry), { direction: "top", offset: [0, -6] });
+      units.set(data.id, entry);
+    }
+    entry.data = { ...entry.data, ...data };
+    entry.marker.setLatLng([entry.data.lat, entry.data.lon]);
+    entry.marker.setStyle(unitStyle(entry.data));
+    const path = entry.marker.getElement && entry.marker.getElement();
+    if (path) path.setAttribute("class", `leaflet-interactive ${unitStyle(entry.data).className}`);
+    if (entry.marker.isTooltipOpen()) entry.marker.setTooltipContent(unitTooltip(entry));
+  }
+
+  function removeUnit(id) {
+    const entry = units.get(id);
+    if (!entry) return;
+    layers.units.removeLayer(entry.marker);
+    units.delete(id);
+  }
+
+  // --- hospitals ------------------------------------------------------------------------------
+  function hospitalIcon(data) {
+    const diverting = data.ed_status === "diverting";
+    const node = el("span", "onekey-hospital-glyph", "H");
+    return L.divIcon({
+      className: `onekey-hospital onekey-hospital-${data.id}${diverting ? " onekey-diverting" : ""}`,
+      html: node,
+      iconSize: [18, 18],
+      iconAnchor: [9, 9],
+    });
+  }
+
+  function hospitalTooltip(data) {
+    const box = el("div", "onekey-tip");
+    box.appendChild(el("strong", null, data.name_zh || data.code || `#${data.id}`));
+    if (data.name_en) box.appendChild(el("div", "onekey-tip-muted", data.name_en));
+    const ed = data.ed_status === "diverting" ? "ED diverting 急诊分流" : "ED open 急诊开放";
+    const beds = finite(data.ed_free_beds) ? ` · ${data.ed_free_beds} beds 空床` : "";
+    box.appendChild(el("div", null, ed + beds));
+    return box;
+  }
+
+  function setHospital(data) {
+    if (!data || data.id === undefined) return;
+    let entry = hospitals.get(data.id);
+    const merged = { ...(entry ? entry.data : {}), ...data };
+    if (!hasPoint(merged)) return;
+    if (!entry) {
+      entry = { data: merged };
+      entry.marker = L.marker([merged.lat, merged.lon], { icon: hospitalIcon(merged), keyboard: false }).addTo(
+        layers.hospitals,
+      );
+      hospitals.set(data.id, entry);
+    }
+    entry.data = merged;
+    entry.marker.setLatLng([merged.lat, merged.lon]);
+    entry.marker.setIcon(hospitalIcon(merged));
+    entry.marker.unbindTooltip();
+    entry.marker.bindTooltip(hospitalTooltip(merged), { direction: "top", offset: [0, -9] });
+  }
+
+  // --- extras ---------------------------------------------------------------------------------
+  function setPick(point) {
+    if (pick) {
+      layers.extras.removeLayer(pick);
+      pick = null;
+    }
+    if (hasPoint(point)) {
+      pick = L.circleMarker([point.lat, point.lon], {
+        className: "onekey-pick",
+        radius: 9,
+        color: "#0d47a1",
+        weight: 3,
+        fillColor: "#ffffff",
+        fillOpacity: 0.9,
+        interactive: false,
+      }).addTo(layers.extras);
+    }
+  }
+
+  function showRoute(from, to) {
+    if (route) {
+      layers.extras.removeLayer(route);
+      route = null;
+    }
+    if (hasPoint(from) && hasPoint(to)) {
+      route = L.polyline(
+        [
+          [from.lat, from.lon],
+          [to.lat, to.lon],
+        ],
+        { className: "onekey-route", color: "#1565c0", weight: 3, dashArray: "6 6", interactive: false },
+      ).addTo(layers.extras);
+    }
+  }
+
+  // Fix ages move with the clock, not with events: restyle stale units and refresh open tooltips.
+  const ticker = window.setInterval(() => {
+    for (const entry of units.values()) {
+      entry.marker.setStyle(unitStyle(entry.data));
+      const path = entry.marker.getElement && entry.marker.getElement();
+      if (path) path.setAttribute("class", `leaflet-interactive ${unitStyle(entry.data).className}`);
+      if (entry.marker.isTooltipOpen()) entry.marker.setTooltipContent(unitTooltip(entry));
+    }
+  }, 5000);
+
+  // The container may be laid out after the map is created (tabs, grids): keep Leaflet's size right.
+  let resizeObserver = null;
+  if (typeof ResizeObserver !== "undefined") {
+    resizeObserver = new ResizeObserver(() => map.invalidateSize());
+    resizeObserver.observe(element);
+  }
+
+  return {
+    leaflet: map,
+    showDistricts,
+    fitZhengzhou,
+    fitPoints,
+    setCase,
+    removeCase,
+    setUnit,
+    removeUnit,
+    setHospital,
+    select,
+    selected: () => selectedId,
+    onSelect(cb) {
+      selectListeners.push(cb);
+    },
+    onClick(cb) {
+      clickListeners.push(cb);
+    },
+    setPick,
+    showRoute,
+    counts: () => ({ cases: cases.size, units: units.size, hospitals: hospitals.size }),
+    destroy() {
+      window.clearInterval(ticker);
+      if (resizeObserver) resizeObserver.disconnect();
+      map.remove();
+    },
+  };
+}

@@ -1,0 +1,430 @@
+// The citizen app stand-in (/app/): sign in or register, one SOS tap, the case live, the health
+// archive and who read it. The same citizen API the phone app uses, with its token (not a session).
+import { api, ApiError, idempotencyKey, serverNow, setToken } from "/static/onekey/api.js";
+import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
+import { createMap } from "/static/onekey/map.js";
+import { loadArchive, saveArchive, loadAccessLog } from "/static/app/archive.js";
+
+const TOKEN_KEY = "onekey.app.token";
+const CASE_KEY = "onekey.app.case";
+// A tap that got no answer: retried with the same Idempotency-Key and body, so never a second case.
+const PENDING_KEY = "onekey.app.pendingTap";
+const ENDED = new Set(["closed", "cancelled"]);
+const STATUS_TEXT = {
+  received: ["Help is being arranged", "正在为您派车"],
+  dispatched: ["An ambulance is assigned", "已派救护车"],
+  en_route: ["The ambulance is on its way", "救护车正在赶来"],
+  on_scene: ["The ambulance has arrived", "救护车已到达"],
+  transporting: ["On the way to hospital", "正在送往医院"],
+  at_hospital: ["Arrived at hospital", "已到达医院"],
+  handed_over: ["In the hospital's care", "已交接医院"],
+  closed: ["The call is closed", "呼叫已结束"],
+  cancelled: ["The call was cancelled", "呼叫已取消"],
+};
+const complaintLabels = JSON.parse(document.getElementById("complaint-labels").textContent);
+
+const $ = (id) => document.getElementById(id);
+const root = $("app");
+const state = {
+  token: localStorage.getItem(TOKEN_KEY),
+  complaint: null,
+  fix: null, // the browser's newest position {lat, lon, accuracy_m}
+  stream: null,
+  caseMap: null,
+  pickMap: null,
+  etaDeadline: null, // ms (server clock) when the unit should arrive
+  etaTimer: null,
+  sending: false,
+};
+
+function bilingual(element, en, zh) {
+  element.textContent = `${en} `;
+  const span = document.createElement("span");
+  span.lang = "zh-CN";
+  span.textContent = zh;
+  element.append(span);
+}
+
+function showError(element, err) {
+  element.hidden = !err;
+  element.textContent = err ? (err instanceof ApiError ? err.detail : String(err)) : "";
+}
+
+function show(viewId) {
+  for (const view of document.querySelectorAll(".app-view")) view.hidden = view.id !== viewId;
+  root.dataset.state = viewId.replace("-view", "");
+  if (viewId === "home-view") locate();
+  if (viewId === "archive-view") loadArchive().catch(onApiFailure);
+  if (viewId === "log-view") loadAccessLog().catch(onApiFailure);
+}
+
+function onApiFailure(err) {
+  if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+  throw err;
+}
+
+// --- signing in ------------------------------------------------------------------------------
+
+function useToken(token) {
+  state.token = token;
+  setToken(token);
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+async function afterSignIn(body) {
+  if (body.role !== "citizen") {
+    // Staff accounts have consoles of their own; this page is the caller's.
+    await api("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Token ${body.token}` } }).catch(() => {});
+    throw new Error("This page is for citizens; staff use the console. 此页面供市民使用，工作人员请使用工作台。");
+  }
+  useToken(body.token);
+  await resume();
+}
+
+function bindSignIn() {
+  const signinForm = $("signin-form");
+  const registerForm = $("register-form");
+  for (const [tab, form, other, otherTab] of [
+    [$("tab-signin"), signinForm, registerForm, $("tab-register")],
+    [$("tab-register"), registerForm, signinForm, $("tab-signin")],
+  ]) {
+    tab.addEventListener("click", () => {
+      form.hidden = false;
+      other.hidden = true;
+      tab.setAttribute("aria-selected", "true");
+      otherTab.setAttribute("aria-selected", "false");
+    });
+  }
+  signinForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = signinForm.querySelector(".form-error");
+    showError(error, null);
+    const data = new FormData(signinForm);
+    try {
+      const body = await api("/api/v1/auth/token", {
+        method: "POST",
+        body: { username: data.get("username").trim(), password: data.get("password") },
+      });
+      await afterSignIn(body);
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+  registerForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = registerForm.querySelector(".form-error");
+    showError(error, null);
+    for (const p of registerForm.querySelectorAll(".field-error")) showError(p, null);
+    const data = new FormData(registerForm);
+    try {
+      const body = await api("/api/v1/auth/register", {
+        method: "POST",
+        body: { phone: data.get("phone").trim(), name: data.get("name").trim(), password: data.get("password") },
+      });
+      await afterSignIn(body);
+    } catch (err) {
+      let placed = false;
+      if (err instanceof ApiError) {
+        for (const [field, messages] of Object.entries(err.fields)) {
+          const target = registerForm.querySelector(`.field-error[data-field="${field}"]`);
+          if (target) {
+            showError(target, messages.join(" "));
+            placed = true;
+          }
+        }
+      }
+      if (!placed) showError(error, err);
+    }
+  });
+}
+
+async function signOut({ revoke = true } = {}) {
+  stopCase();
+  if (revoke && state.token) await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
+  useToken(null);
+  localStorage.removeItem(CASE_KEY);
+  localStorage.removeItem(PENDING_KEY);
+  show("signin-view");
+}
+
+// --- location --------------------------------------------------------------------------------
+
+function setLocationStatus(kind, en, zh) {
+  const status = $("location-status");
+  status.dataset.state = kind;
+  bilingual(status, en, zh);
+}
+
+function locate() {
+  if (!("geolocation" in navigator)) {
+    setLocationStatus("failed", "This browser cannot locate you: type your location below.", "浏览器无法定位，请在下方输入位置。");
+    $("manual-location").open = true;
+    return;
+  }
+  navigator.geolocation.getCurrentPosition(
+    (position) => {
+      const { latitude, longitude, accuracy } = position.coords;
+      state.fix = { lat: latitude, lon: longitude, accuracy_m: Math.round(accuracy) };
+      setLocationStatus("found", `Location found (±${Math.round(accuracy)} m)`, `已定位（±${Math.round(accuracy)} 米）`);
+    },
+    () => {
+      state.fix = null;
+      setLocationStatus("failed", "No location from this device: type it or pick it on the map.", "无法获取位置：请输入或在地图上选择。");
+      $("manual-location").open = true;
+    },
+    { enableHighAccuracy: true, timeout: 10000, maximumAge: 30000 },
+  );
+}
+
+function manualFix() {
+  const lat = Number.parseFloat($("manual-lat").value);
+  const lon = Number.parseFloat($("manual-lon").value);
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) return null;
+  return { lat, lon, source: "manual" };
+}
+
+function bindManualLocation() {
+  $("manual-location").addEventListener("toggle", async () => {
+    if (!$("manual-location").open || state.pickMap) return;
+    state.pickMap = createMap($("pick-map"));
+    state.pickMap.fitZhengzhou({ core: true });
+    state.pickMap.showDistricts().catch(() => {});
+    state.pickMap.onClick(({ lat, lon }) => {
+      $("manual-lat").value = lat.toFixed(6);
+      $("manual-lon").value = lon.toFixed(6);
+      state.pickMap.setPick({ lat, lon });
+    });
+  });
+}
+
+// --- the tap ---------------------------------------------------------------------------------
+
+function bindSos() {
+  for (const pick of document.querySelectorAll(".pick")) {
+    pick.addEventListener("click", () => {
+      const chosen = pick.getAttribute("aria-pressed") !== "true";
+      for (const other of document.querySelectorAll(".pick")) other.setAttribute("aria-pressed", "false");
+      pick.setAttribute("aria-pressed", String(chosen));
+      state.complaint = chosen ? pick.dataset.complaint : null;
+    });
+  }
+  $("sos").addEventListener("click", () => sendTap());
+}
+
+function newTap() {
+  // A typed or picked place wins over the device's fix: the caller chose it on purpose.
+  const fix = manualFix() || state.fix;
+  if (!fix) return null;
+  const body = { lat: fix.lat, lon: fix.lon, for_self: !$("for-other").checked, complaint: state.complaint || "unknown" };
+  if (fix.accuracy_m) body.accuracy_m = fix.accuracy_m;
+  if (fix.source) body.source = fix.source;
+  return { key: idempotencyKey(), body };
+}
+
+async function sendTap() {
+  if (state.sending) return;
+  const error = $("sos-error");
+  let pending = JSON.parse(localStorage.getItem(PENDING_KEY) || "null");
+  if (!pending) {
+    pending = newTap();
+    if (!pending) {
+      showError(error, "We need your location: type it or pick it on the map. 需要您的位置：请输入或在地图上选择。");
+      $("manual-location").open = true;
+      return;
+    }
+    localStorage.setItem(PENDING_KEY, JSON.stringify(pending));
+  }
+  state.sending = true;
+  $("sos").setAttribute("aria-busy", "true");
+  showError(error, null);
+  try {
+    const created = await api("/api/v1/sos", { method: "POST", body: pending.body, headers: { "Idempotency-Key": pending.key } });
+    localStorage.removeItem(PENDING_KEY);
+    localStorage.setItem(CASE_KEY, String(created.id));
+    openCase(created.id);
+  } catch (err) {
+    if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
+      // The server refused this request as such: retrying it unchanged cannot help.
+      localStorage.removeItem(PENDING_KEY);
+    }
+    if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+    showError(error, `${err instanceof ApiError ? err.detail : err} — tap SOS again to retry. 请再次点击SOS重试。`);
+  } finally {
+    state.sending = false;
+    $("sos").removeAttribute("aria-busy");
+  }
+}
+
+// --- the case, live --------------------------------------------------------------------------
+
+function stopCase() {
+  if (state.stream) state.stream.stop();
+  state.stream = null;
+  window.clearInterval(state.etaTimer);
+  state.etaTimer = null;
+}
+
+function openCase(caseId) {
+  stopCase();
+  show("case-view");
+  $("cancel-confirm").hidden = true;
+  showError($("case-error"), null);
+  if (!state.caseMap) {
+    state.caseMap = createMap($("case-map"));
+    state.caseMap.fitZhengzhou({ core: true });
+    state.caseMap.showDistricts().catch(() => {});
+  }
+  root.dataset.caseId = String(caseId);
+  state.stream = new StreamClient({
+    path: `/ws/cases/${caseId}/`,
+    token: state.token,
+    snapshot: () => api(`/api/v1/cases/${caseId}`),
+    onSnapshot: (snap) => renderCase(snap),
+    onEvent: (frame) => renderCase(frame.data),
+    onState: (connection) => {
+      const el = $("app-connection");
+      el.dataset.state = connection;
+      const text = { connecting: ["Connecting…", "连接中…"], live: ["Live", "实时"], reconnecting: ["Reconnecting…", "重新连接中…"], offline: ["Offline", "离线"] }[connection];
+      if (text) bilingual(el, ...text);
+    },
+    onEnded: (code) => {
+      if (SIGN_IN_AGAIN_CODES.has(code)) signOut({ revoke: false });
+    },
+  });
+  state.stream.start();
+  state.etaTimer = window.setInterval(renderEta, 1000);
+}
+
+function renderCase(c) {
+  if (!c || typeof c !== "object" || !c.status) return;
+  root.dataset.caseStatus = c.status;
+  const [en, zh] = STATUS_TEXT[c.status] || [c.status, c.status];
+  bilingual($("case-status"), en, zh);
+
+  const unitLine = $("case-unit");
+  const unit = c.ambulance;
+  unitLine.hidden = !unit;
+  if (unit) {
+    unitLine.dataset.callSign = unit.call_sign;
+    bilingual(unitLine, "Ambulance", "救护车");
+    const sign = document.createElement("strong");
+    sign.className = "call-sign";
+    sign.textContent = unit.call_sign;
+    unitLine.append(" ", sign);
+  }
+  // ETA: to the caller until the crew arrives, then (transporting) to the hospital.
+  state.etaDeadline = Number.isFinite(c.eta_s) && c.eta_s !== null ? serverNow() + c.eta_s * 1000 : null;
+  $("case-eta").dataset.etaS = c.eta_s ?? "";
+  state.etaLabel = c.status === "transporting" ? ["to hospital", "到达医院"] : ["", ""];
+  renderEta();
+
+  const hospitalLine = $("case-hospital");
+  hospitalLine.hidden = !c.hospital;
+  if (c.hospital) bilingual(hospitalLine, `Hospital: ${c.hospital.name_en}`, c.hospital.name_zh);
+
+  const map = state.caseMap;
+  const caseComplaint = complaintLabels[c.complaint] || c.complaint;
+  map.setCase({ id: c.id, lat: c.lat, lon: c.lon, accuracy_m: c.accuracy_m, status: ENDED.has(c.status) ? "on_scene" : c.status, complaint: caseComplaint });
+  const points = [{ lat: c.lat, lon: c.lon }];
+  if (unit && Number.isFinite(unit.lat) && Number.isFinite(unit.lon) && unit.lat !== null) {
+    map.setUnit({ id: unit.id, call_sign: unit.call_sign, status: unit.status || c.status, lat: unit.lat, lon: unit.lon, position_at: unit.position_at });
+    points.push({ lat: unit.lat, lon: unit.lon });
+    if (!state.fitted) {
+      map.fitPoints(points);
+      state.fitted = true;
+    }
+  } else if (unit) {
+    map.removeUnit(unit.id);
+  }
+
+  const ended = ENDED.has(c.status);
+  $("cancel-case").hidden = ended || !["received", "dispatched", "en_route", "on_scene"].includes(c.status);
+  if ($("cancel-case").hidden) $("cancel-confirm").hidden = true;
+  $("case-done").hidden = !ended;
+}
+
+function renderEta() {
+  const line = $("case-eta");
+  if (state.etaDeadline === null) {
+    line.hidden = true;
+    return;
+  }
+  const left = Math.max(0, Math.round((state.etaDeadline - serverNow()) / 1000));
+  const minutes = Math.floor(left / 60);
+  const seconds = String(left % 60).padStart(2, "0");
+  const [toEn, toZh] = state.etaLabel || ["", ""];
+  line.hidden = false;
+  line.dataset.leftS = String(left);
+  bilingual(line, `ETA ${toEn ? `${toEn} ` : ""}${minutes} min ${seconds} s`, `预计${toZh}${minutes}分${seconds}秒`);
+}
+
+function bindCase() {
+  $("cancel-case").addEventListener("click", () => {
+    $("cancel-confirm").hidden = false;
+    $("cancel-confirm").focus();
+  });
+  $("cancel-confirm").addEventListener("click", async () => {
+    const caseId = root.dataset.caseId;
+    try {
+      const updated = await api(`/api/v1/cases/${caseId}/cancel`, { method: "POST", body: { reason: "Cancelled by the caller 呼叫者取消" } });
+      renderCase(updated);
+    } catch (err) {
+      showError($("case-error"), err);
+    }
+  });
+  $("case-done").addEventListener("click", () => {
+    stopCase();
+    localStorage.removeItem(CASE_KEY);
+    state.fitted = false;
+    show("home-view");
+  });
+}
+
+// --- start -----------------------------------------------------------------------------------
+
+async function resume() {
+  const caseId = localStorage.getItem(CASE_KEY);
+  if (caseId) {
+    try {
+      const snap = await api(`/api/v1/cases/${caseId}`);
+      if (!ENDED.has(snap.status)) return openCase(Number(caseId));
+      localStorage.removeItem(CASE_KEY);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+      if (!(err instanceof ApiError && err.status === 404)) return openCase(Number(caseId)); // offline: it retries
+      localStorage.removeItem(CASE_KEY);
+    }
+  }
+  show("home-view");
+}
+
+function bindNavigation() {
+  for (const button of document.querySelectorAll("[data-show]")) {
+    button.addEventListener("click", () => show(button.dataset.show));
+  }
+  $("app-signout").addEventListener("click", () => signOut());
+  $("archive-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveArchive().catch(onApiFailure);
+  });
+}
+
+bindSignIn();
+bindManualLocation();
+bindSos();
+bindCase();
+bindNavigation();
+if (state.token) {
+  setToken(state.token);
+  api("/api/v1/me")
+    .then((me) => (me.role === "citizen" ? resume() : signOut()))
+    .catch((err) => {
+      // Only a refused token signs out: offline, the SOS button must still be there to press.
+      if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+      return resume();
+    });
+} else {
+  show("signin-view");
+}
+window.oneKeyApp = { state };

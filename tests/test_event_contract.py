@@ -1,0 +1,339 @@
+"""The event contract (Zulip's verify_action idea): for every stream kind, a console that takes the
+stream's REST snapshot and applies the events that followed ends up equal to a fresh snapshot.
+
+The reducer below is what a console does: keyed by entity id, it replaces the entity with the
+event's data (nothing is a diff), and drops what the snapshot would no longer list. Events are read
+from the event log, which is exactly what a socket delivers and replays (less the per-recipient
+health summary, which is added at delivery and is not part of the contract's state).
+
+Every type in dispatch.events.EVENT_TYPES must be proven on every stream kind it is declared for:
+a new event type fails test_it_proves_every_event_type_on_every_stream_it_is_sent_on until an
+action here produces it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from dispatch import selectors
+from dispatch.events import EVENT_TYPES, stream_kind
+from dispatch.models import ACTIVE_CASE_STATUSES, UNIT_HOLDING_STATUSES
+from tests.conftest import tap
+
+ACTIVE = {str(s) for s in ACTIVE_CASE_STATUSES}
+HOLDING = {str(s) for s in UNIT_HOLDING_STATUSES}
+OPEN_ADMISSION = {"incoming", "acknowledged", "arrived"}
+# Derived per reader or per ranking, not entity state; consoles refetch them (see the module doc).
+NOT_STATE = ("health_summary", "suggested_hospitals", "last_seq")
+
+
+# --- snapshots, as each console reads them -------------------------------------------------------
+
+
+def _without(data: dict, keys=NOT_STATE) -> dict:
+    return {k: v for k, v in data.items() if k not in keys}
+
+
+def dispatch_snapshot(client) -> tuple[int, dict]:
+    body = client.get("/api/v1/dispatch/cases?limit=1000").json()
+    return body["last_seq"], {
+        "cases": {c["id"]: c for c in body["results"]},
+        "units": {u["id"]: u for u in body["units"]},
+        "hospitals": {h["id"]: h for h in body["hospitals"]},
+    }
+
+
+def ambulance_snapshot(client, ambulance_id: int) -> tuple[int, dict]:
+    body = client.get(f"/api/v1/ambulances/{ambulance_id}/assignment").json()
+    return body["last_seq"], _without(body)
+
+
+def hospital_snapshot(client, hospital_id: int) -> tuple[int, dict]:
+    body = client.get(f"/api/v1/hospitals/{hospital_id}/admissions").json()
+    return body["last_seq"], {
+        "hospital": body["hospital"],
+        "admissions": {a["id"]: _without(a) for a in body["results"]},
+    }
+
+
+def case_snapshot(client, case_id: int) -> tuple[int, dict]:
+    response = client.get(f"/api/v1/cases/{case_id}")
+    if response.status_code == 404:
+        return 0, {"case": None}  # before the tap: the stream is empty too
+    body = response.json()
+    return body["last_seq"], {"case": _without(body)}
+
+
+# --- the reducer a console runs -------------------------------------------------------------------
+
+
+def _nest_admission(case: dict | None, admission: dict) -> None:
+    """A case shows its newest admission (the highest id, as the selector orders them)."""
+    if case is None or case["id"] != admission["case"]:
+        return
+    current = case.get("admission")
+    if current is None or current["id"] <= admission["id"]:
+        case["admission"] = admission
+
+
+def apply_event(kind: str, state: dict, event_type: str, data: dict, *, owner: int | None = None) -> None:
+    entity = event_type.split(".", 1)[0]
+    if kind == "dispatch":
+        if entity == "case":
+            if data["status"] in ACTIVE:
+                state["cases"][data["id"]] = data
+            else:
+                state["cases"].pop(data["id"], None)
+        elif entity == "unit":
+            state["units"][data["id"]] = data
+        elif entity == "admission":
+            _nest_admission(state["cases"].get(data["case"]), data)
+        elif entity == "hospital":
+            state["hospitals"][data["id"]] = data
+        else:
+            raise AssertionError(f"no dispatch reducer for {event_type}")
+    elif kind == "ambulance":
+        if entity == "case":
+            ours = data["status"] in HOLDING and (data["ambulance"] or {}).get("id") == owner
+            if ours:
+                state["case"] = data
+            elif state["case"] and state["case"]["id"] == data["id"]:
+                state["case"] = None
+        elif entity == "unit":
+            assert data["id"] == owner
+            state["unit"] = data
+        elif entity == "admission":
+            if data["status"] in OPEN_ADMISSION:
+                state["admission"] = data
+            elif state["admission"] and state["admission"]["id"] == data["id"]:
+                state["admission"] = None
+            _nest_admission(state["case"], data)
+        else:
+            raise AssertionError(f"no ambulance reducer for {event_type}")
+    elif kind == "hospital":
+        if entity == "admission":
+            if data["status"] in OPEN_ADMISSION:
+                state["admissions"][data["id"]] = _without(data)
+            else:
+                state["admissions"].pop(data["id"], None)
+        elif entity == "hospital":
+            state["hospital"] = data
+        else:
+            raise AssertionError(f"no hospital reducer for {event_type}")
+    elif kind == "case":
+        assert entity == "case", event_type
+        state["case"] = _without(data)
+    else:
+        raise AssertionError(kind)
+
+
+# --- verify_action ---------------------------------------------------------------------------------
+
+
+class Consoles:
+    """One console per stream: snapshot, act, apply the events, compare with a fresh snapshot."""
+
+    def __init__(self, *, dispatcher_client, crews: dict, hospitals: dict, citizen_client):
+        self.dispatcher = dispatcher_client
+        self.crews = crews  # ambulance id -> crew client
+        self.hospitals = hospitals  # hospital id -> hospital client
+        self.citizen = citizen_client
+        self.cases: list[int] = []
+        self.covered: set[tuple[str, str]] = set()
+
+    def streams(self):
+        yield "dispatch", None, lambda: dispatch_snapshot(self.dispatcher)
+        for unit_id, client in self.crews.items():
+            yield f"ambulance.{unit_id}", unit_id, (lambda c=client, u=unit_id: ambulance_snapshot(c, u))
+        for hospital_id, client in self.hospitals.items():
+            yield f"hospital.{hospital_id}", hospital_id, (lambda c=client, h=hospital_id: hospital_snapshot(c, h))
+        for case_id in self.cases:
+            yield f"case.{case_id}", case_id, (lambda c=case_id: case_snapshot(self.citizen, c))
+
+    def verify(self, action, *, expect: set[str] | None = None):
+        """Run ``action``; every console applying the events equals a fresh snapshot. Returns the
+        action's result and {stream: [event types]} it produced."""
+        before = {name: (owner, read()) for name, owner, read in self.streams()}
+        result = action()
+        if isinstance(result, tuple) and result and result[0] == "new_case":
+            self.cases.append(result[1])
+            before[f"case.{result[1]}"] = (result[1], (0, {"case": None}))
+        produced: dict[str, list[str]] = {}
+        for name, owner, read in self.streams():
+            seq, state = before[name][1]
+            state = copy.deepcopy(state)
+            after_seq, fresh = read()
+            events = selectors.events_after(name, seq, upto=after_seq)
+            assert [e.seq for e in events] == list(range(seq + 1, after_seq + 1)), f"{name}: the log has gaps"
+            for event in events:
+                apply_event(stream_kind(name), state, event.type, copy.deepcopy(event.data), owner=owner)
+                self.covered.add((event.type, stream_kind(name)))
+            produced[name] = [e.type for e in events]
+            assert state == fresh, f"{name}: snapshot + {produced[name]} != a fresh snapshot"
+        if expect is not None:
+            seen = {t for types in produced.values() for t in types}
+            assert expect <= seen, f"expected {expect - seen} among {produced}"
+        return result, produced
+
+
+@pytest.fixture
+def every_fix_pushed(settings):
+    # The contract holds for what is pushed; throttling is tested on its own below.
+    settings.UNIT_POSITION_PUSH_S = 0
+
+
+@pytest.fixture
+def consoles(
+    every_fix_pushed, as_dispatcher, as_crew, as_other_crew, as_hospital, as_other_hospital, as_citizen,
+    ambulance, other_ambulance, hospital, other_hospital,
+):
+    return Consoles(
+        dispatcher_client=as_dispatcher,
+        crews={ambulance.pk: as_crew, other_ambulance.pk: as_other_crew},
+        hospitals={hospital.pk: as_hospital, other_hospital.pk: as_other_hospital},
+        citizen_client=as_citizen,
+    )
+
+
+def ok(response, status=200):
+    assert response.status_code == status, response.content
+    return response.json()
+
+
+def _new_case(client, **body):
+    case = ok(tap(client, **body), 201)
+    return "new_case", case["id"]
+
+
+def post(client, path, body=None, status=200):
+    """POST to /api/v1 as JSON and return the answer, which must have ``status``."""
+    return ok(client.post(f"/api/v1/{path}", body or {}, format="json"), status)
+
+
+def run_whole_shift(c: Consoles, *, citizen, dispatcher, crew_a, crew_b, hospital_staff, a, b, h1, h2):
+    """Every action a shift has, each verified on every stream."""
+
+    def gps(lat, lon):
+        return lambda: post(crew_a, f"ambulances/{a}/location", {"lat": lat, "lon": lon})
+
+    def press(status, **extra):
+        return lambda: post(crew_a, f"ambulances/{a}/status", {"status": status, **extra})
+
+    (_, case), _ = c.verify(lambda: _new_case(citizen, complaint="chest_pain"), expect={"case.created"})
+    moved = lambda lat, lon: lambda: post(citizen, f"cases/{case}/location", {"lat": lat, "lon": lon})  # noqa: E731
+    c.verify(moved(34.7470, 113.6260), expect={"case.location_updated"})
+    c.verify(gps(34.7800, 113.6900), expect={"unit.location_updated"})
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/assign", {"ambulance": a}), expect={"case.assigned", "unit.status_changed"})
+    c.verify(gps(34.7700, 113.6700), expect={"case.unit_moved", "unit.location_updated"})
+    c.verify(moved(34.7475, 113.6265), expect={"case.location_updated"})
+    c.verify(press("en_route"), expect={"case.status_changed"})
+    c.verify(gps(34.7550, 113.6400), expect={"case.unit_moved"})
+    c.verify(press("on_scene"))
+    c.verify(press("transporting", hospital=h1), expect={"admission.opened"})
+    c.verify(gps(34.7600, 113.6600), expect={"admission.updated", "case.unit_moved"})
+    admission = selectors.open_admission_of_case(case).pk
+    c.verify(lambda: post(hospital_staff, f"admissions/{admission}/acknowledge", {"registration_no": "ED-1"}), expect={"admission.acknowledged"})
+    c.verify(lambda: post(hospital_staff, f"hospitals/{h1}/status", {"ed_status": "diverting", "ed_free_beds": 1}), expect={"hospital.status_changed"})
+    # The dispatcher sends the patient elsewhere on the way: one admission cancelled, one opened.
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/hospital", {"hospital": h2}), expect={"case.hospital_changed", "admission.opened"})
+    c.verify(gps(34.7545, 113.6110), expect={"admission.updated"})
+    c.verify(press("at_hospital"))
+    c.verify(press("handed_over"))
+    c.verify(gps(34.7541, 113.6101), expect={"case.unit_moved"})  # still holding the case
+    c.verify(press("available"))
+
+    # A second case: sent one unit, reassigned to the other, then cancelled.
+    (_, second), _ = c.verify(lambda: _new_case(citizen, complaint="trauma"))
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{second}/assign", {"ambulance": b}))
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{second}/reassign", {"ambulance": a, "replacing": b}), expect={"case.reassigned"})
+    c.verify(lambda: post(citizen, f"cases/{second}/cancel", {"reason": "felt better"}), expect={"case.cancelled"})
+    # A call taken by phone follows the same contract (no citizen account, so no case stream reader).
+    c.verify(
+        lambda: post(dispatcher, "dispatch/cases", {"caller_phone": "13900000009", "lat": 34.75, "lon": 113.64, "complaint": "stroke"}, 201),
+        expect={"case.created"},
+    )
+    # A unit out of service and back, with no case.
+    c.verify(lambda: post(crew_b, f"ambulances/{b}/status", {"status": "out_of_service"}))
+    c.verify(lambda: post(crew_b, f"ambulances/{b}/status", {"status": "available"}))
+
+
+def test_it_keeps_every_console_equal_to_a_fresh_snapshot_and_covers_every_event_type(
+    consoles, as_citizen, as_dispatcher, as_crew, as_other_crew, as_hospital, ambulance, other_ambulance, hospital, other_hospital
+):
+    run_whole_shift(
+        consoles, citizen=as_citizen, dispatcher=as_dispatcher, crew_a=as_crew, crew_b=as_other_crew,
+        hospital_staff=as_hospital, a=ambulance.pk, b=other_ambulance.pk, h1=hospital.pk, h2=other_hospital.pk,
+    )
+    declared = {(event_type, kind) for event_type, (kinds, _) in EVENT_TYPES.items() for kind in kinds}
+    missing = sorted(declared - consoles.covered)
+    assert not missing, f"event types never proven on these streams: {missing}"
+
+
+# --- the bugs this contract catches -------------------------------------------------------------
+
+
+@pytest.fixture
+def on_the_way(as_citizen, as_dispatcher, as_crew, ambulance, hospital):
+    case = ok(tap(as_citizen, complaint="chest_pain"), 201)
+    ok(as_dispatcher.post(f"/api/v1/dispatch/cases/{case['id']}/assign", {"ambulance": ambulance.pk}, format="json"))
+    return case["id"]
+
+
+def test_it_carries_the_units_eta_to_the_scene_to_the_dispatcher_on_each_fix(consoles, on_the_way, as_crew, ambulance):
+    consoles.cases.append(on_the_way)
+    far = consoles.verify(lambda: ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/location", {"lat": 34.80, "lon": 113.70}, format="json")))
+    near = consoles.verify(lambda: ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/location", {"lat": 34.750, "lon": 113.630}, format="json")))
+    assert "case.unit_moved" in far[1]["dispatch"] and "case.unit_moved" in near[1]["dispatch"]
+    _, snap = dispatch_snapshot(consoles.dispatcher)
+    assert snap["cases"][on_the_way]["eta_target"] == "scene"
+    assert 0 < snap["cases"][on_the_way]["eta_s"] < 300
+
+
+def test_it_keeps_the_dispatchers_hospital_eta_counting_down_with_the_hospitals(consoles, on_the_way, as_crew, ambulance, hospital):
+    """The console's hospital ETA froze at the admission's first value while the hospital's own
+    stream counted down: the dispatch stream carried no admission.updated."""
+    consoles.cases.append(on_the_way)
+    for step in ("en_route", "on_scene"):
+        ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step}, format="json"))
+    ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": "transporting", "hospital": hospital.pk}, format="json"))
+    _, produced = consoles.verify(
+        lambda: ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/location", {"lat": 34.770, "lon": 113.690}, format="json"))
+    )
+    assert "admission.updated" in produced["dispatch"]
+    _, snap = dispatch_snapshot(consoles.dispatcher)
+    _, board = hospital_snapshot(consoles.hospitals[hospital.pk], hospital.pk)
+    on_console = snap["cases"][on_the_way]
+    assert on_console["admission"]["eta_s"] == next(iter(board["admissions"].values()))["eta_s"]
+    assert on_console["eta_target"] == "hospital" and on_console["eta_s"] == on_console["admission"]["eta_s"]
+
+
+def test_it_shows_the_unit_transporting_in_the_admission_opened_event(on_the_way, as_crew, ambulance, hospital):
+    for step in ("en_route", "on_scene", "transporting"):
+        ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step, "hospital": hospital.pk}, format="json"))
+    opened = [e for e in selectors.events_after(f"hospital.{hospital.pk}", 0) if e.type == "admission.opened"]
+    assert len(opened) == 1
+    assert opened[0].data["ambulance"]["status"] == "transporting"
+    assert opened[0].data["case_status"] == "transporting"
+
+
+def test_it_gives_the_citizen_the_eta_to_the_hospital_while_transporting(on_the_way, as_citizen, as_crew, ambulance, hospital):
+    for step in ("en_route", "on_scene", "transporting"):
+        ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step, "hospital": hospital.pk}, format="json"))
+    ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/location", {"lat": 34.760, "lon": 113.650}, format="json"))
+    mine = ok(as_citizen.get(f"/api/v1/cases/{on_the_way}"))
+    admission = selectors.open_admission_of_case(on_the_way)
+    assert mine["status"] == "transporting"
+    assert mine["eta_s"] == admission.eta_s > 0
+
+
+def test_it_refuses_to_emit_an_event_type_the_contract_does_not_know():
+    from dispatch.events import Outgoing
+
+    with pytest.raises(ValueError, match="EVENT_TYPES"):
+        Outgoing("dispatch", "case.teleported", {})
+    with pytest.raises(ValueError, match="EVENT_TYPES"):
+        Outgoing("dispatch", "alert.raised", {})  # planned, not yet in the contract
+    with pytest.raises(ValueError, match="EVENT_TYPES"):
+        Outgoing("hospital.1", "unit.location_updated", {})
