@@ -82,9 +82,9 @@ class HospitalAdmin(admin.ModelAdmin):
 
 @admin.register(Ambulance)
 class AmbulanceAdmin(admin.ModelAdmin):
-    list_display = ("call_sign", "station", "level", "status", "position_at")
+    list_display = ("call_sign", "station", "level", "status", "phone", "position_at")
     list_filter = ("status", "level", "station")
-    search_fields = ("call_sign",)
+    search_fields = ("call_sign", "phone")
     actions = ("take_out_of_service", "return_to_service")
 
     def get_readonly_fields(self, request, obj=None):

@@ -67,7 +67,10 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
     "admission.opened": (_ADMISSION_STREAMS, "patient on board: the destination's admission opened, with its ETA"),
     "admission.updated": (_ADMISSION_STREAMS, "ETA on each fix, arrived, handed over, or cancelled"),
     "admission.acknowledged": (_ADMISSION_STREAMS, "the hospital answered with its registration number"),
-    "hospital.status_changed": (("dispatch", "hospital"), "ED status (open / diverting) or free beds"),
+    "hospital.status_changed": (
+        ("dispatch", "hospital", "ambulance"),
+        "ED status (open / diverting) or free beds (ambulance: only units on a case, who choose destinations)",
+    ),
 }
 
 

@@ -8,6 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from dispatch.phones import PHONE_HELP, normalize_caller_phone, validate_phone
+
 
 # Every stored position is WGS-84. The API validates before storing; these also hold the admin's
 # forms (reference data: stations, hospitals, a new unit's first position) to the same ranges.
@@ -109,6 +111,9 @@ class Ambulance(models.Model):
     # (UNIT_POSITION_PUSH_S). On the row, not in a worker's memory, so every worker agrees.
     position_pushed_at = models.DateTimeField(null=True, blank=True)
     status_at = models.DateTimeField(null=True, blank=True)
+    # The unit's on-board phone: the hospital and the dispatcher ring the crew on it. Optional
+    # (not every unit has one); stored as digits, like a caller's number.
+    phone = models.CharField(max_length=32, blank=True, validators=[validate_phone], help_text=PHONE_HELP)
 
     class Meta:
         # The recommendation prefilter reads available units inside a bounding box.
@@ -116,6 +121,12 @@ class Ambulance(models.Model):
 
     def __str__(self) -> str:
         return self.call_sign
+
+    def clean(self) -> None:
+        super().clean()
+        # "0371-6666 8888" as typed in the admin is stored as digits, so a tel: link dials it.
+        if self.phone:
+            self.phone = normalize_caller_phone(self.phone) or self.phone
 
 
 class CrewMember(models.Model):

@@ -17,31 +17,16 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.services import normalize_phone
 from dispatch import geo, geocoding, services
 from dispatch.api import DispatchCaseListView
 from dispatch.inputs import StrictFloatField
 from dispatch.models import Complaint, Crs, LocationSource
 from dispatch.permissions import IsDispatcher
+from dispatch.phones import normalize_caller_phone
 from dispatch.serializers import CaseSerializer, staff_case_payload
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-# A mainland fixed line: 0 + area code (2-3 digits) + 7-8 digits (Zhengzhou: 0371-xxxxxxxx).
-# People ring 120 from landlines too; refusing one would lose the call.
-_LANDLINE = re.compile(r"^0[1-9]\d{1,2}\d{7,8}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def normalize_caller_phone(raw: str) -> str | None:
-    """A mainland mobile as registration accepts it (accounts.services.normalize_phone), or a
-    mainland fixed line; digits only. None when it is neither."""
-    mobile = normalize_phone(raw)
-    if mobile:
-        return mobile
-    digits = re.sub(r"[\s\-()（）]", "", raw or "")
-    if digits.startswith("+86"):
-        digits = "0" + digits[3:]
-    return digits if _LANDLINE.match(digits) else None
 
 
 class PhonedInCallSerializer(serializers.Serializer):

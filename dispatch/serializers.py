@@ -55,18 +55,36 @@ class HospitalSerializer(ModelSerializer):
         fields = ("id", "code", "name_zh", "name_en", "lat", "lon", "capabilities", "ed_status", "ed_free_beds")
 
 
+class BlankAsNullCharField(serializers.CharField):
+    """An optional text column (blank when unknown) goes out as null, as caller_phone does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return super().to_representation(value) if value else None
+
+
+_UNIT_PHONE_HELP = "The unit's on-board phone (digits; a mobile or a fixed line), or null when none is on record."
+
+
 class AmbulanceSerializer(ModelSerializer):
     station = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    phone = BlankAsNullCharField(help_text=_UNIT_PHONE_HELP)
 
     class Meta:
         model = Ambulance
-        fields = ("id", "call_sign", "station", "level", "status", "lat", "lon", "position_at", "status_at")
+        fields = ("id", "call_sign", "station", "level", "status", "phone", "lat", "lon", "position_at", "status_at")
 
 
 class UnitBriefSerializer(ModelSerializer):
+    """The unit inside a staff case or admission: the hospital and the dispatcher ring its phone."""
+
+    phone = BlankAsNullCharField(help_text=_UNIT_PHONE_HELP)
+
     class Meta:
         model = Ambulance
-        fields = ("id", "call_sign", "status", "lat", "lon", "position_at")
+        fields = ("id", "call_sign", "status", "phone", "lat", "lon", "position_at")
 
 
 class HospitalBriefSerializer(ModelSerializer):
@@ -269,6 +287,8 @@ class CitizenCaseSerializer(ModelSerializer):
         if case.ambulance is None:
             return None
         data = UnitBriefSerializer(case.ambulance).data
+        # The crew's phone is for the hospital and the dispatcher; the caller rings 120.
+        data.pop("phone", None)
         if case.status not in UNIT_SERVING_STATUSES:
             data.update(status=None, lat=None, lon=None, position_at=None)
         return data

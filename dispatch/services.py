@@ -478,11 +478,20 @@ def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_fr
         return hospital
 
 
+# Units on a case are the ones that may choose a destination, so they hear an ED's declaration
+# live; an idle or out-of-service unit reads the current state with its next assignment.
+_UNITS_OFF_CASE = (UnitStatus.AVAILABLE, UnitStatus.OUT_OF_SERVICE)
+
+
 def _hospital_events(hospital: Hospital) -> list[Outgoing]:
     data = hospital_payload(hospital)
+    # Read in the declaring transaction: a unit sent a moment later gets the new state from its
+    # assignment snapshot, one already on a case from this event.
+    busy = Ambulance.objects.exclude(status__in=_UNITS_OFF_CASE).order_by("pk").values_list("pk", flat=True)
     return [
         Outgoing(DISPATCH_STREAM, "hospital.status_changed", data),
         Outgoing(hospital_stream(hospital.pk), "hospital.status_changed", data),
+        *(Outgoing(ambulance_stream(unit_id), "hospital.status_changed", data) for unit_id in busy),
     ]
 
 

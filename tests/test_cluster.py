@@ -5,7 +5,9 @@ of DESIGN.md principle 3. Needs both services (fails in CI without them, skips e
 - a console that drops, misses taps made on both workers and comes back on the other worker
   resuming from its last seq gets every missed event once, in order, then live ones;
 - two dispatchers racing for one free unit on A and B at the same instant: one 200, one 409;
-- a sign-out on worker A, or a deactivation in another process, closes that socket on worker B.
+- a sign-out on worker A, or a deactivation in another process, closes that socket on worker B;
+- two dispatcher consoles on different workers (and a crew console and a hospital feed) follow a
+  busy shift driven on both workers and end equal to each other and to a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tests.servers import (
     require,
     start_together,
 )
+from tests.test_event_contract import _comparable, ambulance_snapshot, apply_event, dispatch_snapshot, hospital_snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -67,7 +70,10 @@ def cluster():
     with postgres_database("onekey_e2e_cluster", template=demo_postgres_template()) as database_url:
         # One env for both workers: same database, same Redis, same (per-run) channel prefix.
         env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url(), AUTH_RATE_LIMIT="1000/min", SOS_RATE_LIMIT="1000/min"
+            DATABASE_URL=database_url, REDIS_URL=redis_url(), AUTH_RATE_LIMIT="1000/min", SOS_RATE_LIMIT="1000/min",
+            # Every unit fix is pushed, so consoles have every state to follow (the throttle is
+            # tested in test_crew_and_admissions.py).
+            UNIT_POSITION_PUSH_S="0",
         )
         a, b = DaphneServer(env, name="worker-a"), DaphneServer(env, name="worker-b")
         with start_together(a, b, while_starting=lambda: manage(env, "shell", "-c", _SECOND_DISPATCHER)):
@@ -245,3 +251,128 @@ async def test_it_closes_a_socket_on_worker_b_when_the_account_is_deactivated_el
         if admin.poll() is None:
             admin.kill()
         admin.wait(timeout=10)
+
+
+# --- two consoles on two workers stay consistent --------------------------------------------------
+
+
+class Follower:
+    """A console as a browser runs it: the stream's REST snapshot, then the socket resumed from the
+    snapshot's last_seq (Console fails on a gap, duplicate or reorder), every event applied with the
+    event contract's reducer (test_event_contract.apply_event: replace the entity by id)."""
+
+    def __init__(self, kind: str, owner: int | None, state: dict, console: Console):
+        self.kind, self.owner, self.state, self.console = kind, owner, state, console
+
+    @classmethod
+    async def start(cls, kind: str, read, *, ws_base: str, path: str, token: str, owner: int | None = None) -> Follower:
+        last_seq, state = await asyncio.to_thread(read)
+        return cls(kind, owner, state, await Console.open(ws_base, path, token, since=last_seq))
+
+    async def catch_up(self, seq: int) -> None:
+        while self.console.last_seq < seq:
+            frame = await self.console.next()
+            # The per-reader health summary is added at delivery; it is not the entity's state.
+            data = {k: v for k, v in frame["data"].items() if k != "health_summary"}
+            apply_event(self.kind, self.state, frame["event"], data, owner=self.owner)
+
+    async def close(self) -> None:
+        await self.console.close()
+
+
+async def test_it_keeps_consoles_on_two_workers_equal_to_each_other_and_to_a_fresh_snapshot_through_a_shift(cluster):
+    desk_a, desk_b = cluster.dispatchers
+    with httpx.Client(base_url=cluster.a.url, headers=auth(desk_a), timeout=10) as reader:
+        snapshot = (await asyncio.to_thread(dispatch_snapshot, reader))[1]
+    unit_a, unit_b, unit_c = [u["id"] for u in snapshot["units"].values() if u["status"] == "available"][:3]
+    hospital = next(h for h in snapshot["hospitals"].values() if h["code"] == "FAHZU-HY")["id"]
+    crew = await asyncio.to_thread(login, cluster.b.url, snapshot["units"][unit_a]["call_sign"])
+    staff = await asyncio.to_thread(login, cluster.a.url, snapshot["hospitals"][hospital]["code"])
+    snapshots = {
+        "dispatch": dispatch_snapshot,
+        "ambulance": lambda client: ambulance_snapshot(client, unit_a),
+        "hospital": lambda client: hospital_snapshot(client, hospital),
+    }
+
+    def client(worker: DaphneServer, token: str) -> httpx.Client:
+        return httpx.Client(base_url=worker.url, headers=auth(token), timeout=10)
+
+    # Each console reads its snapshot from, and listens on, one worker; at the end it is compared
+    # with a fresh snapshot read from the other.
+    consoles = (
+        ("dispatch", cluster.a, cluster.b, "/ws/dispatch/", desk_a, None),
+        ("dispatch", cluster.b, cluster.a, "/ws/dispatch/", desk_b, None),
+        ("ambulance", cluster.b, cluster.a, f"/ws/ambulances/{unit_a}/", crew, unit_a),
+        ("hospital", cluster.a, cluster.b, f"/ws/hospitals/{hospital}/", staff, hospital),
+    )
+    followers: list[tuple[Follower, DaphneServer, str]] = []
+    try:
+        for kind, worker, other, path, token, owner in consoles:
+            with client(worker, token) as own:
+                read = lambda own=own, kind=kind: snapshots[kind](own)  # noqa: E731
+                follower = await Follower.start(kind, read, ws_base=worker.ws_url, path=path, token=token, owner=owner)
+            followers.append((follower, other, token))
+
+        async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a, httpx.AsyncClient(
+            base_url=cluster.b.url, timeout=10
+        ) as on_b:
+            turn = 0
+
+            async def post(token: str, path: str, body: dict) -> dict:
+                # Each action goes to the other worker than the one before.
+                nonlocal turn
+                worker, turn = (on_a, on_b)[turn % 2], turn + 1
+                response = await worker.post(f"/api/v1/{path}", json=body, headers=auth(token))
+                assert response.status_code == 200, (path, response.text)
+                return response.json()
+
+            def fix(lat: float, lon: float):
+                return post(crew, f"ambulances/{unit_a}/location", {"lat": lat, "lon": lon})
+
+            def press(status: str, **extra):
+                return post(crew, f"ambulances/{unit_a}/status", {"status": status, **extra})
+
+            citizens = [await register_citizen(on_a, prefix="137", name="集群 市民") for _ in range(3)]
+            # A burst: three taps in the same instant, on both workers.
+            first, second, third = [
+                c["id"] for c in await asyncio.gather(tap(on_a, citizens[0]), tap(on_b, citizens[1]), tap(on_a, citizens[2]))
+            ]
+            await post(desk_a, f"dispatch/cases/{first}/assign", {"ambulance": unit_a})
+            await post(desk_b, f"dispatch/cases/{second}/assign", {"ambulance": unit_b})
+            await post(desk_a, f"dispatch/cases/{second}/reassign", {"ambulance": unit_c})
+            await fix(34.7700, 113.6700)
+            await press("en_route")
+            await fix(34.7550, 113.6400)
+            await press("on_scene")
+            await press("transporting", hospital=hospital)
+            await fix(34.7520, 113.6410)
+            feed = (await on_b.get(f"/api/v1/hospitals/{hospital}/admissions", headers=auth(staff))).json()
+            admission = next(a["id"] for a in feed["results"] if a["case"] == first)
+            await post(staff, f"admissions/{admission}/acknowledge", {"registration_no": "ED-CLUSTER-1"})
+            await post(citizens[2], f"cases/{third}/cancel", {"reason": "felt better"})
+            await fix(34.7544, 113.6419)
+            await press("at_hospital")
+
+        for follower, other, token in followers:
+            with client(other, token) as fresh_reader:
+                fresh_seq, fresh = await asyncio.to_thread(snapshots[follower.kind], fresh_reader)
+            await follower.catch_up(fresh_seq)
+            # _comparable: the contract's own rule for what a console can be held to (a crew's
+            # offered hospitals follow a ranking no event carries).
+            state, fresh = _comparable(follower.kind, follower.state, fresh)
+            assert state == fresh, f"a {follower.kind} console differs from a fresh snapshot on the other worker"
+            await follower.console.quiet(0.3)
+        first_desk, second_desk = (f for f, _, _ in followers if f.kind == "dispatch")
+        assert first_desk.console.last_seq == second_desk.console.last_seq
+        assert first_desk.state == second_desk.state
+        # What they agree on is the shift that happened.
+        cases = first_desk.state["cases"]
+        assert third not in cases
+        assert (cases[first]["status"], cases[first]["admission"]["status"]) == ("at_hospital", "arrived")
+        assert cases[second]["ambulance"]["id"] == unit_c
+        assert first_desk.state["units"][unit_b]["status"] == "available"
+        assert followers[2][0].state["case"]["id"] == first
+        assert [a["status"] for a in followers[3][0].state["admissions"].values() if a["case"] == first] == ["arrived"]
+    finally:
+        for follower, _, _ in followers:
+            await follower.close()

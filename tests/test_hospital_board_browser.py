@@ -107,6 +107,10 @@ def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_depart
     expect(card).to_be_visible()
     expect(card.locator(".complaint")).to_contain_text("Chest pain")
     expect(card.locator(".call-sign")).to_have_text("ZZ120-JS-1-2")
+    # The crew's on-board phone (seeded for every demo unit) is one tap away.
+    unit_phone = unit_of(site, dispatcher, "ZZ120-JS-1-2")["phone"]
+    assert unit_phone
+    expect(card.locator("a.crew-phone")).to_have_attribute("href", f"tel:{unit_phone}")
     expect(card.locator(".badge")).to_contain_text("Incoming")
     expect(card.locator(".blood-type")).to_have_text("AB−")
     expect(card.locator(".allergy-box")).to_contain_text("Zorblaxamine")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 
-from dispatch.events import DISPATCH_STREAM, hospital_stream
+from dispatch import services
+from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.models import Event, Hospital
 from dispatch.selectors import suggest_hospitals
+from dispatch.services import Fix
+from tests.test_streams import receive, stream
 
 
 def declare(client, hospital, **body):
@@ -62,3 +67,35 @@ def test_it_suggests_an_open_hospital_before_a_diverting_one(as_hospital, hospit
     declare(as_hospital, hospital, ed_status="diverting")
     after = suggest_hospitals(lat=hospital.lat, lon=hospital.lon, complaint="trauma")
     assert after[0].hospital.pk == other_hospital.pk
+
+
+# --- live to the crews on a case (issue 7) -------------------------------------------------------
+
+
+def _send(citizen, unit) -> None:
+    case, _ = services.case_create(caller=citizen, fix=Fix(lat=34.7466, lon=113.6253), complaint="chest_pain")
+    services.unit_assign(case_id=case.pk, ambulance_id=unit.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_tells_a_diverting_declaration_to_a_unit_on_a_case_and_not_to_an_idle_one(
+    as_hospital, citizen, crew, other_crew, ambulance, other_ambulance, hospital
+):
+    _send(citizen, ambulance)  # busy: it may choose this hospital; other_ambulance stays available
+
+    async def scenario():
+        async with stream(f"/ws/ambulances/{ambulance.pk}/", crew) as (busy, _), stream(
+            f"/ws/ambulances/{other_ambulance.pk}/", other_crew
+        ) as (idle, _):
+            response = await database_sync_to_async(declare)(as_hospital, hospital, ed_status="diverting", ed_free_beds=0)
+            assert response.status_code == 200, response.content
+            [frame] = await receive(busy, 1)
+            assert frame["event"] == "hospital.status_changed"
+            assert frame["data"] == response.json() == {**frame["data"], "ed_status": "diverting", "ed_free_beds": 0}
+            # The idle unit's next frame is its own fix, not the declaration it was never sent.
+            await database_sync_to_async(services.unit_report_location)(ambulance_id=other_ambulance.pk, fix=Fix(lat=34.70, lon=113.61))
+            [first] = await receive(idle, 1)
+            assert first["event"] == "unit.location_updated"
+
+    async_to_sync(scenario)()
+    assert not Event.objects.filter(stream=ambulance_stream(other_ambulance.pk), type="hospital.status_changed").exists()

@@ -26,6 +26,12 @@ ED_FREE_BEDS = {
 DEFAULT_ED_FREE_BEDS = 4
 
 
+def unit_phone(station_number: int, index: int) -> str:
+    """A demo unit's on-board mobile: 139 0371 (Zhengzhou's area code) + station + unit, so a
+    number read out on the phone says which unit it is. Fictional, but a valid mainland mobile."""
+    return f"1390371{station_number:02d}{index:02d}"
+
+
 class Command(BaseCommand):
     help = "Load the Zhengzhou demo: hospitals, stations, ambulances and staff accounts (郑州演示数据)."
 
@@ -59,12 +65,12 @@ class Command(BaseCommand):
                     if (hospital.ed_status, hospital.ed_free_beds) != ("open", beds):
                         hospital_set_status(hospital_id=hospital.pk, ed_status="open", ed_free_beds=beds)
                         self.changes += 1
-            for code, name_zh, name_en, district, lat, lon in demo_data.STATIONS:
+            for number, (code, name_zh, name_en, district, lat, lon) in enumerate(demo_data.STATIONS, start=1):
                 station = self._upsert(
                     Station, {"code": code}, name_zh=name_zh, name_en=name_en, district=district, lat=lat, lon=lon
                 )
                 for index in range(1, demo_data.UNITS_PER_STATION + 1):
-                    self._unit(station, index, password)
+                    self._unit(station, index, password, phone=unit_phone(number, index))
             for code, hospital in hospitals.items():
                 user = self._user(code, password, Role.HOSPITAL, hospital.name_zh)
                 self._upsert(HospitalStaff, {"user": user}, hospital=hospital)
@@ -103,7 +109,7 @@ class Command(BaseCommand):
             _create_only={"ed_free_beds": ED_FREE_BEDS.get(code, DEFAULT_ED_FREE_BEDS)},
         )
 
-    def _unit(self, station: Station, index: int, password: str) -> None:
+    def _unit(self, station: Station, index: int, password: str, *, phone: str) -> None:
         sign = demo_data.call_sign(station.code, index)
         unit = Ambulance.objects.filter(call_sign=sign).first()
         if unit is None:
@@ -114,7 +120,13 @@ class Command(BaseCommand):
                 level="micu" if index == 1 else "als",
                 lat=station.lat + 0.0004 * index,
                 lon=station.lon + 0.0004 * index,
+                phone=phone,
             )
+            self.changes += 1
+        elif not unit.phone:
+            # A demo loaded before units had phones gets one; a number an operator set is kept.
+            unit.phone = phone
+            unit.save(update_fields=["phone"])
             self.changes += 1
         user = self._user(sign, password, Role.CREW, f"{sign} crew 车组")
         self._upsert(CrewMember, {"user": user}, ambulance=unit)

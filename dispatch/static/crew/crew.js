@@ -73,6 +73,9 @@ function onSnapshot(snap) {
   setCase(snap.case, { health: snap.health_summary });
   state.admission = snap.admission;
   state.suggestions = snap.suggested_hospitals || [];
+  // The snapshot's hospitals are as new as its last_seq: an ED status kept from events before a
+  // resync must not paint over them (the choice merges state.hospitals on top of the suggestion).
+  for (const s of state.suggestions) state.hospitals.set(s.hospital.id, s.hospital);
   if (snap.case && snap.case.id !== before) announce();
   render();
 }

@@ -167,6 +167,18 @@ export function hideReassign(entry) {
   panel.ops.reassignOpen.setAttribute("aria-expanded", "false");
 }
 
+/** The unit's on-board phone as a tel: link, or null. The same node across ticks: the line is
+ * rebuilt every second, and a link replaced between mousedown and mouseup would swallow the click. */
+function unitTel(panel, phone) {
+  const number = phone || null;
+  if (panel.unitTelFor !== number) {
+    panel.unitTelFor = number;
+    panel.unitTel = number ? telLink(number, "tel call-unit") : null;
+    if (panel.unitTel) panel.unitTel.title = "Call the crew 呼叫车组";
+  }
+  return panel.unitTel;
+}
+
 /** The unit and hospital lines, with ETAs that count down between events. */
 export function renderLive(entry, now) {
   const panel = entry.panel;
@@ -176,6 +188,8 @@ export function renderLive(entry, now) {
   f.unit.dd.textContent = "";
   if (c.ambulance) {
     f.unit.dd.append(el("strong", { class: "call-sign" }, c.ambulance.call_sign), ` · ${label("unit_status", c.ambulance.status)}`);
+    const tel = unitTel(panel, c.ambulance.phone);
+    if (tel) f.unit.dd.append(" · ", tel);
     const eta = etaLeft(entry, now);
     const target = ETA_TARGET[c.eta_target];
     if (eta != null && target) f.unit.dd.append(" · ", el("span", { class: "eta unit-eta" }, `ETA ${formatEta(eta)} `, bi(...target)));

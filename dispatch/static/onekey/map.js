@@ -40,6 +40,11 @@ const ZHENGZHOU_CORE = [[34.68, 113.50], [34.90, 113.87]];
 const STALE_FIX_S = 60;
 const TRAIL_MAX = 50;
 const ENDED = new Set(["closed", "cancelled"]);
+// Leaflet's own panes: shapes (units, circles, trails) 400, markers (hospitals) 600, tooltips 650.
+// Cases sit above hospitals and units, so a case next to a hospital is the one a click reaches;
+// the selected case above every other case. Both stay under tooltips.
+const CASES_PANE = "onekey-cases";
+const SELECTED_CASE_PANE = "onekey-case-selected";
 
 export const UNIT_COLOURS = {
   available: "#2e7d32",
@@ -115,6 +120,14 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
   }
 
   map.createPane("onekey-districts").style.zIndex = "250";
+  for (const [name, zIndex] of [[CASES_PANE, "610"], [SELECTED_CASE_PANE, "620"]]) {
+    const pane = map.createPane(name);
+    pane.style.zIndex = zIndex;
+    // The panes span the whole map: only their case shapes may catch the pointer (Leaflet's CSS
+    // turns it back on for interactive paths), so hospitals, units and the map below still get it
+    // in every browser (Leaflet's advice for panes above its marker pane).
+    pane.style.pointerEvents = "none";
+  }
   const layers = {
     districts: null,
     trails: L.layerGroup().addTo(map),
@@ -199,6 +212,20 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
     return box;
   }
 
+  function casePane(id) {
+    return id === selectedId ? SELECTED_CASE_PANE : CASES_PANE;
+  }
+
+  // A layer's pane is fixed while it is on the map: move the marker by taking it off and on again
+  // (its handlers and tooltip stay bound; Leaflet draws it afresh in the other pane's renderer).
+  function placeCase(id, entry) {
+    const pane = casePane(id);
+    if (entry.marker.options.pane === pane) return;
+    layers.cases.removeLayer(entry.marker);
+    entry.marker.options.pane = pane;
+    layers.cases.addLayer(entry.marker);
+  }
+
   function caseStyle(id) {
     const selected = id === selectedId;
     return {
@@ -221,7 +248,7 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
     let entry = cases.get(id);
     if (!entry) {
       entry = { points: [] };
-      entry.marker = L.circleMarker([data.lat, data.lon], caseStyle(id)).addTo(layers.cases);
+      entry.marker = L.circleMarker([data.lat, data.lon], { ...caseStyle(id), pane: casePane(id) }).addTo(layers.cases);
       entry.marker.on("click", (e) => {
         L.DomEvent.stopPropagation(e);
         for (const cb of selectListeners) cb(id);
@@ -278,6 +305,7 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
       const entry = id === null ? null : cases.get(id);
       if (entry) {
         entry.marker.setStyle(caseStyle(id));
+        placeCase(id, entry);
         // setStyle does not touch the class attribute: update it by hand.
         const path = entry.marker.getElement && entry.marker.getElement();
         if (path) path.classList.toggle("onekey-selected", id === selectedId);
