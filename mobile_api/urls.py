@@ -5,6 +5,7 @@ from mobile_api import views
 urlpatterns = [
     path("auth/register", views.RegisterView.as_view(), name="register"),
     path("auth/token", views.TokenView.as_view(), name="token"),
+    path("auth/session-token", views.SessionTokenView.as_view(), name="session-token"),
     path("auth/logout", views.LogoutView.as_view(), name="logout"),
     path("me", views.MeView.as_view(), name="me"),
     path("sos", views.SosView.as_view(), name="sos"),

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -115,6 +116,34 @@ class TokenView(APIView):
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.")
         api_login_succeeded(request, user)
+        return Response(_token_body(user, token_issue(user=user, label=_client_label(request))))
+
+
+class SessionTokenView(APIView):
+    """A citizen who signed in on the sign-in page lands on /app/, which speaks the token API: this
+    trades the session for a token so they need not type the password twice. Session only (a token
+    cannot mint tokens), so DRF's SessionAuthentication enforces CSRF on it."""
+
+    permission_classes = [IsCitizen]
+    authentication_classes = [SessionAuthentication]
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(
+        summary="Get an API token for the signed-in session (citizens)",
+        description=(
+            "For the citizen app page opened after signing in on /accounts/login/: issues a NEW token for the "
+            "session's user, as /api/v1/auth/token does, without the password. Session cookie and CSRF token "
+            "required; staff sessions are refused (they use their consoles)."
+        ),
+        request=None,
+        responses={
+            200: TokenResponseSerializer,
+            403: OpenApiResponse(description="No session, a staff session, or a missing CSRF token."),
+            429: OpenApiResponse(description="Too many attempts."),
+        },
+    )
+    def post(self, request):
+        user = request.user
         return Response(_token_body(user, token_issue(user=user, label=_client_label(request))))
 
 

@@ -18,6 +18,7 @@ from tests.browser import (  # noqa: F401  (fixtures by name)
     new_page,
     page,
     save_screenshot,
+    sign_in,
     site,
     site_env,
 )
@@ -215,4 +216,27 @@ def test_a_staff_account_is_sent_to_its_console_not_served_here(browser, site):
         form.get_by_label(re.compile("Password")).fill("onekey120-demo")
         form.get_by_role("button", name=re.compile("Sign in")).click()
         expect(form.locator(".form-error")).to_contain_text("for citizens")
+        assert page.evaluate("localStorage.getItem('onekey.app.token')") is None
+
+
+def test_a_citizen_signed_in_on_the_sign_in_page_lands_in_the_app_signed_in(browser, site):
+    from playwright.sync_api import expect
+
+    phone, password = f"136{secrets.randbelow(10**8):08d}", "a-long-pass-120"
+    api(site, "post", "/api/v1/auth/register", json={"phone": phone, "name": "赵六 Zhao Liu", "password": password})
+    with phone_page(browser) as page:
+        sign_in(page, site, phone, password)
+        expect(page).to_have_url(site.url + "/app/")
+        # No second sign-in: the page traded the session for a token on its own.
+        expect(page.get_by_role("button", name=re.compile("SOS"))).to_be_visible()
+        expect(page.locator("#signin-form")).to_be_hidden()
+        token = page.evaluate("localStorage.getItem('onekey.app.token')")
+        assert api(site, "get", "/api/v1/me", headers={"Authorization": f"Token {token}"})["username"] == phone
+
+        # Signing out of the app ends the session too: the next visit asks to sign in.
+        page.locator("#app-signout").click()
+        expect(page.locator("#signin-form")).to_be_visible()
+        page.goto(site.url + "/app/")
+        expect(page.locator("#signin-form")).to_be_visible()
+        expect(page.locator("#app")).not_to_have_attribute("data-session", "citizen")
         assert page.evaluate("localStorage.getItem('onekey.app.token')") is None

@@ -1,5 +1,6 @@
 // The citizen app stand-in (/app/): sign in or register, one SOS tap, the case live, the health
-// archive and who read it. The same citizen API the phone app uses, with its token (not a session).
+// archive and who read it. The same citizen API the phone app uses, with its token (not a session):
+// a citizen who signed in on the sign-in page trades that session for a token once, on arrival.
 import { api, ApiError, idempotencyKey, serverNow, setToken } from "/static/onekey/api.js";
 import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { createMap } from "/static/onekey/map.js";
@@ -139,10 +140,28 @@ function bindSignIn() {
   });
 }
 
+// The page was served to a citizen's session (the cookie is HttpOnly: the server says so).
+const hasSession = () => root.dataset.session === "citizen";
+
+async function signInFromSession() {
+  setToken(null); // this one call authenticates by the session cookie (+ CSRF), not by a token
+  try {
+    await afterSignIn(await api("/api/v1/auth/session-token", { method: "POST" }));
+  } catch (err) {
+    delete root.dataset.session;
+    show("signin-view");
+  }
+}
+
 async function signOut({ revoke = true } = {}) {
   stopCase();
   if (revoke && state.token) await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
   useToken(null);
+  if (revoke && hasSession()) {
+    // Signing out ends the session too, or the next visit would sign straight back in from it.
+    await api("/accounts/logout/", { method: "POST" }).catch(() => {});
+    delete root.dataset.session;
+  }
   localStorage.removeItem(CASE_KEY);
   localStorage.removeItem(PENDING_KEY);
   show("signin-view");
@@ -421,9 +440,15 @@ if (state.token) {
     .then((me) => (me.role === "citizen" ? resume() : signOut()))
     .catch((err) => {
       // Only a refused token signs out: offline, the SOS button must still be there to press.
-      if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+      if (err instanceof ApiError && err.status === 401) {
+        // A dead token, but a live session: get a fresh token from the session instead.
+        if (hasSession()) return signOut({ revoke: false }).then(signInFromSession);
+        return signOut({ revoke: false });
+      }
       return resume();
     });
+} else if (hasSession()) {
+  signInFromSession();
 } else {
   show("signin-view");
 }
