@@ -1,4 +1,4 @@
-"""Idempotency-Key handling for crew commands (the IETF httpapi idempotency-key draft, as SOS does):
+"""Idempotency-Key handling (the IETF httpapi idempotency-key draft) for taps, phoned-in calls and crew commands:
 the same key again returns the first answer, the same key with another body is 422."""
 
 from __future__ import annotations

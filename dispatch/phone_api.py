@@ -7,8 +7,6 @@ picked on the map. ``GET /api/v1/geocode/reverse`` names a point.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import geo, geocoding, services
+from dispatch import geo, geocoding, idempotency, services
 from dispatch.api import DispatchCaseListView
 from dispatch.inputs import StrictFloatField
 from dispatch.models import Complaint, Crs, LocationSource
@@ -25,7 +23,6 @@ from dispatch.permissions import IsDispatcher
 from dispatch.phones import normalize_caller_phone
 from dispatch.serializers import CaseSerializer, staff_case_payload
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -112,9 +109,6 @@ class ReversePlaceSerializer(serializers.Serializer):
     distance_m = serializers.IntegerField(allow_null=True)
 
 
-def _fingerprint(body) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
 
 class DispatchCasesView(DispatchCaseListView):
     """The dispatcher queue (GET, unchanged) plus calls taken by phone (POST)."""
@@ -136,9 +130,7 @@ class DispatchCasesView(DispatchCaseListView):
         },
     )
     def post(self, request):
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not _IDEMPOTENCY_KEY.match(key):
-            raise ValidationError({"Idempotency-Key": ["Use 1-255 visible ASCII characters."]})
+        key = idempotency.key_from(request)
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Send a JSON object."]})
         data = PhonedInCallSerializer(data=request.data)
@@ -155,7 +147,7 @@ class DispatchCasesView(DispatchCaseListView):
             complaint=values["complaint"],
             note=values["note"],
             idempotency_key=key,
-            fingerprint=_fingerprint(request.data),
+            fingerprint=idempotency.fingerprint(request.data),
         )
         response = Response(staff_case_payload(case), status=status.HTTP_201_CREATED)
         if not created:

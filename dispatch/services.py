@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
@@ -129,18 +130,29 @@ def case_create(
 ) -> tuple[Case, bool]:
     """One tap. Returns (case, created). The same key again returns the same case and raises no
     second event; the same key with a different body is refused."""
+    return _case_open(
+        same_key=Q(caller=caller),
+        fields={"caller": caller, "for_self": for_self, "complaint": complaint, "note": note},
+        fix=fix,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+
+
+def _case_open(
+    *, same_key: Q, fields: dict[str, Any], fix: Fix, idempotency_key: str | None, fingerprint: str
+) -> tuple[Case, bool]:
+    """Create a case (a tap or a phoned-in call) once per Idempotency-Key: ``same_key`` names whose
+    keys this one must not repeat (the caller's, or the dispatcher's who took the call)."""
     if idempotency_key:
-        existing = Case.objects.filter(caller=caller, idempotency_key=idempotency_key).first()
+        existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _replayed(existing, fingerprint), False
     now = timezone.now()
     try:
         with transaction.atomic():
             case = Case.objects.create(
-                caller=caller,
-                for_self=for_self,
-                complaint=complaint,
-                note=note,
+                **fields,
                 lat=fix.lat,
                 lon=fix.lon,
                 accuracy_m=fix.accuracy_m,
@@ -156,7 +168,7 @@ def case_create(
             emit(_case_events(case, "case.created"), at=now)
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer with its case.
-        existing = Case.objects.filter(caller=caller, idempotency_key=idempotency_key).first() if idempotency_key else None
+        existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first() if idempotency_key else None
         if existing is None:
             raise
         return _replayed(existing, fingerprint), False
@@ -711,41 +723,20 @@ def case_create_phoned_in(
     """A call a dispatcher took by phone: a case with no citizen account (so no health archive),
     then the same lifecycle, events and streams as a tap. Returns (case, created); the same
     Idempotency-Key from the same dispatcher returns the first case (a double-clicked "create")."""
-    if idempotency_key:
-        existing = Case.objects.filter(taken_by=taken_by, source="phone", idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return _replayed(existing, fingerprint), False
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            case = Case.objects.create(
-                caller=None,
-                source="phone",
-                caller_phone=caller_phone,
-                caller_name=caller_name,
-                reported_address=reported_address,
-                taken_by=taken_by,
-                for_self=for_self,
-                complaint=complaint,
-                note=note,
-                lat=fix.lat,
-                lon=fix.lon,
-                accuracy_m=fix.accuracy_m,
-                idempotency_key=idempotency_key or None,
-                request_fingerprint=fingerprint,
-                received_at=now,
-                updated_at=now,
-            )
-            _store_fix(case, fix, now)
-            case._prefetched_objects_cache = {"admissions": []}
-            emit(_case_events(case, "case.created"), at=now)
-    except IntegrityError:
-        existing = (
-            Case.objects.filter(taken_by=taken_by, source="phone", idempotency_key=idempotency_key).first()
-            if idempotency_key
-            else None
-        )
-        if existing is None:
-            raise
-        return _replayed(existing, fingerprint), False
-    return case, True
+    return _case_open(
+        same_key=Q(taken_by=taken_by, source="phone"),
+        fields={
+            "caller": None,
+            "source": "phone",
+            "caller_phone": caller_phone,
+            "caller_name": caller_name,
+            "reported_address": reported_address,
+            "taken_by": taken_by,
+            "for_self": for_self,
+            "complaint": complaint,
+            "note": note,
+        },
+        fix=fix,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )

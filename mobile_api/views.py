@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
@@ -21,7 +17,7 @@ from accounts.authentication import ApiTokenAuthentication
 from accounts.lockout import LOCKED_CODE, api_login_succeeded, locked_message, retry_after_seconds
 from accounts.services import citizen_register, normalize_phone, token_issue, token_revoke
 from config.api import AuthThrottle, RegisterPhoneThrottle, SosThrottle
-from dispatch import selectors, services
+from dispatch import idempotency, selectors, services
 from dispatch.events import case_stream
 from dispatch.inputs import FixInputSerializer
 from dispatch.models import Case
@@ -37,7 +33,6 @@ from mobile_api.serializers import (
     TokenResponseSerializer,
 )
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 def healthz(request):
@@ -181,9 +176,6 @@ class MeView(APIView):
         )
 
 
-def _fingerprint(body) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
 
 class SosView(APIView):
     permission_classes = [IsCitizen]
@@ -206,9 +198,7 @@ class SosView(APIView):
         },
     )
     def post(self, request):
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not _IDEMPOTENCY_KEY.match(key):
-            raise ValidationError({"Idempotency-Key": ["Use 1-255 visible ASCII characters."]})
+        key = idempotency.key_from(request)
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Send a JSON object."]})
         data = SosSerializer(data=request.data)
@@ -221,7 +211,7 @@ class SosView(APIView):
             complaint=values["complaint"],
             note=values["note"],
             idempotency_key=key,
-            fingerprint=_fingerprint(request.data),
+            fingerprint=idempotency.fingerprint(request.data),
         )
         response = Response(CitizenCaseSerializer(case).data, status=status.HTTP_201_CREATED)
         if not created:
