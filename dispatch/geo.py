@@ -129,3 +129,21 @@ def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float,
     dlat = math.degrees(radius_m / EARTH_RADIUS_M)
     dlon = math.degrees(radius_m / (EARTH_RADIUS_M * max(math.cos(math.radians(lat)), 0.01)))
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+def point_in_ring(lon: float, lat: float, ring) -> bool:
+    """Ray casting: is (lon, lat) inside a closed ring of [lon, lat] pairs (GeoJSON order)?"""
+    inside = False
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i]
+        xj, yj = ring[j]
+        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def point_in_polygon(lon: float, lat: float, polygon) -> bool:
+    """Inside the outer ring and in none of the holes (a GeoJSON Polygon's coordinates)."""
+    return point_in_ring(lon, lat, polygon[0]) and not any(point_in_ring(lon, lat, hole) for hole in polygon[1:])

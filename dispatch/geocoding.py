@@ -32,7 +32,7 @@ from geopy.geocoders.base import Geocoder
 from geopy.location import Location
 from geopy.point import Point
 
-from dispatch.geo import fast_distance_m, is_valid_point
+from dispatch.geo import fast_distance_m, is_valid_point, point_in_polygon
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class District:
         if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
             return False
         for polygon in self.polygons:
-            if _in_ring(lon, lat, polygon[0]) and not any(_in_ring(lon, lat, hole) for hole in polygon[1:]):
+            if point_in_polygon(lon, lat, polygon):
                 return True
         return False
 
@@ -76,18 +76,6 @@ class Place:
     lat: float
     lon: float
     aliases: tuple = field(default=())
-
-
-def _in_ring(lon: float, lat: float, ring) -> bool:
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i]
-        xj, yj = ring[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
 
 
 def _normalise(text: str) -> str:

@@ -180,28 +180,41 @@ def load_keyring(environ=None, *, debug: bool | None = None, base_dir: Path | No
     )
 
 
-_lock = threading.Lock()
-_keyring: Keyring | None = None
+class _LoadedOnce:
+    """A value read from the environment once per process (the environment does not change under a
+    process), with a reset for tests and key rotation."""
+
+    def __init__(self, load):
+        self._load = load
+        self._value = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._load()
+                value = self._value
+        return value
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+_keyring = _LoadedOnce(lambda: load_keyring())
 
 
 def keyring() -> Keyring:
-    """The process's keyring, loaded once (the environment does not change under a process)."""
-    global _keyring
-    ring = _keyring
-    if ring is None:
-        with _lock:
-            if _keyring is None:
-                _keyring = load_keyring()
-            ring = _keyring
-    return ring
+    """The process's keyring, loaded once."""
+    return _keyring.get()
 
 
 def reset_keyring() -> None:
     """Forget the loaded keys (the access log's too) so the next use reads the environment again."""
-    global _keyring, _log_keys
-    with _lock:
-        _keyring = None
-        _log_keys = None
+    _keyring.reset()
+    _log_keys.reset()
     from health_records import blind_index
 
     blind_index.reset_cache()
@@ -286,19 +299,12 @@ def load_access_log_keys(environ=None, *, debug: bool | None = None, base_dir: P
     return AccessLogKeys(hmac_key=hmac_key, signing_key=signing_key, verify_key=verify_key, source=source)
 
 
-_log_keys: AccessLogKeys | None = None
+_log_keys = _LoadedOnce(lambda: load_access_log_keys())
 
 
 def access_log_keys() -> AccessLogKeys:
     """The process's access-log keys, loaded once."""
-    global _log_keys
-    loaded = _log_keys
-    if loaded is None:
-        with _lock:
-            if _log_keys is None:
-                _log_keys = load_access_log_keys()
-            loaded = _log_keys
-    return loaded
+    return _log_keys.get()
 
 
 def access_log_hmac_key() -> bytes:
@@ -306,6 +312,4 @@ def access_log_hmac_key() -> bytes:
 
 
 def reset_access_log_keys() -> None:
-    global _log_keys
-    with _lock:
-        _log_keys = None
+    _log_keys.reset()

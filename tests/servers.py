@@ -84,6 +84,19 @@ def prepare_database(env: dict[str, str], *, seed: bool = True) -> None:
     manage(env, "shell", "-c", "from django.core.management import call_command; " + "; ".join(steps))
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """End a process this module started: SIGTERM (nginx's master stops its workers), then SIGKILL
+    if it does not go within ten seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class DaphneServer:
     """One daphne worker. ``start()`` returns once /healthz answers; ``stop()`` ends exactly it."""
 
@@ -145,13 +158,7 @@ class DaphneServer:
         raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
@@ -535,13 +542,7 @@ class NginxServer:
         raise RuntimeError(f"nginx did not answer within {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # the master stops its workers
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None

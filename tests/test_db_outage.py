@@ -36,6 +36,7 @@ from tests.servers import (
     prepare_database,
     register_citizen,
     require,
+    stop_process,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -247,9 +248,7 @@ class RedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture

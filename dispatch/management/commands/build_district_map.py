@@ -25,7 +25,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from dispatch.geo import gcj02_to_wgs84
+from dispatch.geo import gcj02_to_wgs84, point_in_polygon
 
 CITY_CODE = "410100"
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "static" / "onekey" / "zhengzhou-districts.geojson"
@@ -106,18 +106,6 @@ def ring_area(ring: list) -> float:
     return abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(ring, ring[1:]))) / 2
 
 
-def point_in_ring(lon: float, lat: float, ring: list) -> bool:
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i]
-        xj, yj = ring[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
 def label_point(polygon: list) -> tuple[float, float]:
     """A point well inside the polygon for its name: the interior grid point farthest from the
     outline (a coarse pole of inaccessibility; a centroid can fall outside a concave district)."""
@@ -131,7 +119,7 @@ def label_point(polygon: list) -> tuple[float, float]:
         for j in range(1, steps):
             lon = min(lons) + (max(lons) - min(lons)) * i / steps
             lat = min(lats) + (max(lats) - min(lats)) * j / steps
-            if not point_in_ring(lon, lat, outer) or any(point_in_ring(lon, lat, hole) for hole in polygon[1:]):
+            if not point_in_polygon(lon, lat, polygon):
                 continue
             d = min(_perpendicular_m((lon, lat), a, b, lat0_cos) for a, b in zip(outer, outer[1:]))
             if d > best_d:
