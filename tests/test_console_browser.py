@@ -807,3 +807,25 @@ def test_the_dispatcher_puts_an_idle_unit_out_of_service_and_back(page, site):
     expect(row).to_have_attribute("data-status", "available")
     assert api(site, "get", f"/api/v1/ambulances/{unit_id}", headers=as_dispatcher)["status"] == "available"
     assert_same_document(page)
+
+
+def test_a_surge_of_waiting_cases_keeps_the_alarm_banner_to_one_short_line(page, site, citizen_token):
+    """In a surge the banner links the ten longest-waiting cases and counts the rest, so the map and
+    the queue stay on screen at 1366x768."""
+    from playwright.sync_api import expect
+
+    surge = [tap(site.url, citizen_token, complaint="trauma") for _ in range(12)]
+    for case in surge:
+        backdate(site, case["id"], seconds=45)
+    open_console(page, site)
+    alarm = page.locator("#alarm")
+    expect(alarm.locator("button[data-case-id]")).to_have_count(10)
+    expect(alarm.locator(".more")).to_contain_text("more")
+    expect(alarm.locator(".more")).to_contain_text("另有")
+    assert alarm.bounding_box()["height"] < 80
+    for case in surge:
+        expect(row_of(page, case["id"])).to_have_class(re.compile(r"\boverdue\b"))
+
+    headers = auth(site, DISPATCHER)
+    for case in surge:  # leave the module's site as it was for any test after this one
+        httpx.post(f"{site.url}/api/v1/cases/{case['id']}/cancel", json={"reason": "test surge over"}, headers=headers)

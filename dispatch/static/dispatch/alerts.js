@@ -10,6 +10,8 @@ import { bi, el } from "./labels.js";
 
 const FLASH_MS = 4000;
 const ALARM_REPEAT_MS = 10000;
+// At most this many overdue cases are linked in the banner; the rest are counted.
+const BANNER_LINKS = 10;
 
 export function createAlerts(ctx) {
   const root = ctx.els.root;
@@ -64,12 +66,16 @@ export function createAlerts(ctx) {
       banner.append(
         el("strong", {}, bi(`No unit after ${s} s:`, `超过 ${s} 秒未派车：`)),
         " ",
-        ...ids.flatMap((id, i) => {
+        ...ids.slice(0, BANNER_LINKS).flatMap((id, i) => {
           const link = el("button", { type: "button", class: "link-like", "data-case-id": id }, `#${id}`);
           link.addEventListener("click", () => ctx.select(id));
           return i ? [" ", link] : [link];
         }),
       );
+      // In a surge the list would push the map and the queue off the screen; the queue's red rows
+      // show every one of them.
+      const more = ids.length - BANNER_LINKS;
+      if (more > 0) banner.append(" ", el("span", { class: "more" }, bi(`+${more} more`, `另有 ${more} 例`)));
     }
     const now = Date.now();
     // A newly overdue case alarms at once; the alarm then repeats while any case is still waiting.
