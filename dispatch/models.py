@@ -78,6 +78,9 @@ class Hospital(models.Model):
     capabilities = models.JSONField(default=list, blank=True, validators=[validate_capabilities])
     ed_status = models.CharField(max_length=16, choices=EdStatus.choices, default=EdStatus.OPEN)
     ed_free_beds = models.PositiveIntegerField(default=0)
+    # One service down (e.g. the cath lab) without diverting the whole ED: suggestions skip this
+    # hospital for complaints that need a listed capability, and take it for everything else.
+    unavailable_capabilities = models.JSONField(default=list, blank=True, validators=[validate_capabilities])
 
     def __str__(self) -> str:
         return f"{self.code} {self.name_zh}"
@@ -180,6 +183,15 @@ UNIT_SERVING_STATUSES = (
 )
 
 
+class Priority(models.IntegerChoices):
+    """How soon minutes decide (1 = immediately life-threatening … 4 = non-urgent)."""
+
+    IMMEDIATE = 1, "1 · Immediately life-threatening 危及生命"
+    URGENT = 2, "2 · Urgent 紧急"
+    SOON = 3, "3 · Less urgent 较急"
+    NON_URGENT = 4, "4 · Non-urgent 非紧急"
+
+
 class CaseSource(models.TextChoices):
     TAP = "tap", "One-key tap 一键呼救"
     PHONE = "phone", "Phoned in 电话报警"
@@ -213,6 +225,23 @@ class Case(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     cancel_reason = models.CharField(max_length=200, blank=True)
+    # Set at once from what the tap or the call says (dispatch.triage), changed by a dispatcher
+    # with a reason; every change is an event.
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.URGENT)
+    priority_reason = models.CharField(max_length=300, blank=True)
+    # The call-taker's first questions as the caller answered them, each true / false / absent:
+    # {"conscious": …, "breathing_normally": …, "heavy_bleeding": …}.
+    triage = models.JSONField(default=dict, blank=True)
+    # The caller cannot speak (deaf, or hiding from danger): text on the case, never a call back.
+    silent = models.BooleanField(default=False)
+    # Surge: a tap close in place and time to another (or by the same caller) is flagged; a
+    # dispatcher merges it into the other, which closes it with that reason.
+    possible_duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_cases"
+    )
 
     received_at = models.DateTimeField()  # eTimes.01 PSAP call date/time
     notified_at = models.DateTimeField(null=True, blank=True)  # eTimes.03 unit notified by dispatch
@@ -252,6 +281,24 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"Case {self.pk} ({self.status})"
+
+
+class MessageSender(models.TextChoices):
+    CALLER = "caller", "Caller 呼救者"
+    DISPATCHER = "dispatcher", "Dispatcher 调度员"
+
+
+class CaseMessage(models.Model):
+    """A short text between a silent caller and the centre, on the case."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=16, choices=MessageSender.choices)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.CharField(max_length=500)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sent_at", "id"]
 
 
 class LocationSource(models.TextChoices):
@@ -321,6 +368,73 @@ class Admission(models.Model):
             )
         ]
         indexes = [models.Index(fields=["hospital", "status"], name="admission_feed")]
+
+
+class AlertKind(models.TextChoices):
+    CASE_UNASSIGNED = "case_unassigned", "Case unassigned too long 超时未派车"
+    CREW_NOT_ROLLING = "crew_not_rolling", "Crew not en route 车组未出车"
+    ADMISSION_UNACKNOWLEDGED = "admission_unacknowledged", "Hospital has not acknowledged 医院未确认"
+    UNIT_GPS_SILENT = "unit_gps_silent", "Unit GPS silent 车辆定位中断"
+    SURGE_PROPOSED = "surge_proposed", "Surge proposed 建议启动高峰模式"
+
+
+class AlertState(models.TextChoices):
+    PENDING = "pending", "Pending 待触发"
+    RAISED = "raised", "Raised 已告警"
+    CLEARED = "cleared", "Cleared 已解除"
+
+
+class Alert(models.Model):
+    """An escalation that does not depend on someone watching.
+
+    Written ``pending`` with its ``due_at`` by the service that starts the clock (a case received,
+    a unit assigned, an admission opened…); whichever worker's tick claims it once due
+    (``select_for_update(skip_locked=True)``) raises it, once; the action that resolves the
+    condition clears it. Both transitions are events on the dispatch stream."""
+
+    kind = models.CharField(max_length=32, choices=AlertKind.choices)
+    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.PENDING)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    ambulance = models.ForeignKey(Ambulance, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    admission = models.ForeignKey(Admission, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    hospital = models.ForeignKey(Hospital, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    # What the alert is about, as one non-null key ("case.12", "admission.5", "ambulance.3",
+    # "centre"): the uniqueness below then holds on every database (NULLs never collide).
+    subject = models.CharField(max_length=48)
+    due_at = models.DateTimeField()
+    raised_at = models.DateTimeField(null=True, blank=True)
+    # Repeating alerts (a hospital that does not answer is asked again every 2 minutes).
+    repeats = models.PositiveIntegerField(default=0)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.CharField(max_length=64, blank=True)  # what resolved it, e.g. "case.assigned"
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "due_at"], name="alert_due")]
+        constraints = [
+            # One open alert of a kind per subject: two workers (or two services) cannot start the
+            # same clock twice.
+            models.UniqueConstraint(
+                fields=["kind", "subject"],
+                condition=Q(state__in=["pending", "raised"]),
+                name="alert_one_open_per_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.state} (case {self.case_id}, unit {self.ambulance_id})"
+
+
+class CentreState(models.Model):
+    """The dispatch centre's one row of shared mode: surge (declared or proposed)."""
+
+    surge = models.BooleanField(default=False)
+    surge_declared_at = models.DateTimeField(null=True, blank=True)
+    surge_declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    surge_reason = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
 
 
 class StreamCounter(models.Model):
