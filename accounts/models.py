@@ -21,10 +21,20 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CITIZEN, db_index=True)
     phone = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    # A shift supervisor is a dispatcher who may also declare surge mode, put units out of service
+    # in bulk and read the reports. A flag rather than a role: a supervisor still works the queue,
+    # and every check that asks "is this a dispatcher?" keeps its answer.
+    supervisor = models.BooleanField(
+        default=False, help_text="Dispatchers only: may declare surge mode, update units in bulk and read reports."
+    )
 
     @property
     def is_dispatcher(self) -> bool:
         return self.role in (Role.DISPATCHER, Role.ADMIN)
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == Role.ADMIN or (self.role == Role.DISPATCHER and self.supervisor)
 
 
 class ApiToken(models.Model):

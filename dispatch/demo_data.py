@@ -43,6 +43,8 @@ STATIONS = [
 
 UNITS_PER_STATION = 4
 DISPATCHERS = ["dispatcher1"]
+# A shift supervisor (a dispatcher who may also declare surge, update units in bulk, read reports).
+SUPERVISORS = ["supervisor1"]
 DEMO_CITIZEN = ("13800138000", "张三 Zhang San")
 
 

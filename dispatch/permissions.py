@@ -12,6 +12,10 @@ def is_dispatcher(user) -> bool:
     return bool(user and user.is_authenticated and user.role in (Role.DISPATCHER, Role.ADMIN))
 
 
+def is_supervisor(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_supervisor)
+
+
 def is_crew_of(user, ambulance_id: int) -> bool:
     return bool(user and user.is_authenticated and user.role == Role.CREW and ambulance_of_crew(user) == ambulance_id)
 
@@ -27,6 +31,13 @@ class IsDispatcher(BasePermission):
 
     def has_permission(self, request, view):
         return is_dispatcher(request.user)
+
+
+class IsSupervisor(BasePermission):
+    message = "Only a shift supervisor may do this. 仅值班主任可操作。"
+
+    def has_permission(self, request, view):
+        return is_supervisor(request.user)
 
 
 class IsStaff(BasePermission):

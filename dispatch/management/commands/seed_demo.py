@@ -76,6 +76,12 @@ class Command(BaseCommand):
                 self._upsert(HospitalStaff, {"user": user}, hospital=hospital)
             for username in demo_data.DISPATCHERS:
                 self._user(username, password, Role.DISPATCHER, "Dispatcher 调度员")
+            for username in demo_data.SUPERVISORS:
+                supervisor = self._user(username, password, Role.DISPATCHER, "Supervisor 值班主任")
+                if not supervisor.supervisor:
+                    supervisor.supervisor = True
+                    supervisor.save(update_fields=["supervisor"])
+                    self.changes += 1
             phone, name = demo_data.DEMO_CITIZEN
             citizen = self._user(phone, password, Role.CITIZEN, name, phone=phone)
             self._demo_archive(citizen)
@@ -86,7 +92,7 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(
-            f"Logins (password {password!r}): dispatcher1; crew = call sign (e.g. "
+            f"Logins (password {password!r}): dispatcher1, supervisor1; crew = call sign (e.g. "
             f"{demo_data.call_sign(demo_data.STATIONS[0][0], 1)}); hospital = code (e.g. FAHZU-HY); "
             f"citizen = {demo_data.DEMO_CITIZEN[0]}"
         )
