@@ -17,6 +17,11 @@ from dispatch.routing import websocket_urlpatterns  # noqa: E402
 # A mistyped origin must stop the worker at start, not refuse every browser console later.
 configured_origins()
 
+# Every worker ticks the escalation clocks (ALERT_TICK_S; 0 turns it off): no special process.
+from dispatch import ticker  # noqa: E402
+
+ticker.start()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "accounts",
     "health_records",
     "dispatch",
+    "reports",
     "mobile_api",
 ]
 
@@ -192,7 +193,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en"
+# The language when neither the switcher's cookie nor Accept-Language names one we have (LocaleMiddleware).
+LANGUAGE_CODE = env_str("LANGUAGE_CODE") or "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 TIME_ZONE = "UTC"  # storage and wire are UTC; pages render local time
 USE_I18N = True
@@ -288,6 +290,15 @@ ETA_SPEED_KMH = env_float("ETA_SPEED_KMH", 36.0, minimum=5.0, maximum=200.0)
 # crew, its caller and its hospital get every fix): 171 units every 5 s must not swamp a console.
 UNIT_POSITION_PUSH_S = env_float("UNIT_POSITION_PUSH_S", 5.0, minimum=0.0, maximum=3600.0)
 RECOMMENDATION_COUNT = env_int("RECOMMENDATION_COUNT", 5, minimum=1, maximum=50)
+# Surge (issue 8). A tap within this distance and time of another active case (or by the same
+# caller) is flagged as a possible duplicate for the dispatcher to merge.
+DUPLICATE_RADIUS_M = env_float("DUPLICATE_RADIUS_M", 200.0, minimum=0.0, maximum=5000.0)
+DUPLICATE_WINDOW_S = env_float("DUPLICATE_WINDOW_S", 600.0, minimum=0.0, maximum=86400.0)
+# Surge is proposed (an alert for the supervisor) once this many priority-1/2 cases wait unassigned.
+SURGE_PROPOSE_UNASSIGNED = env_int("SURGE_PROPOSE_UNASSIGNED", 10, minimum=1, maximum=10000)
+# How long a crew usually needs at the hospital after arrival (handover, cleaning, restocking):
+# in surge a unit at the hospital is offered as "free in" this much after its arrival.
+HANDOVER_S = env_float("HANDOVER_S", 600.0, minimum=0.0, maximum=7200.0)
 
 # Event log: resumes older than this are answered with "resync".
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72, minimum=1)
@@ -381,10 +392,54 @@ X_FRAME_OPTIONS = "DENY"
 # (sound + highlight) until a unit is assigned or the case is cancelled.
 UNASSIGNED_ALERT_S = env_int("UNASSIGNED_ALERT_S", 30, minimum=5, maximum=3600)
 
+# --- Escalation alerts (dispatch.alerts; README: Configuration) ---------------------------------
+# Seconds a case may wait for a unit, by priority 1..4 (Chinese practice: a priority-1 call is
+# dispatched within 30 s). UNASSIGNED_ALERT_S, when set, stays the priority-1 value.
+def _alert_unassigned_s() -> tuple[int, int, int, int]:
+    raw = env_str("ALERT_UNASSIGNED_S")
+    if raw is None or not raw.strip():
+        values = [30, 120, 300, 600]
+    else:
+        try:
+            values = [int(part) for part in raw.split(",")]
+        except ValueError:
+            raise ImproperlyConfigured(f"ALERT_UNASSIGNED_S={raw!r} is not four whole numbers like '30,120,300,600'") from None
+        if len(values) != 4 or not all(1 <= v <= 86400 for v in values):
+            raise ImproperlyConfigured(f"ALERT_UNASSIGNED_S={raw!r}: give four seconds (priority 1..4), each in [1, 86400]")
+    if os.environ.get("UNASSIGNED_ALERT_S", "").strip():
+        values[0] = UNASSIGNED_ALERT_S
+    return tuple(values)
+
+
+ALERT_UNASSIGNED_S = _alert_unassigned_s()
+# A crew not en route this long after being sent (China's target: rolling within 3 min for 95 %).
+ALERT_NOT_ROLLING_S = env_int("ALERT_NOT_ROLLING_S", 60, minimum=1, maximum=3600)
+# A hospital that has not acknowledged an incoming patient: asked again every this many seconds.
+ALERT_ADMISSION_ACK_S = env_int("ALERT_ADMISSION_ACK_S", 120, minimum=1, maximum=3600)
+# A unit on a case whose GPS has been silent this long.
+ALERT_GPS_SILENT_S = env_int("ALERT_GPS_SILENT_S", 120, minimum=1, maximum=3600)
+# How often each worker looks for due alerts (and trailing unit fixes); 0 turns the ticker off.
+ALERT_TICK_S = env_float("ALERT_TICK_S", 1.0, minimum=0.0, maximum=60.0)
+# A raised alert that does not repeat is re-checked this often: if the condition went away by a
+# path that did not clear it, the tick clears it.
+ALERT_RECHECK_S = env_int("ALERT_RECHECK_S", 30, minimum=1, maximum=3600)
+
+# --- Priority (dispatch.triage) -----------------------------------------------------------------
+# The centre's policy, complaint=priority (1 most urgent … 4), e.g. "child=2,other=4"; entries
+# override the defaults (1: cardiac_arrest, unconscious, chest_pain, stroke; 2: breathing, trauma,
+# pregnancy, newborn, burns, unknown; 3: child, other). A bad entry stops the start.
+from dispatch.triage import parse_priority_policy  # noqa: E402  (pure: no models imported)
+
+PRIORITY_BY_COMPLAINT = parse_priority_policy(env_str("PRIORITY_BY_COMPLAINT"))
+# Silent calls: texts per case and sender (caller / dispatchers) in a minute, over all workers.
+CASE_MESSAGE_RATE_LIMIT = env_rate("CASE_MESSAGE_RATE_LIMIT", "20/min")
+
 # --- Maps and addresses (README: Configuration) -------------------------------------------------
 # Optional tile server for the consoles' maps, a {z}/{x}/{y} template such as a centre's own
 # https://tiles.example.org/{z}/{x}/{y}.png; unset, the maps show the served district layer only.
 MAP_TILE_URL = env_str("MAP_TILE_URL") or None
+# The tile provider's credit line, shown in the map's attribution control when tiles are on (plain text).
+MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION") or ""
 MAP_TILE_ORIGIN = None
 if MAP_TILE_URL is not None:
     _tiles = urlparse(MAP_TILE_URL)
@@ -402,6 +457,9 @@ if MAP_TILE_URL is not None:
     MAP_TILE_ORIGIN = f"{_tiles.scheme}://{_tiles.hostname}" + (f":{_tiles.port}" if _tiles.port else "")
 # Addresses: "offline" (district + nearest known place, no network) or "nominatim:https://host[/path]"
 # for a self-hosted Nominatim (never the public one: its usage policy forbids this kind of load).
+# Who we are in an EIDO incident document sent to a neighbouring 110/119/120 centre (NENA's
+# agency identifier: a domain name the centre controls).
+EIDO_AGENCY_ID = env_str("EIDO_AGENCY_ID", "120.zhengzhou.example.cn").strip() or "120.zhengzhou.example.cn"
 GEOCODER = env_str("GEOCODER", "offline").strip() or "offline"
 if GEOCODER != "offline" and not (
     GEOCODER.startswith(("nominatim:http://", "nominatim:https://")) and urlparse(GEOCODER[len("nominatim:") :]).hostname

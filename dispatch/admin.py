@@ -1,9 +1,11 @@
-"""The operator's admin. Reference data (names, codes, capabilities, stations, levels) is edited
-here directly. Live state (a case's status, unit and milestones; a unit's status and position; an
-admission) is read-only: consoles learn of a change only through its event, so a state change made
+"""The operator's admin. Reference data (names, codes, capabilities, stations, levels, phones) is
+edited here, and each save goes through a service that announces it to the consoles that show it.
+Live state (a case's status, unit and milestones; a unit's status and position; an admission) is
+read-only: consoles learn of a change only through its event, so a state change made
 by saving a form would leave every console stale. Where an operator must change state, an admin
 action or save goes through the same service the API uses, and so emits the same events."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from dispatch import services
@@ -36,16 +38,33 @@ class StationAdmin(admin.ModelAdmin):
     search_fields = ("code", "name_zh", "name_en")
 
 
+class HospitalAdminForm(forms.ModelForm):
+    class Meta:
+        model = Hospital
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        # Said here, on the form, rather than refused by the service after the save began.
+        lost = set(data.get("unavailable_capabilities") or ())
+        unknown = sorted(lost - set(data.get("capabilities") or ()))
+        if unknown:
+            self.add_error("unavailable_capabilities", f"Not among this hospital's capabilities: {', '.join(unknown)}.")
+        return data
+
+
 @admin.register(Hospital)
 class HospitalAdmin(admin.ModelAdmin):
-    """ED status and free beds stay editable, but a save routes them through
-    ``services.hospital_set_status`` (the hospital's own status endpoint), which announces them."""
+    """Every field stays editable, and every save is announced: ED status, free beds and lost
+    capabilities through ``services.hospital_set_status`` (the hospital's own status endpoint),
+    code, names, position and capabilities through ``services.hospital_update``."""
 
+    form = HospitalAdminForm
     list_display = ("code", "name_zh", "ed_status", "ed_free_beds")
     list_filter = ("ed_status",)
     search_fields = ("code", "name_zh", "name_en")
     actions = ("declare_diverting", "declare_open")
-    STATE_FIELDS = ("ed_status", "ed_free_beds")
+    STATE_FIELDS = ("ed_status", "ed_free_beds", "unavailable_capabilities")
 
     def has_delete_permission(self, request, obj=None):
         # Cases and admissions point at hospitals; a vanished hospital would also vanish silently
@@ -57,14 +76,11 @@ class HospitalAdmin(admin.ModelAdmin):
             services.hospital_register(hospital=obj)
             return
         wanted = {field: getattr(obj, field) for field in self.STATE_FIELDS}
-        stored = Hospital.objects.filter(pk=obj.pk).values(*self.STATE_FIELDS).get()
-        for field, value in stored.items():
-            setattr(obj, field, value)
-        reference = [f for f in form.changed_data if f not in self.STATE_FIELDS]
-        if reference:
-            obj.save(update_fields=reference)
+        reference = {f: getattr(obj, f) for f in form.changed_data if f in services.HOSPITAL_REFERENCE_FIELDS}
+        # Capabilities first: the lost ones are checked against them.
+        services.hospital_update(hospital_id=obj.pk, changes=reference)
         services.hospital_set_status(hospital_id=obj.pk, **wanted)
-        obj.refresh_from_db(fields=list(self.STATE_FIELDS))
+        obj.refresh_from_db()
 
     def _set_ed_status(self, request, queryset, ed_status: str) -> None:
         for hospital in queryset:
@@ -99,10 +115,11 @@ class AmbulanceAdmin(admin.ModelAdmin):
         if not change:
             services.unit_commission(unit=obj)
             return
-        # Only reference fields are on the form; save just those so a concurrent status or GPS
-        # update by the crew is never overwritten with the values this form was loaded with.
-        if form.changed_data:
-            obj.save(update_fields=form.changed_data)
+        # Only reference fields are on the form; the service saves just those (a concurrent status
+        # or GPS update by the crew is never overwritten) and announces them.
+        changes = {f: getattr(obj, f) for f in form.changed_data if f in services.UNIT_REFERENCE_FIELDS}
+        services.unit_update(ambulance_id=obj.pk, changes=changes)
+        obj.refresh_from_db()
 
     def _set_status(self, request, queryset, status: str) -> None:
         done, refused = [], []

@@ -3,7 +3,9 @@ Thin: validate, check the object, call a service or selector, serialize."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -12,20 +14,23 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import geo, health, idempotency, selectors, services
+from dispatch import geo, health, idempotency, selectors, services, surge
+from dispatch.surge_api import CentreSerializer
 from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.inputs import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_MIN_LETTERS, FixInputSerializer, validate_reason_words
-from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, CaseStatus, EdStatus, Hospital
+from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, Capability, CaseStatus, EdStatus, Hospital
 from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
 from dispatch.serializers import (
     AdmissionSerializer,
     AmbulanceSerializer,
     CaseDetailSerializer,
+    CaseMessageSerializer,
     CaseSerializer,
     HospitalSerializer,
     admission_payload,
     hospital_payload,
+    message_payload,
     staff_case_payload,
     unit_payload,
 )
@@ -40,12 +45,22 @@ class CaseQueueSerializer(serializers.Serializer):
         many=True, help_text="Every unit with its status and last fix: with results, all a console's map and table need."
     )
     hospitals = HospitalSerializer(many=True, help_text="Every hospital with its ED status and free beds.")
+    messages = CaseMessageSerializer(
+        many=True, help_text="The texts of silent calls on the cases listed, oldest first (case.message events add to them)."
+    )
+    centre = CentreSerializer(help_text="Surge mode, declared or proposed (centre.surge_changed events replace it).")
 
 
 class RecommendationSerializer(serializers.Serializer):
     ambulance = AmbulanceSerializer()
     distance_m = serializers.FloatField()
-    eta_s = serializers.IntegerField()
+    eta_s = serializers.IntegerField(help_text="Travel time to the case; for a unit about to be free, from its hospital.")
+    expected_free_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Surge only: a unit at the hospital is offered with when it is expected free (arrival + HANDOVER_S). "
+        "Null for an available unit. Assigning it closes its current case as the crew's 'available' press would.",
+    )
+    free_in_s = serializers.IntegerField(allow_null=True, help_text="Seconds until expected_free_at (0: free now); null for an available unit.")
 
 
 # Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
@@ -129,11 +144,12 @@ class DispatchCaseListView(APIView):
     permission_classes = [IsDispatcher]
 
     @extend_schema(
-        summary="Dispatcher queue",
+        summary="Dispatcher queue, in working order",
         operation_id="v1_dispatch_cases_list",
+        description=selectors.QUEUE_ORDER_RULE + " The order of `results` is the contract; consoles show it as given.",
         parameters=[
             OpenApiParameter("status", str, description="Comma-separated statuses, or 'active' (default)."),
-            OpenApiParameter("limit", int, description="At most this many, newest first (1-1000, default 200)."),
+            OpenApiParameter("limit", int, description="At most this many, the first in working order (1-1000, default 200)."),
         ],
         responses=CaseQueueSerializer,
     )
@@ -153,6 +169,8 @@ class DispatchCaseListView(APIView):
                 # position, so a console applying those events has something to apply them to.
                 "units": [unit_payload(unit) for unit in selectors.all_units()],
                 "hospitals": [hospital_payload(hospital) for hospital in selectors.all_hospitals()],
+                "messages": [message_payload(m) for m in selectors.messages_of_cases([case.pk for case in cases])],
+                "centre": surge.centre_payload(),
             }
         )
 
@@ -188,8 +206,12 @@ class DispatchCaseDetailView(APIView):
     @extend_schema(summary="One case in full, with its admission and the patient's health summary", responses=CaseWithHealthSerializer)
     def get(self, request, case_id: int):
         case = _case_or_404(case_id)
-        data = staff_case_payload(case)
-        return Response({**data, "health_summary": health.health_summary_for(case=case, reader=request.user)})
+        summary = health.health_summary_for(case=case, reader=request.user)
+        if summary.get("available"):
+            # The archive may raise the priority, decided here where the read is already granted
+            # and paid for (dispatch.triage), never on the tap path.
+            case = services.case_raise_from_archive(case_id=case.pk, summary=summary["summary"]) or case
+        return Response({**staff_case_payload(case), "health_summary": summary})
 
 
 class HealthOverrideView(APIView):
@@ -217,7 +239,10 @@ class HealthOverrideView(APIView):
 class RecommendationsView(APIView):
     permission_classes = [IsDispatcher]
 
-    @extend_schema(summary="Ranked available units for a case", responses=RecommendationSerializer(many=True))
+    @extend_schema(
+        summary="Ranked available units for a case; in surge mode also units about to be free",
+        responses=RecommendationSerializer(many=True),
+    )
     def get(self, request, case_id: int):
         case = selectors.case_for_staff(case_id)
         if case is None:
@@ -230,12 +255,26 @@ class RecommendationsView(APIView):
                 code="case_position_invalid",
             )
         ranked = selectors.recommend_units(lat=case.lat, lon=case.lon)
-        return Response(
-            [
-                {"ambulance": AmbulanceSerializer(r.ambulance).data, "distance_m": round(r.distance_m, 1), "eta_s": r.eta_s}
-                for r in ranked
+        offered = [
+            {
+                "ambulance": AmbulanceSerializer(r.ambulance).data, "distance_m": round(r.distance_m, 1), "eta_s": r.eta_s,
+                "expected_free_at": None, "free_in_s": None,
+            }
+            for r in ranked
+        ]
+        if surge.surge_active():
+            # In surge the nearest help may be a crew finishing at a hospital: offered beside the
+            # available units, best first by when each could be there (free in + travel).
+            soon = surge.units_about_to_be_free(lat=case.lat, lon=case.lon, now=timezone.now(), count=settings.RECOMMENDATION_COUNT)
+            offered += [
+                {
+                    "ambulance": AmbulanceSerializer(f.ambulance).data, "distance_m": round(f.distance_m, 1), "eta_s": f.eta_s,
+                    "expected_free_at": f.expected_free_at, "free_in_s": f.free_in_s,
+                }
+                for f in soon
             ]
-        )
+            offered.sort(key=lambda o: o["eta_s"] + (o["free_in_s"] or 0))
+        return Response(offered)
 
 
 class AssignView(APIView):
@@ -361,16 +400,24 @@ class HospitalListView(APIView):
 
     @extend_schema(summary="Hospitals", responses=HospitalSerializer(many=True))
     def get(self, request):
-        return Response(HospitalSerializer(Hospital.objects.order_by("code"), many=True).data)
+        return Response(HospitalSerializer(selectors.all_hospitals(), many=True).data)
 
 
 class HospitalStatusInputSerializer(serializers.Serializer):
     ed_status = serializers.ChoiceField(choices=EdStatus.choices, required=False)
     ed_free_beds = serializers.IntegerField(min_value=0, max_value=10_000, required=False)
+    unavailable_capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=Capability.choices),
+        required=False,
+        max_length=len(Capability.choices),
+        help_text='Capabilities out of service for now (e.g. ["pci"] while the cath lab is down), replacing the '
+        "previous list; [] restores all. Each must be one of the hospital's capabilities. Suggestions skip the "
+        "hospital for complaints needing them, without diverting the whole ED.",
+    )
 
     def validate(self, attrs):
         if not attrs:
-            raise serializers.ValidationError("Send ed_status, ed_free_beds or both.")
+            raise serializers.ValidationError("Send ed_status, ed_free_beds, unavailable_capabilities, or several.")
         return attrs
 
 
@@ -378,7 +425,7 @@ class HospitalStatusView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        summary="The emergency department declares diversion (分流) or its free beds",
+        summary="The emergency department declares diversion (分流), its free beds, or capabilities out of service",
         request=HospitalStatusInputSerializer,
         responses=HospitalSerializer,
     )

@@ -479,6 +479,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._send_json({"type": "pong"})
         elif kind == "auth":
             await self._send_json({"type": "error", "code": "already_authenticated", "detail": "Already authenticated."})
+        elif kind == "message" and isinstance(self, CaseConsumer):
+            await self._caller_message(message.get("text"))
         else:
             await self._send_json(
                 {"type": "error", "code": "bad_message", "detail": f"Unknown message type {str(kind)[:40]!r}."}
@@ -595,6 +597,31 @@ class HospitalConsumer(StreamConsumer):
 
 class CaseConsumer(StreamConsumer):
     kind = "case"
+
+    async def _caller_message(self, text) -> None:
+        """A silent caller's text, through the same service as the REST call; it comes back to
+        this socket as the case.message event, so the frame itself gets no separate answer."""
+        failure = await database_sync_to_async(self._send_caller_message)(text)
+        if failure is not None:
+            await self._send_json({"type": "error", **failure})
+
+    def _send_caller_message(self, text) -> dict | None:
+        from dispatch import messages
+        from dispatch.errors import DispatchError, InvalidField
+
+        user, reason = recheck_principal(self._principal)
+        case_id = int(self.scope["url_route"]["kwargs"]["case_id"])
+        if user is None or not Case.objects.filter(pk=case_id, caller_id=user.pk).exists():
+            return {"code": "forbidden", "detail": "Only the caller texts on this case's stream."}
+        try:
+            messages.message_send(case_id=case_id, sender="caller", author=user, text=text)
+        except InvalidField as invalid:
+            return {"code": "bad_message", "detail": f"{invalid.field}: {invalid.detail}"}
+        except messages.RateLimited as limited:
+            return {"code": "throttled", "detail": limited.detail, "retry_after": limited.wait}
+        except DispatchError as refused:
+            return {"code": refused.code, "detail": refused.detail}
+        return None
 
     def resolve_stream(self, user) -> str:
         case_id = int(self.scope["url_route"]["kwargs"]["case_id"])

@@ -36,6 +36,7 @@ def crew_console(request):
         "callSign": unit.call_sign,
         "labels": CONSOLE_LABELS,
         "tileUrl": getattr(settings, "MAP_TILE_URL", "") or "",
+        "tileAttribution": settings.MAP_TILE_ATTRIBUTION,
         "etaRoadFactor": settings.ETA_ROAD_FACTOR,
         "etaSpeedKmh": settings.ETA_SPEED_KMH,
         "gpsEveryS": GPS_REPORT_EVERY_S,

@@ -62,20 +62,45 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
     "case.location_updated": (_ALL_CASE_STREAMS, "the caller sent a newer position"),
     "case.unit_moved": (_ALL_CASE_STREAMS, "the case's unit reported a fix: its position and the live ETA"),
     "case.hospital_changed": (_ALL_CASE_STREAMS, "the dispatcher chose or changed the destination"),
+    "case.triaged": (
+        _ALL_CASE_STREAMS,
+        "priority or triage answers changed: the caller answered, the archive raised it, or a dispatcher set it with a reason",
+    ),
+    "case.message": (
+        ("dispatch", "case"),
+        "a text on a silent call; data is the message (id, case, sender, author, text, sent_at), not the case",
+    ),
     "unit.status_changed": (("dispatch", "ambulance"), "a unit's status (available, dispatched, …, out of service)"),
     "unit.location_updated": (("dispatch", "ambulance"), "a unit's last fix (dispatch: at most every UNIT_POSITION_PUSH_S)"),
+    "unit.updated": (("dispatch", "ambulance"), "an operator edited the unit in the admin: call sign, level, station or phone"),
+    "case.details_changed": (
+        _ALL_CASE_STREAMS,
+        "an operator edited the case's unit or destination hospital in the admin (call sign, phone, name, position)",
+    ),
     "admission.opened": (_ADMISSION_STREAMS, "patient on board: the destination's admission opened, with its ETA"),
     "admission.updated": (_ADMISSION_STREAMS, "ETA on each fix, arrived, handed over, or cancelled"),
     "admission.acknowledged": (_ADMISSION_STREAMS, "the hospital answered with its registration number"),
+    "alert.raised": (
+        ("dispatch", "hospital"),
+        "an escalation (kind, case, unit, hospital, since when, what to do); again with repeats + 1 when it repeats "
+        "(hospital: only admission_unacknowledged, its own)",
+    ),
+    "alert.cleared": (("dispatch", "hospital"), "the action that resolves an alert cleared it (cleared_by says which)"),
     "hospital.status_changed": (
         ("dispatch", "hospital", "ambulance"),
-        "ED status (open / diverting) or free beds (ambulance: only units on a case, who choose destinations)",
+        "ED status (open / diverting), free beds, capabilities declared unavailable, or the count of admissions "
+        "incoming (ambulance: only units on a case, who choose destinations)",
     ),
+    "case.merged": (
+        _ALL_CASE_STREAMS,
+        "a duplicate was merged into another case: sent for both (the merged one is cancelled, with merged_into)",
+    ),
+    "centre.surge_changed": (("dispatch",), "surge mode declared or ended, or proposed / withdrawn automatically"),
 }
 
 
 # The entities consoles hold; an event about one of them must be in EVENT_TYPES.
-CONSOLE_ENTITIES = frozenset({"case", "unit", "admission", "hospital", "alert"})
+CONSOLE_ENTITIES = frozenset({"case", "unit", "admission", "hospital", "alert", "centre"})
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dispatch.models import Complaint, Crs, LocationSource
 from dispatch.permissions import IsDispatcher
 from dispatch.phones import normalize_caller_phone
 from dispatch.serializers import CaseSerializer, staff_case_payload
+from dispatch.triage_api import TriageAnswersSerializer
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,6 +46,8 @@ class PhonedInCallSerializer(serializers.Serializer):
     complaint = serializers.ChoiceField(choices=Complaint.choices, default=Complaint.UNKNOWN)
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     for_self = serializers.BooleanField(default=True, help_text="False when the caller rings for someone else.")
+    triage = TriageAnswersSerializer(required=False, help_text="The caller's answers to the first questions; they raise the priority.")
+    silent = serializers.BooleanField(default=False, help_text="The caller cannot speak (e.g. a text relay): text, do not call back.")
 
     def validate_caller_phone(self, value: str) -> str:
         phone = normalize_caller_phone(value)
@@ -146,6 +149,8 @@ class DispatchCasesView(DispatchCaseListView):
             for_self=values["for_self"],
             complaint=values["complaint"],
             note=values["note"],
+            triage=values.get("triage"),
+            silent=values["silent"],
             idempotency_key=key,
             fingerprint=idempotency.fingerprint(request.data),
         )

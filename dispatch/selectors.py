@@ -7,7 +7,7 @@ import heapq
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Min, Prefetch
+from django.db.models import Case as CaseWhen, Count, IntegerField, Min, Prefetch, Q, Value, When
 
 from dispatch import geo
 from dispatch.models import (
@@ -17,7 +17,9 @@ from dispatch.models import (
     AdmissionStatus,
     Ambulance,
     Case,
+    CaseMessage,
     CaseStatus,
+    CentreState,
     Complaint,
     CrewMember,
     EdStatus,
@@ -142,31 +144,79 @@ class HospitalSuggestion:
     capable: bool
 
 
+# Admissions on their way in (patient on board, not yet arrived): each will take one of the beds the
+# hospital declared, so they count against them when choosing where the next patient goes.
+INCOMING_ADMISSION_STATUSES = (AdmissionStatus.INCOMING, AdmissionStatus.ACKNOWLEDGED)
+
+
+def _with_load(query):
+    return query.annotate(
+        incoming_count=Count("admissions", filter=Q(admissions__status__in=INCOMING_ADMISSION_STATUSES))
+    )
+
+
+def hospital_with_load(hospital_id: int) -> Hospital:
+    """A hospital with its incoming count read now (what hospital_payload shows)."""
+    return _with_load(Hospital.objects.filter(pk=hospital_id)).get()
+
+
+def effective_free_beds(hospital: Hospital) -> int:
+    return max(0, hospital.ed_free_beds - (getattr(hospital, "incoming_count", 0) or 0))
+
+
 def suggest_hospitals(*, lat: float, lon: float, complaint: str, count: int = 3) -> list[HospitalSuggestion]:
-    """Capability for the complaint first, then ETA, then load (open before diverting, free beds)."""
+    """Capability for the complaint first, then load, then ETA.
+
+    Load: diverting last; then a hospital whose declared free beds are already taken by patients
+    on their way in (incoming > 0 and effective free beds 0) after those with room, so five units
+    are not all sent to the one hospital that declared two beds. A hospital that declared 0 beds
+    with nobody incoming is ranked by ETA as before (0 is also "not reported"). A hospital that has
+    declared every capability the complaint needs unavailable (e.g. the cath lab) is not offered
+    for it at all; for other complaints it is."""
     wanted = set(COMPLAINT_CAPABILITIES.get(complaint, ()))
     suggestions = []
-    for hospital in Hospital.objects.all():
+    for hospital in _with_load(Hospital.objects.all()):
         eta = eta_between(lat, lon, hospital.lat, hospital.lon)
         if eta is None:
             # Without a usable position (the case's or the hospital's) there is no ETA to rank by;
             # the crew names the destination instead.
             continue
-        capable = not wanted or bool(wanted & set(hospital.capabilities or ()))
+        has = set(hospital.capabilities or ())
+        working = has - set(hospital.unavailable_capabilities or ())
+        if wanted and (wanted & has) and not (wanted & working):
+            continue
+        capable = not wanted or bool(wanted & working)
         suggestions.append(HospitalSuggestion(hospital=hospital, eta_s=eta, capable=capable))
     suggestions.sort(
         key=lambda s: (
             not s.capable,
             s.hospital.ed_status == EdStatus.DIVERTING,
+            s.hospital.incoming_count > 0 and effective_free_beds(s.hospital) == 0,
             s.eta_s,
-            -s.hospital.ed_free_beds,
+            -effective_free_beds(s.hospital),
         )
     )
     return suggestions[:count]
 
 
-def case_queue(*, statuses: list[str] | None = None, limit: int = 200) -> list[Case]:
+QUEUE_ORDER_RULE = (
+    "Working order: cases still waiting for a unit (status received) before those with one, then by priority "
+    "(1 first), then by waiting time (oldest call first). In surge mode (the centre's surge declared) priority comes "
+    "strictly first, then waiting for a unit before assigned, then waiting time. Ties by case id."
+)
+
+
+def centre_in_surge() -> bool:
+    return bool(CentreState.objects.values_list("surge", flat=True).first())
+
+
+def case_queue(*, statuses: list[str] | None = None, limit: int = 200, surge: bool | None = None) -> list[Case]:
+    """The queue in the order a dispatcher should work it (QUEUE_ORDER_RULE)."""
     statuses = statuses or list(ACTIVE_CASE_STATUSES)
+    if surge is None:
+        surge = centre_in_surge()
+    waiting = CaseWhen(When(Q(status=CaseStatus.RECEIVED), then=Value(0)), default=Value(1), output_field=IntegerField())
+    keys = ("priority", "waiting") if surge else ("waiting", "priority")
     query = (
         Case.objects.filter(status__in=statuses)
         .select_related("caller", "ambulance", "hospital")
@@ -175,7 +225,14 @@ def case_queue(*, statuses: list[str] | None = None, limit: int = 200) -> list[C
             Prefetch("admissions", queryset=Admission.objects.select_related("case", "ambulance").order_by("-opened_at", "-id"))
         )
     )
-    return list(query.order_by("-received_at", "-id")[:limit])
+    return list(query.annotate(waiting=waiting).order_by(*keys, "received_at", "id")[:limit])
+
+
+def messages_of_cases(case_ids: list[int]) -> list[CaseMessage]:
+    """The texts of silent calls on these cases, oldest first."""
+    if not case_ids:
+        return []
+    return list(CaseMessage.objects.select_related("author").filter(case_id__in=case_ids).order_by("sent_at", "id"))
 
 
 def all_units() -> list[Ambulance]:
@@ -183,7 +240,7 @@ def all_units() -> list[Ambulance]:
 
 
 def all_hospitals() -> list[Hospital]:
-    return list(Hospital.objects.order_by("code"))
+    return list(_with_load(Hospital.objects.order_by("code")))
 
 
 def tap_exists(caller, idempotency_key: str | None) -> bool:

@@ -13,7 +13,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseLocation, Hospital, Station
+from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseLocation, CaseMessage, Hospital, Station
 
 
 class FiniteFloatField(serializers.FloatField):
@@ -50,9 +50,31 @@ class StationSerializer(ModelSerializer):
 
 
 class HospitalSerializer(ModelSerializer):
+    unavailable_capabilities = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Capabilities the hospital declared out of service for now (e.g. pci: the cath lab is down); "
+        "suggestions skip it for complaints that need them and keep it for the rest.",
+    )
+    incoming = serializers.SerializerMethodField(
+        help_text="Admissions on their way in (incoming or acknowledged): they count against ed_free_beds when "
+        "suggesting a destination. Changes are announced as hospital.status_changed."
+    )
+
     class Meta:
         model = Hospital
-        fields = ("id", "code", "name_zh", "name_en", "lat", "lon", "capabilities", "ed_status", "ed_free_beds")
+        fields = (
+            "id", "code", "name_zh", "name_en", "lat", "lon", "capabilities", "ed_status", "ed_free_beds",
+            "unavailable_capabilities", "incoming",
+        )
+
+    def get_incoming(self, hospital: Hospital) -> int:
+        counted = getattr(hospital, "incoming_count", None)
+        if counted is not None:
+            return counted
+        from dispatch.selectors import INCOMING_ADMISSION_STATUSES
+
+        return hospital.admissions.filter(status__in=INCOMING_ADMISSION_STATUSES).count()
 
 
 class BlankAsNullCharField(serializers.CharField):
@@ -176,12 +198,48 @@ class CaseSerializer(ModelSerializer):
     admission = serializers.SerializerMethodField(
         help_text="The case's newest admission (status, ETA, the hospital's registration number), or null."
     )
+    priority = serializers.IntegerField(
+        read_only=True,
+        help_text="1 = immediately life-threatening, 2 urgent, 3 less urgent, 4 non-urgent. Derived at once from the "
+        "complaint and the caller's answers (dispatch.triage, PRIORITY_BY_COMPLAINT), raised by the health archive at "
+        "the dispatcher's read, set by a dispatcher with a reason; every change is a case.triaged event.",
+    )
+    priority_reason = serializers.CharField(
+        read_only=True, help_text='Why, in words: e.g. "complaint: chest pain → 1", "not breathing normally → 1".'
+    )
+    triage = serializers.JSONField(
+        read_only=True,
+        help_text="The caller's answers to the first questions: conscious, breathing_normally, heavy_bleeding "
+        "(each true / false, absent when not answered).",
+    )
+    silent = serializers.BooleanField(
+        read_only=True, help_text="The caller cannot speak: text them on the case (messages), do not call back."
+    )
+    possible_duplicate_of = serializers.IntegerField(
+        source="possible_duplicate_of_id",
+        read_only=True,
+        allow_null=True,
+        help_text="An active case this one probably repeats (within DUPLICATE_RADIUS_M and DUPLICATE_WINDOW_S, or the "
+        "same caller), set when the case was opened; merge it with POST …/merge {into}. Null when none.",
+    )
+    merged_into = serializers.IntegerField(
+        source="merged_into_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The case this one was merged into (this one is then cancelled; that case's unit serves both).",
+    )
 
     class Meta:
         model = Case
         fields = (
             "id",
             "status",
+            "priority",
+            "priority_reason",
+            "triage",
+            "silent",
+            "possible_duplicate_of",
+            "merged_into",
             "for_self",
             "complaint",
             "note",
@@ -256,12 +314,25 @@ class CitizenCaseSerializer(ModelSerializer):
     ambulance = serializers.SerializerMethodField()
     hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
     eta_s = serializers.SerializerMethodField()
+    # No priority: it is the centre's working order, not a verdict to show a frightened caller.
+    triage = serializers.JSONField(read_only=True, help_text="Your answers to the first questions, as the centre has them.")
+    silent = serializers.BooleanField(read_only=True, help_text="You asked for text only: the centre writes, it does not call.")
+    merged_into = serializers.IntegerField(
+        source="merged_into_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Someone else reported the same emergency: this case was joined to theirs (then cancelled here) and "
+        "their unit comes to you both. Null otherwise.",
+    )
 
     class Meta:
         model = Case
         fields = (
             "id",
             "status",
+            "silent",
+            "triage",
+            "merged_into",
             "for_self",
             "complaint",
             "note",
@@ -318,6 +389,28 @@ def citizen_case_payload(case: Case) -> dict:
     return dict(CitizenCaseSerializer(case).data)
 
 
+class CaseMessageSerializer(ModelSerializer):
+    """A text on a silent call, the same for the caller and the dispatchers."""
+
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    author = serializers.SerializerMethodField(
+        help_text="Who wrote it, by display name (a dispatcher's name, or the caller's); never a username."
+    )
+
+    class Meta:
+        model = CaseMessage
+        fields = ("id", "case", "sender", "author", "text", "sent_at")
+
+    def get_author(self, message: CaseMessage) -> str:
+        author = message.author
+        name = (author.first_name or "").strip() if author is not None else ""
+        return name or message.get_sender_display()
+
+
+def message_payload(message: CaseMessage) -> dict:
+    return dict(CaseMessageSerializer(message).data)
+
+
 def unit_payload(unit: Ambulance) -> dict:
     """A unit with its last fix (lat, lon, position_at: when the fix was taken in) and status."""
     return dict(AmbulanceSerializer(unit).data)
@@ -329,3 +422,83 @@ def admission_payload(admission: Admission) -> dict:
 
 def hospital_payload(hospital: Hospital) -> dict:
     return dict(HospitalSerializer(hospital).data)
+
+
+# --- alerts (dispatch.alerts) ------------------------------------------------------------------
+
+
+class SuggestedUnitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    call_sign = serializers.CharField()
+    distance_m = serializers.IntegerField()
+    eta_s = serializers.IntegerField(allow_null=True)
+
+
+class AlertSerializer(serializers.Serializer):
+    """An escalation as consoles show it (alert.raised / alert.cleared events, alert snapshots)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(
+        choices=["case_unassigned", "crew_not_rolling", "admission_unacknowledged", "unit_gps_silent", "surge_proposed"],
+        help_text="case_unassigned: no unit within the priority's threshold (ALERT_UNASSIGNED_S); crew_not_rolling: "
+        "not en route ALERT_NOT_ROLLING_S after being sent; admission_unacknowledged: the hospital has not answered "
+        "within ALERT_ADMISSION_ACK_S (asked again as often); unit_gps_silent: a unit on a case sent no fix for "
+        "ALERT_GPS_SILENT_S; surge_proposed: unassigned urgent cases pile up.",
+    )
+    kind_label = serializers.CharField(help_text="The kind in words (English and Chinese).")
+    state = serializers.ChoiceField(choices=["raised", "cleared"], help_text="raised until the resolving action clears it.")
+    case = serializers.IntegerField(allow_null=True, help_text="The case it is about, if any.")
+    # Ids only: consoles hold the units and hospitals already (an admin renaming a unit must not
+    # leave a stale call sign in an alert no event updates).
+    ambulance = serializers.IntegerField(allow_null=True, help_text="The unit it is about (not rolling, GPS silent), if any.")
+    admission = serializers.IntegerField(allow_null=True, help_text="The admission the hospital has not acknowledged.")
+    hospital = serializers.IntegerField(allow_null=True, help_text="The hospital that has not answered.")
+    since = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Since when the condition holds: the call, the assignment, the admission's opening, the unit's last fix.",
+    )
+    raised_at = serializers.DateTimeField(allow_null=True)
+    repeats = serializers.IntegerField(help_text="How many times it was raised again (the hospital board repeats).")
+    cleared_at = serializers.DateTimeField(allow_null=True)
+    cleared_by = serializers.CharField(
+        allow_blank=True, help_text='What resolved it, e.g. "case.assigned", "unit.en_route", "admission.acknowledged", "resolved".'
+    )
+    action = serializers.CharField(help_text="What to do, in words (English and Chinese).")
+    suggested_units = SuggestedUnitSerializer(
+        many=True,
+        help_text="For a case waiting on a unit: the best available units now (its own unit excluded). A ranking at "
+        "the time of reading, not state: refetch the snapshot for a fresh one.",
+    )
+
+
+def _alert_since(alert):
+    kind = alert.kind
+    if kind == "case_unassigned" and alert.case is not None:
+        return alert.case.received_at
+    if kind == "unit_gps_silent" and alert.ambulance is not None and alert.ambulance.position_at is not None:
+        return alert.ambulance.position_at
+    return alert.created_at
+
+
+def alert_payload(alert, *, suggested_units: list[dict] | None = None) -> dict:
+    """An Alert (with its case and ambulance loaded) as the wire shows it."""
+    from dispatch.alerts import ACTIONS
+
+    data = {
+        "id": alert.pk,
+        "kind": alert.kind,
+        "kind_label": str(alert.get_kind_display()),
+        "state": alert.state,
+        "case": alert.case_id,
+        "ambulance": alert.ambulance_id,
+        "admission": alert.admission_id,
+        "hospital": alert.hospital_id,
+        "since": _alert_since(alert),
+        "raised_at": alert.raised_at,
+        "repeats": alert.repeats,
+        "cleared_at": alert.cleared_at,
+        "cleared_by": alert.cleared_by,
+        "action": ACTIONS.get(alert.kind, ""),
+        "suggested_units": list(suggested_units or []),
+    }
+    return dict(AlertSerializer(data).data)

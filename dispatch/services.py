@@ -15,10 +15,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from dispatch import alerts, triage
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
 from dispatch.health import close_case_grants
 from dispatch.models import (
+    ACTIVE_CASE_STATUSES,
     UNIT_SERVING_STATUSES,
     Admission,
     AdmissionStatus,
@@ -29,7 +31,14 @@ from dispatch.models import (
     Hospital,
     UnitStatus,
 )
-from dispatch.selectors import current_case_of_unit, eta_between, open_admission_of_case, suggest_hospitals
+from dispatch.selectors import (
+    INCOMING_ADMISSION_STATUSES,
+    current_case_of_unit,
+    eta_between,
+    hospital_with_load as _hospital_with_load,
+    open_admission_of_case,
+    suggest_hospitals,
+)
 from dispatch.serializers import (
     AdmissionSerializer,
     AmbulanceSerializer,
@@ -125,18 +134,30 @@ def case_create(
     for_self: bool = True,
     complaint: str = "unknown",
     note: str = "",
+    triage: dict[str, bool] | None = None,
+    silent: bool = False,
     idempotency_key: str | None = None,
     fingerprint: str = "",
 ) -> tuple[Case, bool]:
     """One tap. Returns (case, created). The same key again returns the same case and raises no
-    second event; the same key with a different body is refused."""
+    second event; the same key with a different body is refused. The priority is derived from
+    the complaint and any answers already given (dispatch.triage), in the same transaction."""
     return _case_open(
         same_key=Q(caller=caller),
-        fields={"caller": caller, "for_self": for_self, "complaint": complaint, "note": note},
+        fields={
+            "caller": caller, "for_self": for_self, "complaint": complaint, "note": note, "silent": silent,
+            **_triaged_fields(complaint, triage),
+        },
         fix=fix,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
+
+
+def _triaged_fields(complaint: str, answers: dict[str, bool] | None) -> dict[str, Any]:
+    answers = {key: value for key, value in (answers or {}).items() if value is not None}
+    priority, reason = triage.derive(complaint=complaint, answers=answers)
+    return {"triage": answers, "priority": priority, "priority_reason": reason}
 
 
 def _case_open(
@@ -151,8 +172,13 @@ def _case_open(
     now = timezone.now()
     try:
         with transaction.atomic():
+            from dispatch.surge import possible_duplicate_of
+
             case = Case.objects.create(
                 **fields,
+                possible_duplicate_of_id=possible_duplicate_of(
+                    caller=fields.get("caller"), caller_phone=fields.get("caller_phone", ""), lat=fix.lat, lon=fix.lon, now=now
+                ),
                 lat=fix.lat,
                 lon=fix.lon,
                 accuracy_m=fix.accuracy_m,
@@ -165,6 +191,7 @@ def _case_open(
             # No reload: create() already holds the caller, and a new case has no unit, hospital
             # or admission (saying so spares the tap a query).
             case._prefetched_objects_cache = {"admissions": []}
+            alerts.alerts_on_case_opened(case=case, now=now)
             emit(_case_events(case, "case.created"), at=now)
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer with its case.
@@ -237,9 +264,90 @@ def case_cancel(*, case_id: int, reason: str = "") -> Case:
         case.cancel_reason = reason[:200]
         case.save()
         close_case_grants(case.pk)
+        events += alerts.alerts_on_case_ended(case=case, by="case.cancelled", now=now)
         case = _reload_case(case.pk)
         emit(_case_events(case, "case.cancelled") + events, at=now)
         return case
+
+
+# --- priority (dispatch.triage) ---------------------------------------------------------------
+# Never on a closed case: its place in the queue is gone, and its record must keep the priority it
+# was worked at.
+TRIAGEABLE = ACTIVE_CASE_STATUSES
+
+
+def _set_priority(case: Case, priority: int, reason: str, now: datetime, *, answers: dict | None = None) -> Case:
+    case.priority, case.priority_reason, case.updated_at = priority, reason[:300], now
+    fields = ["priority", "priority_reason", "updated_at"]
+    if answers is not None:
+        case.triage = answers
+        fields.append("triage")
+    case.save(update_fields=fields)
+    alerts.alerts_on_priority_change(case=case, now=now)
+    case = _reload_case(case.pk)
+    emit(_case_events(case, "case.triaged"), at=now)
+    return case
+
+
+def case_triage(*, case_id: int, priority: int, reason: str, user) -> Case:
+    """A dispatcher sets the priority (up or down) with a reason; the one way to lower it. The
+    reason is kept with who said it, as the console shows it."""
+    if priority not in triage.PRIORITIES:
+        raise InvalidField("priority", "Use 1 (immediately life-threatening), 2, 3 or 4 (non-urgent).")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise InvalidField("reason", "Say why, in words.")
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in TRIAGEABLE:
+            raise Conflict(f"The case is {case.status}; its priority can no longer change.", code="case_not_open")
+        # The account name, not the display name: it is one word in either language (the demo's
+        # display names are bilingual) and says exactly who decided.
+        who = user.get_username() if user is not None else "dispatcher"
+        return _set_priority(case, priority, f"{who}: {reason}", now)
+
+
+def case_answer_triage(*, case_id: int, caller, answers: dict[str, bool]) -> Case:
+    """The caller's answers to the first questions, following the tap. Merged with earlier ones
+    and re-derived; the case takes the more urgent of its priority and the derived one, so an
+    answer raises, never lowers (a dispatcher's override included). Answers are recorded and
+    announced even when the priority stays."""
+    unknown = sorted(set(answers) - set(triage.QUESTIONS))
+    if unknown:
+        raise InvalidField(unknown[0], f"Not a triage question; ask {', '.join(triage.QUESTIONS)}.")
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if caller is not None and case.caller_id != getattr(caller, "pk", None):
+            raise NotFound(f"No case with id {case_id}.")
+        if case.status not in TRIAGEABLE:
+            raise Conflict(f"The case is {case.status}; its triage is closed.", code="case_not_open")
+        merged = {**(case.triage or {}), **{k: v for k, v in answers.items() if v is not None}}
+        if merged == (case.triage or {}):
+            return _reload_case(case.pk)
+        priority, reason = triage.more_urgent(
+            (case.priority, case.priority_reason), triage.derive(complaint=case.complaint, answers=merged)
+        )
+        return _set_priority(case, priority, reason, now, answers=merged)
+
+
+def case_raise_from_archive(*, case_id: int, summary: dict[str, Any]) -> Case | None:
+    """The dispatcher has just read the patient's summary (a logged, granted read): what it holds
+    may raise the priority. Returns the case when it did, else None. Cheap when nothing changes:
+    the rule runs on the summary already in memory, and only a raise takes the lock."""
+    case = Case.objects.filter(pk=case_id).only("complaint", "priority", "status").first()
+    if case is None or case.status not in TRIAGEABLE:
+        return None
+    wanted = triage.archive_raise(complaint=case.complaint, summary=summary)
+    if wanted is None or wanted >= case.priority:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.status not in TRIAGEABLE or wanted >= case.priority:
+            return None
+        return _set_priority(case, wanted, triage.archive_reason(wanted), now)
 
 
 # --- dispatcher -----------------------------------------------------------------------------
@@ -257,6 +365,15 @@ def unit_assign(*, case_id: int, ambulance_id: int) -> Case:
             status=UnitStatus.DISPATCHED, status_at=now
         )
         if not claimed:
+            from dispatch.surge import release_unit_at_hospital
+
+            # In surge a unit at the hospital may be sent on at once: its case is closed as the
+            # crew's "available" press closes it, then the unit is claimed like any other.
+            if release_unit_at_hospital(ambulance_id=ambulance_id):
+                claimed = Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AVAILABLE).update(
+                    status=UnitStatus.DISPATCHED, status_at=now
+                )
+        if not claimed:
             if not Ambulance.objects.filter(pk=ambulance_id).exists():
                 raise InvalidField("ambulance", f"No ambulance with id {ambulance_id}.")
             raise Conflict("The unit is no longer available.", code="unit_unavailable")
@@ -264,9 +381,10 @@ def unit_assign(*, case_id: int, ambulance_id: int) -> Case:
         case.ambulance_id = ambulance_id
         case.notified_at = case.updated_at = now
         case.save(update_fields=["status", "ambulance", "notified_at", "updated_at"])
+        raised = alerts.alerts_on_assigned(case=case, ambulance_id=ambulance_id, now=now)
         case = _reload_case(case.pk)
         unit = case.ambulance
-        emit(_case_events(case, "case.assigned") + _unit_events(unit, "unit.status_changed"), at=now)
+        emit(_case_events(case, "case.assigned") + _unit_events(unit, "unit.status_changed") + raised, at=now)
         return case
 
 
@@ -309,6 +427,7 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
 
         admission_event = None
         admission = open_admission_of_case(case.pk)
+        was_incoming = admission is not None and admission.status in INCOMING_ADMISSION_STATUSES
         if status == "transporting":
             hospital = _destination(case, hospital_id)
             case.hospital = hospital
@@ -332,11 +451,20 @@ def unit_set_status(*, ambulance_id: int, status: str, hospital_id: int | None =
         case.save()
         unit.status, unit.status_at = unit_status, now
         unit.save(update_fields=["status", "status_at"])
+        alert_events = alerts.alerts_on_crew_step(case=case, ambulance_id=unit.pk, status=status, now=now)
+        if admission_event == "admission.opened":
+            alert_events += alerts.alerts_on_admission_opened(admission=admission, now=now)
+        elif admission_event:
+            alert_events += alerts.alerts_on_admission_closed(admission_id=admission.pk, by=f"admission.{admission.status}", now=now)
         case = _reload_case(case.pk)
-        events = _case_events(case, "case.status_changed") + _unit_events(unit, "unit.status_changed")
+        events = _case_events(case, "case.status_changed") + _unit_events(unit, "unit.status_changed") + alert_events
         if admission_event:
             # Reloaded after the case and the unit were saved, so it shows them as they now are.
             events += _admission_events(_reload_admission(admission.pk), admission_event)
+            if (admission.status in INCOMING_ADMISSION_STATUSES) != was_incoming:
+                # The hospital's incoming count (against its free beds) changed: every console
+                # that shows the hospital hears it, as it would a declaration.
+                events += _hospital_events(_hospital_with_load(admission.hospital_id))
         emit(events, at=now)
         return unit
 
@@ -418,6 +546,8 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
             unit.position_pushed_at = now
             fields.append("position_pushed_at")
         unit.save(update_fields=fields)
+        holds_case = case is not None and case.ambulance_id == unit.pk
+        alert_events = alerts.alerts_on_unit_fix(ambulance_id=unit.pk, holds_case=holds_case, now=now)
         unit_data = unit_payload(unit)
         crew = ambulance_stream(unit.pk)
         streams = [crew, DISPATCH_STREAM] if push else [crew]
@@ -441,8 +571,35 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
             # unit's moves are the next patient's business, not this caller's.
             if case.status in UNIT_SERVING_STATUSES:
                 events.append(Outgoing(case_stream(case.pk), "case.unit_moved", citizen_case_payload(case)))
-        emit(events, at=now)
+        emit(events + alert_events, at=now)
         return unit
+
+
+def unit_push_trailing_fix(*, ambulance_id: int, now: datetime) -> bool:
+    """The dispatch stream's throttle held back a unit's last fix and no newer one came to carry
+    it: push it now (called by the alerts tick once the throttle window is over). Claimed on the
+    locked unit row, so of several workers exactly one pushes. Returns whether it pushed."""
+    every = settings.UNIT_POSITION_PUSH_S
+    with transaction.atomic():
+        unit, case = _lock_unit_and_case(ambulance_id)
+        last = unit.position_pushed_at
+        if every <= 0 or last is None or unit.position_at is None or unit.position_at <= last:
+            return False
+        if (now - last).total_seconds() < every:
+            return False
+        # Conditional on the value read: on SQLite (no row locks) a second worker updates nothing.
+        if not Ambulance.objects.filter(pk=unit.pk, position_pushed_at=last).update(position_pushed_at=now):
+            return False
+        unit.position_pushed_at = now
+        events = [Outgoing(DISPATCH_STREAM, "unit.location_updated", unit_payload(unit))]
+        if case is not None and case.ambulance_id == unit.pk:
+            case = _reload_case(case.pk)
+            admission = open_admission_of_case(case.pk)
+            if admission and admission.status != AdmissionStatus.ARRIVED and case.status == CaseStatus.TRANSPORTING:
+                events.append(Outgoing(DISPATCH_STREAM, "admission.updated", admission_payload(_reload_admission(admission.pk))))
+            events.append(Outgoing(DISPATCH_STREAM, "case.unit_moved", staff_case_payload(case)))
+        emit(events, at=now)
+        return True
 
 
 # --- hospital -------------------------------------------------------------------------------
@@ -464,13 +621,22 @@ def admission_acknowledge(*, admission_id: int, registration_no: str, user) -> A
         admission.acknowledged_at = admission.updated_at = now
         admission.acknowledged_by = user
         admission.save()
+        cleared = alerts.alerts_on_admission_closed(admission_id=admission.pk, by="admission.acknowledged", now=now)
         admission = Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
-        emit(_admission_events(admission, "admission.acknowledged"), at=now)
+        emit(_admission_events(admission, "admission.acknowledged") + cleared, at=now)
         return admission
 
 
-def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_free_beds: int | None = None) -> Hospital:
-    """The emergency department declares diversion or its free beds; dispatch and crews route by it."""
+def hospital_set_status(
+    *,
+    hospital_id: int,
+    ed_status: str | None = None,
+    ed_free_beds: int | None = None,
+    unavailable_capabilities: list[str] | None = None,
+) -> Hospital:
+    """The emergency department declares diversion, its free beds, or services it has lost for now
+    (e.g. the cath lab: ``unavailable_capabilities: ["pci"]``, an empty list restores all);
+    dispatch and crews route by it."""
     now = timezone.now()
     with transaction.atomic():
         hospital = Hospital.objects.select_for_update().filter(pk=hospital_id).first()
@@ -483,9 +649,21 @@ def hospital_set_status(*, hospital_id: int, ed_status: str | None = None, ed_fr
         if ed_free_beds is not None and ed_free_beds != hospital.ed_free_beds:
             hospital.ed_free_beds = ed_free_beds
             changed.append("ed_free_beds")
+        if unavailable_capabilities is not None:
+            lost = sorted(set(unavailable_capabilities))
+            unknown = [c for c in lost if c not in (hospital.capabilities or ())]
+            if unknown:
+                raise InvalidField(
+                    "unavailable_capabilities",
+                    f"{', '.join(unknown)} is not among this hospital's capabilities ({', '.join(hospital.capabilities or ()) or 'none'}).",
+                )
+            if lost != sorted(hospital.unavailable_capabilities or ()):
+                hospital.unavailable_capabilities = lost
+                changed.append("unavailable_capabilities")
         if not changed:
-            return hospital
+            return _hospital_with_load(hospital.pk)
         hospital.save(update_fields=changed)
+        hospital = _hospital_with_load(hospital.pk)
         emit(_hospital_events(hospital), at=now)
         return hospital
 
@@ -530,6 +708,62 @@ def hospital_register(*, hospital: Hospital) -> Hospital:
     with transaction.atomic():
         hospital.save()
         emit(_hospital_events(hospital), at=now)
+        return hospital
+
+
+UNIT_REFERENCE_FIELDS = ("call_sign", "station", "level", "phone")
+HOSPITAL_REFERENCE_FIELDS = ("code", "name_zh", "name_en", "lat", "lon", "capabilities")
+
+
+def unit_update(*, ambulance_id: int, changes: dict) -> Ambulance:
+    """An operator edits a unit's reference data (call sign, station, level, phone). Consoles hold
+    the unit, and cases and admissions show its call sign and phone, so each is announced again."""
+    unknown = set(changes) - set(UNIT_REFERENCE_FIELDS)
+    if unknown:
+        raise InvalidField(sorted(unknown)[0], "Only a unit's call sign, station, level and phone are edited here.")
+    now = timezone.now()
+    with transaction.atomic():
+        unit, case = _lock_unit_and_case(ambulance_id)
+        changed = [field for field, value in changes.items() if getattr(unit, field) != value]
+        if not changed:
+            return unit
+        for field in changed:
+            setattr(unit, field, changes[field])
+        # Only these columns: a status or GPS fix written meanwhile by the crew is never rolled back.
+        unit.save(update_fields=changed)
+        events = _unit_events(unit, "unit.updated")
+        if case is not None:
+            events += _case_events(_reload_case(case.pk), "case.details_changed")
+            admission = open_admission_of_case(case.pk)
+            if admission is not None:
+                events += _admission_events(admission, "admission.updated")
+        emit(events, at=now)
+        return unit
+
+
+def hospital_update(*, hospital_id: int, changes: dict) -> Hospital:
+    """An operator edits a hospital's reference data (code, names, position, capabilities). Routing
+    consoles hold the hospital (``hospital.status_changed`` carries the whole entity), and active
+    cases heading there show its code, names and position."""
+    unknown = set(changes) - set(HOSPITAL_REFERENCE_FIELDS)
+    if unknown:
+        raise InvalidField(sorted(unknown)[0], "Only a hospital's code, names, position and capabilities are edited here.")
+    now = timezone.now()
+    with transaction.atomic():
+        hospital = Hospital.objects.select_for_update().filter(pk=hospital_id).first()
+        if hospital is None:
+            raise NotFound(f"No hospital with id {hospital_id}.")
+        changed = [field for field, value in changes.items() if getattr(hospital, field) != value]
+        if not changed:
+            return hospital
+        for field in changed:
+            setattr(hospital, field, changes[field])
+        hospital.save(update_fields=changed)
+        events = _hospital_events(hospital)
+        heading_there = Case.objects.filter(hospital_id=hospital_id, status__in=ACTIVE_CASE_STATUSES).order_by("pk")
+        for case_id in heading_there.values_list("pk", flat=True):
+            events += _case_events(_reload_case(case_id), "case.details_changed")
+        emit(events, at=now)
         return hospital
 
 
@@ -649,6 +883,7 @@ def case_reassign(*, case_id: int, ambulance_id: int, replacing_id: int | None =
         case.notified_at = case.updated_at = now
         case.en_route_at = None
         case.save(update_fields=["status", "ambulance", "notified_at", "en_route_at", "updated_at"])
+        alert_events = alerts.alerts_on_reassigned(case=case, old_ambulance_id=old.pk, ambulance_id=ambulance_id, now=now)
         case = _reload_case(case.pk)
         # The same builders as every other case event (one payload per audience).
         by_stream = {e.stream: e.data for e in _case_events(case, "case.reassigned")}
@@ -662,7 +897,7 @@ def case_reassign(*, case_id: int, ambulance_id: int, replacing_id: int | None =
             Outgoing(ambulance_stream(old.pk), "case.reassigned", staff_view),
         ]
         events += _unit_events(old, "unit.status_changed") + _unit_events(case.ambulance, "unit.status_changed")
-        emit(events, at=now)
+        emit(events + alert_events, at=now)
         return case
 
 
@@ -688,13 +923,19 @@ def case_set_hospital(*, case_id: int, hospital_id: int) -> Case:
             if admission is not None:
                 admission.status, admission.updated_at = AdmissionStatus.CANCELLED, now
                 admission.save(update_fields=["status", "updated_at"])
+                events += alerts.alerts_on_admission_closed(admission_id=admission.pk, by="admission.cancelled", now=now)
                 admission = Admission.objects.select_related("case", "ambulance").get(pk=admission.pk)
                 events += _admission_events(admission, "admission.updated")
             case.hospital = hospital
             case.updated_at = now
             case.save(update_fields=["hospital", "updated_at"])
             opened = _open_admission(case, unit, hospital, now)
+            events += alerts.alerts_on_admission_opened(admission=opened, now=now)
             events += _admission_events(opened, "admission.opened")
+            # Both hospitals' incoming counts changed (one patient fewer, one more).
+            if admission is not None:
+                events += _hospital_events(_hospital_with_load(admission.hospital_id))
+            events += _hospital_events(_hospital_with_load(hospital.pk))
         else:
             case.hospital = hospital
             case.updated_at = now
@@ -717,6 +958,8 @@ def case_create_phoned_in(
     for_self: bool = True,
     complaint: str = "unknown",
     note: str = "",
+    triage: dict[str, bool] | None = None,
+    silent: bool = False,
     idempotency_key: str | None = None,
     fingerprint: str = "",
 ) -> tuple[Case, bool]:
@@ -735,6 +978,8 @@ def case_create_phoned_in(
             "for_self": for_self,
             "complaint": complaint,
             "note": note,
+            "silent": silent,
+            **_triaged_fields(complaint, triage),
         },
         fix=fix,
         idempotency_key=idempotency_key,

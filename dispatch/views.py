@@ -49,5 +49,6 @@ def dispatch_console(request):
         # Seconds a case may wait for a unit before the console alarms (UNASSIGNED_ALERT_S).
         "unassigned_alert_s": settings.UNASSIGNED_ALERT_S,
         "tile_url": settings.MAP_TILE_URL,
+        "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
     }
     return TemplateResponse(request, "dispatch/console.html", {"labels": CONSOLE_LABELS, "config": config})

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from dispatch.inputs import FixInputSerializer
 from dispatch.models import Complaint
 from dispatch.serializers import CitizenCaseSerializer
+from dispatch.triage_api import TriageAnswersSerializer
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -31,6 +32,9 @@ class MeSerializer(serializers.Serializer):
     name = serializers.CharField()
     phone = serializers.CharField(allow_null=True)
     role = serializers.CharField()
+    supervisor = serializers.BooleanField(
+        help_text="A shift supervisor (a dispatcher who may declare surge mode, update units in bulk and read reports)."
+    )
     ambulance = serializers.IntegerField(allow_null=True, help_text="The unit a crew member is bound to.")
     hospital = serializers.IntegerField(allow_null=True, help_text="The hospital a hospital user is bound to.")
 
@@ -39,6 +43,12 @@ class SosSerializer(FixInputSerializer):
     for_self = serializers.BooleanField(default=True, help_text="False when calling for a relative or a passer-by.")
     complaint = serializers.ChoiceField(choices=Complaint.choices, default=Complaint.UNKNOWN)
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    triage = TriageAnswersSerializer(
+        required=False, help_text="Answers to the first questions, if the caller gave any before tapping (they may follow)."
+    )
+    silent = serializers.BooleanField(
+        default=False, help_text="The caller cannot speak (deaf, or hiding): the centre texts on the case, never calls back."
+    )
 
 
 class CancelSerializer(serializers.Serializer):

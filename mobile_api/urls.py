@@ -1,5 +1,6 @@
 from django.urls import path
 
+from dispatch import triage_api
 from mobile_api import views
 
 urlpatterns = [
@@ -12,4 +13,6 @@ urlpatterns = [
     path("cases/<int:case_id>", views.CaseView.as_view(), name="case"),
     path("cases/<int:case_id>/location", views.CaseLocationView.as_view(), name="case-location"),
     path("cases/<int:case_id>/cancel", views.CaseCancelView.as_view(), name="case-cancel"),
+    path("cases/<int:case_id>/triage", triage_api.CaseTriageView.as_view(), name="case-triage"),
+    path("cases/<int:case_id>/messages", triage_api.CaseMessagesView.as_view(), name="case-messages"),
 ]

@@ -170,6 +170,7 @@ class MeView(APIView):
                 "name": user.first_name,
                 "phone": user.phone,
                 "role": user.role,
+                "supervisor": user.is_supervisor,
                 "ambulance": selectors.ambulance_of_crew(user),
                 "hospital": selectors.hospital_of_staff(user),
             }
@@ -210,6 +211,8 @@ class SosView(APIView):
             for_self=values["for_self"],
             complaint=values["complaint"],
             note=values["note"],
+            triage=values.get("triage"),
+            silent=values["silent"],
             idempotency_key=key,
             fingerprint=idempotency.fingerprint(request.data),
         )

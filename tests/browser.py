@@ -52,7 +52,7 @@ PHONE = {"width": 390, "height": 844}
 
 __all__ = [
     "BROWSER_TZ", "CHROMIUM", "CITIZEN", "DEMO_PASSWORD", "DESKTOP", "DISPATCHER", "PHONE", "TABLET",
-    "TIMEOUT_MS", "Site", "access_log", "api", "assert_same_document", "backdate", "browser",
+    "TIMEOUT_MS", "Site", "access_log", "alert_due_now", "api", "assert_same_document", "backdate", "browser",
     "chromium_path", "citizen_with_archive", "csp_violations", "dispatch_last_seq", "local_hms",
     "login", "mark_document", "new_page", "page", "save_screenshot", "screenshot_dir", "sign_in", "site", "tap",
     "viewport", "watch_health_reads",
@@ -169,7 +169,8 @@ class new_page:
     either when closed. `with new_page(browser, viewport=TABLET) as page: ...` for a second page in
     one test (e.g. a crew tablet next to the dispatcher)."""
 
-    def __init__(self, browser, *, viewport=None, locale: str = "zh-CN", **context_options):
+    # The browser's language picks the page's (LocaleMiddleware): English unless a test asks for zh-CN.
+    def __init__(self, browser, *, viewport=None, locale: str = "en-US", **context_options):
         self.context = browser.new_context(
             timezone_id=BROWSER_TZ, locale=locale, viewport=viewport or DESKTOP, **context_options
         )
@@ -308,4 +309,15 @@ def backdate(site: Site, case_id: int, *, seconds: int) -> None:
         conn.execute(
             "UPDATE dispatch_case SET received_at = ? WHERE id = ?",
             (then.replace(tzinfo=None).isoformat(sep=" "), case_id),
+        )
+
+
+def alert_due_now(site: Site, case_id: int, kind: str = "case_unassigned") -> None:
+    """Make a case's pending escalation clock due now (its due_at was fixed when it was armed, so
+    backdating the case alone never raises it); the server's ticker (ALERT_TICK_S) then raises it."""
+    now = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with sqlite3.connect(site.db_path, timeout=20) as conn:
+        conn.execute(
+            "UPDATE dispatch_alert SET due_at = ? WHERE case_id = ? AND kind = ? AND state = 'pending'",
+            (now.replace(tzinfo=None).isoformat(sep=" "), case_id, kind),
         )

@@ -199,3 +199,17 @@ def pytest_terminal_summary(terminalreporter):
     directory = getattr(browser, "_screenshot_dir", None) if browser else None
     if directory is not None:
         terminalreporter.write_line(f"onekey120: console screenshots in {directory}")
+
+
+@pytest.fixture
+def supervisor(db):
+    """A shift supervisor: a dispatcher who may also declare surge and update units in bulk."""
+    user = make_user("supervisor1", Role.DISPATCHER)
+    user.supervisor = True
+    user.save(update_fields=["supervisor"])
+    return user
+
+
+@pytest.fixture
+def as_supervisor(supervisor):
+    return api_client(supervisor)

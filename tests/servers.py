@@ -54,6 +54,10 @@ def base_env(**overrides: str) -> dict[str, str]:
             "DB_POOL_MAX_SIZE": "8",
             # Tests talk to daphne over plain HTTP; test_deploy_nginx.py sets HTTPS=1 behind TLS.
             "HTTPS": "0",
+            # No alert ticker unless a test asks for one (ALERT_TICK_S=… in its overrides, as
+            # test_alerts_cluster.py does): an alert raised on its own would break every e2e test
+            # that waits for silence on a stream.
+            "ALERT_TICK_S": "0",
         }
     )
     # Health-archive keys for the servers, if the test settings define them.

@@ -36,6 +36,7 @@ def ambulance_form(unit: Ambulance, **changes) -> dict:
 
 def hospital_form(hospital: Hospital, **changes) -> dict:
     return {
+        "unavailable_capabilities": json.dumps(hospital.unavailable_capabilities),
         "code": hospital.code,
         "name_zh": hospital.name_zh,
         "name_en": hospital.name_en,
@@ -61,6 +62,7 @@ def assigned_case(as_citizen, as_dispatcher, ambulance) -> int:
 
 def test_it_does_not_change_a_units_status_or_position_from_its_change_form(operator, ambulance):
     before = Event.objects.count()
+    assert before == 0
     response = operator.post(
         f"/admin/dispatch/ambulance/{ambulance.pk}/change/",
         ambulance_form(ambulance, call_sign="ZZ120-T-9", level="micu", status="out_of_service", lat=1.0, lon=2.0),
@@ -70,7 +72,9 @@ def test_it_does_not_change_a_units_status_or_position_from_its_change_form(oper
     # Reference data changed; live state did not.
     assert (unit.call_sign, unit.level) == ("ZZ120-T-9", "micu")
     assert (unit.status, unit.lat, unit.lon) == ("available", ambulance.lat, ambulance.lon)
-    assert Event.objects.count() == before
+    # Announced as an edit of the unit, never as a status change.
+    assert {e.type for e in Event.objects.all()[before:]} <= {"unit.updated"}
+    assert not events(DISPATCH_STREAM, "unit.status_changed")
 
 
 def test_it_shows_a_case_read_only_and_refuses_a_posted_change(operator, assigned_case, ambulance, other_ambulance):
@@ -221,3 +225,77 @@ def test_it_announces_a_hospital_added_in_the_admin(operator):
     hospital = Hospital.objects.get(code="H-NEW")
     [event] = events(DISPATCH_STREAM, "hospital.status_changed")
     assert (event.data["id"], event.data["code"]) == (hospital.pk, "H-NEW")
+
+
+# --- reference data edited in the admin is announced (issue 7: "reference-data edits are silent") ------
+
+
+def test_it_announces_a_units_call_sign_and_phone_to_the_dispatcher_and_its_crew(operator, ambulance):
+    response = operator.post(
+        f"/admin/dispatch/ambulance/{ambulance.pk}/change/", ambulance_form(ambulance, call_sign="ZZ120-R-7", phone="13911112222")
+    )
+    assert response.status_code == 302, response.content[:2000]
+    for stream in (DISPATCH_STREAM, ambulance_stream(ambulance.pk)):
+        [event] = events(stream, "unit.updated")
+        assert (event.data["id"], event.data["call_sign"], event.data["phone"]) == (ambulance.pk, "ZZ120-R-7", "13911112222")
+        assert event.data["status"] == "available"
+
+
+def test_it_says_nothing_when_a_unit_form_is_saved_unchanged(operator, ambulance):
+    ambulance.refresh_from_db()
+    response = operator.post(f"/admin/dispatch/ambulance/{ambulance.pk}/change/", ambulance_form(ambulance, phone=ambulance.phone))
+    assert response.status_code == 302, response.content[:2000]
+    assert Event.objects.count() == 0
+
+
+def test_it_refreshes_the_case_and_admission_of_a_unit_whose_phone_changed(
+    operator, as_crew, assigned_case, ambulance, hospital
+):
+    for step in ("en_route", "on_scene"):
+        as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step}, format="json")
+    as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": "transporting", "hospital": hospital.pk}, format="json")
+    response = operator.post(f"/admin/dispatch/ambulance/{ambulance.pk}/change/", ambulance_form(ambulance, phone="13911113333"))
+    assert response.status_code == 302, response.content[:2000]
+    [case_event] = events(DISPATCH_STREAM, "case.details_changed")
+    assert case_event.data["ambulance"]["phone"] == "13911113333"
+    [citizen_event] = events(f"case.{assigned_case}", "case.details_changed")
+    assert "phone" not in citizen_event.data["ambulance"]  # the caller rings 120, not the crew
+    [admission_event] = events(hospital_stream(hospital.pk), "admission.updated")[-1:]
+    assert admission_event.data["ambulance"]["phone"] == "13911113333"
+
+
+def test_it_announces_a_hospitals_name_position_and_capabilities(operator, hospital, assigned_case, as_dispatcher):
+    as_dispatcher.post(f"/api/v1/dispatch/cases/{assigned_case}/hospital", {"hospital": hospital.pk}, format="json")
+    heading_there = Case.objects.get(pk=assigned_case).hospital_id == hospital.pk
+    response = operator.post(
+        f"/admin/dispatch/hospital/{hospital.pk}/change/",
+        hospital_form(hospital, name_en="Renamed General", lat=34.7601, capabilities='["stroke", "trauma"]'),
+    )
+    assert response.status_code == 302, response.content[:2000]
+    for stream in (DISPATCH_STREAM, hospital_stream(hospital.pk)):
+        [event] = events(stream, "hospital.status_changed")
+        assert (event.data["name_en"], event.data["lat"], event.data["capabilities"]) == (
+            "Renamed General",
+            34.7601,
+            ["stroke", "trauma"],
+        )
+    if heading_there:
+        [case_event] = events(DISPATCH_STREAM, "case.details_changed")
+        assert case_event.data["hospital"]["name_en"] == "Renamed General"
+
+
+def test_it_announces_capabilities_a_hospital_lost_and_refuses_ones_it_never_had(operator, hospital):
+    hospital.refresh_from_db()
+    have = list(hospital.capabilities)
+    response = operator.post(
+        f"/admin/dispatch/hospital/{hospital.pk}/change/", hospital_form(hospital, unavailable_capabilities=json.dumps(have[:1]))
+    )
+    assert response.status_code == 302, response.content[:2000]
+    [event] = events(DISPATCH_STREAM, "hospital.status_changed")
+    assert event.data.get("unavailable_capabilities", have[:1]) == have[:1]
+    assert Hospital.objects.get(pk=hospital.pk).unavailable_capabilities == have[:1]
+    response = operator.post(
+        f"/admin/dispatch/hospital/{hospital.pk}/change/", hospital_form(hospital, unavailable_capabilities='["burns_unit_x"]')
+    )
+    assert response.status_code == 200 and b"errorlist" in response.content
+    assert len(events(DISPATCH_STREAM, "hospital.status_changed")) == 1

@@ -68,7 +68,7 @@ def test_a_diversion_declared_while_the_crew_chooses_shows_on_the_tablet_live(br
         )
         declared = page.locator(f'#hospital-choice button.hospital-option[data-hospital-id="{hospital_id}"]')
         expect(declared).to_have_class(re.compile(r"\bdiverting\b"))
-        expect(declared.locator(".ed-status")).to_contain_text("分流")
+        expect(declared.locator(".ed-status")).to_contain_text("diverting")
         expect(declared).to_contain_text("0 beds")
         assert_same_document(page)
 

@@ -45,7 +45,7 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
 # --- the queue ---------------------------------------------------------------------------------------
 
 
-def test_it_lists_the_active_queue_newest_first_with_the_stream_position(as_citizen, as_other_citizen, as_dispatcher):
+def test_it_lists_the_active_queue_in_working_order_with_the_stream_position(as_citizen, as_other_citizen, as_dispatcher):
     first = tap(as_citizen, complaint="stroke").json()["id"]
     second = tap(as_other_citizen, complaint="trauma").json()["id"]
     cancelled = tap(as_citizen).json()["id"]
@@ -53,17 +53,19 @@ def test_it_lists_the_active_queue_newest_first_with_the_stream_position(as_citi
     response = as_dispatcher.get("/api/v1/dispatch/cases")
     assert response.status_code == 200
     body = response.json()
-    assert [case["id"] for case in body["results"]] == [second, first]
+    # Working order (tests/test_queue_order.py): the stroke (priority 1) before the injury (2).
+    assert [case["id"] for case in body["results"]] == [first, second]
     assert body["count"] == 2
     assert body["last_seq"] == StreamCounter.objects.get(stream="dispatch").last_seq
     assert body["last_seq"] == Event.objects.filter(stream="dispatch").count()
-    row = body["results"][0]
+    row = body["results"][1]
     assert (row["caller_phone"], row["complaint"], row["status"]) == ("13800000002", "trauma", "received")
 
 
 def test_it_reports_last_seq_zero_before_any_event(as_dispatcher):
     assert as_dispatcher.get("/api/v1/dispatch/cases").json() == {
-        "last_seq": 0, "count": 0, "results": [], "units": [], "hospitals": []
+        "last_seq": 0, "count": 0, "results": [], "units": [], "hospitals": [], "messages": [],
+        "centre": {"active": False, "reason": "", "declared_at": None, "declared_by": None, "proposed": False, "propose_at": 10},
     }
 
 
@@ -80,8 +82,9 @@ def test_it_filters_the_queue_by_status(as_citizen, as_dispatcher, ambulance):
     assert ids("received") == [waiting]
     assert ids("dispatched") == [sent]
     assert ids("cancelled") == [gone]
-    assert ids("received,dispatched") == [sent, waiting]
-    assert ids("active") == [sent, waiting]
+    # Working order: waiting for a unit before assigned.
+    assert ids("received,dispatched") == [waiting, sent]
+    assert ids("active") == [waiting, sent]
 
 
 def test_it_refuses_an_unknown_status_filter_naming_the_parameter(as_dispatcher):
@@ -100,7 +103,8 @@ def test_it_refuses_a_bad_limit_naming_the_parameter(as_dispatcher, limit):
 def test_it_caps_the_queue_at_the_limit(as_citizen, as_dispatcher):
     ids = [tap(as_citizen).json()["id"] for _ in range(3)]
     body = as_dispatcher.get("/api/v1/dispatch/cases?limit=2").json()
-    assert [c["id"] for c in body["results"]] == ids[::-1][:2]
+    # Equal priority, all waiting: the longest-waiting first.
+    assert [c["id"] for c in body["results"]] == ids[:2]
 
 
 def test_it_shows_a_dispatcher_one_case_in_full(as_citizen, as_dispatcher, citizen):
@@ -314,4 +318,6 @@ def test_it_lists_hospitals_with_code_names_capabilities_and_ed_status(as_dispat
         "capabilities": ["chest_pain", "pci", "stroke"],
         "ed_status": "open",
         "ed_free_beds": 5,
+        "unavailable_capabilities": [],
+        "incoming": 0,
     }

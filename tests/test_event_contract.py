@@ -17,7 +17,13 @@ import copy
 
 import pytest
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from dispatch import selectors
+from dispatch.alerts import alerts_tick
+from dispatch import services as dispatch_services
 from dispatch.events import EVENT_TYPES, stream_kind
 from dispatch.models import ACTIVE_CASE_STATUSES, UNIT_HOLDING_STATUSES
 from tests.conftest import tap
@@ -26,7 +32,7 @@ ACTIVE = {str(s) for s in ACTIVE_CASE_STATUSES}
 HOLDING = {str(s) for s in UNIT_HOLDING_STATUSES}
 OPEN_ADMISSION = {"incoming", "acknowledged", "arrived"}
 # Derived per reader or per ranking, not entity state; consoles refetch them (see the module doc).
-NOT_STATE = ("health_summary", "suggested_hospitals", "last_seq")
+NOT_STATE = ("health_summary", "suggested_hospitals", "last_seq", "suggested_units")
 
 
 # --- snapshots, as each console reads them -------------------------------------------------------
@@ -36,12 +42,24 @@ def _without(data: dict, keys=NOT_STATE) -> dict:
     return {k: v for k, v in data.items() if k not in keys}
 
 
+def _alerts(body: dict) -> dict:
+    return {a["id"]: _without(a) for a in body["results"]}
+
+
 def dispatch_snapshot(client) -> tuple[int, dict]:
+    # Two snapshots of one stream: resume from the older position (replaying an event onto a
+    # newer entity is harmless, every event carries the whole entity).
+    alerts = client.get("/api/v1/dispatch/alerts").json()
     body = client.get("/api/v1/dispatch/cases?limit=1000").json()
-    return body["last_seq"], {
+    return min(alerts["last_seq"], body["last_seq"]), {
+        "alerts": _alerts(alerts),
         "cases": {c["id"]: c for c in body["results"]},
         "units": {u["id"]: u for u in body["units"]},
         "hospitals": {h["id"]: h for h in body["hospitals"]},
+        # Surge mode, declared or proposed (centre.surge_changed replaces it).
+        "centre": body.get("centre"),
+        # Silent calls' texts on the listed cases (case.message adds one; a case leaving drops them).
+        "messages": {m["id"]: m for m in body.get("messages", [])},
     }
 
 
@@ -54,8 +72,10 @@ def ambulance_snapshot(client, ambulance_id: int) -> tuple[int, dict]:
 
 
 def hospital_snapshot(client, hospital_id: int) -> tuple[int, dict]:
+    alerts = client.get(f"/api/v1/hospitals/{hospital_id}/alerts").json()
     body = client.get(f"/api/v1/hospitals/{hospital_id}/admissions").json()
-    return body["last_seq"], {
+    return min(alerts["last_seq"], body["last_seq"]), {
+        "alerts": _alerts(alerts),
         "hospital": body["hospital"],
         "admissions": {a["id"]: _without(a) for a in body["results"]},
     }
@@ -64,9 +84,12 @@ def hospital_snapshot(client, hospital_id: int) -> tuple[int, dict]:
 def case_snapshot(client, case_id: int) -> tuple[int, dict]:
     response = client.get(f"/api/v1/cases/{case_id}")
     if response.status_code == 404:
-        return 0, {"case": None}  # before the tap: the stream is empty too
+        return 0, {"case": None, "messages": {}}  # before the tap: the stream is empty too
     body = response.json()
-    return body["last_seq"], {"case": _without(body)}
+    # The texts of a silent call are their own snapshot, read at the same stream's position.
+    texts = client.get(f"/api/v1/cases/{case_id}/messages").json()
+    assert texts["last_seq"] >= body["last_seq"]
+    return body["last_seq"], {"case": _without(body), "messages": {m["id"]: m for m in texts["results"]}}
 
 
 # --- the reducer a console runs -------------------------------------------------------------------
@@ -83,18 +106,34 @@ def _nest_admission(case: dict | None, admission: dict) -> None:
 
 def apply_event(kind: str, state: dict, event_type: str, data: dict, *, owner: int | None = None) -> None:
     entity = event_type.split(".", 1)[0]
+    if entity == "alert":
+        # Raised alerts are listed; a cleared one leaves the list.
+        assert kind in ("dispatch", "hospital"), kind
+        if data["state"] == "raised":
+            state["alerts"][data["id"]] = _without(data)
+        else:
+            state["alerts"].pop(data["id"], None)
+        return
+    if event_type == "case.message":
+        # The data is the message, not the case: it joins the case's texts.
+        assert kind in ("dispatch", "case"), kind
+        state["messages"][data["id"]] = data
+        return
     if kind == "dispatch":
         if entity == "case":
             if data["status"] in ACTIVE:
                 state["cases"][data["id"]] = data
             else:
                 state["cases"].pop(data["id"], None)
+                state["messages"] = {k: m for k, m in state["messages"].items() if m["case"] != data["id"]}
         elif entity == "unit":
             state["units"][data["id"]] = data
         elif entity == "admission":
             _nest_admission(state["cases"].get(data["case"]), data)
         elif entity == "hospital":
             state["hospitals"][data["id"]] = data
+        elif entity == "centre":
+            state["centre"] = data
         else:
             raise AssertionError(f"no dispatch reducer for {event_type}")
     elif kind == "ambulance":
@@ -177,7 +216,7 @@ class Consoles:
         result = action()
         if isinstance(result, tuple) and result and result[0] == "new_case":
             self.cases.append(result[1])
-            before[f"case.{result[1]}"] = (result[1], (0, {"case": None}))
+            before[f"case.{result[1]}"] = (result[1], (0, {"case": None, "messages": {}}))
         produced: dict[str, list[str]] = {}
         for name, owner, read in self.streams():
             seq, state = before[name][1]
@@ -231,7 +270,7 @@ def post(client, path, body=None, status=200):
     return ok(client.post(f"/api/v1/{path}", body or {}, format="json"), status)
 
 
-def run_whole_shift(c: Consoles, *, citizen, dispatcher, crew_a, crew_b, hospital_staff, a, b, h1, h2):
+def run_whole_shift(c: Consoles, *, citizen, dispatcher, crew_a, crew_b, hospital_staff, a, b, h1, h2, supervisor=None):
     """Every action a shift has, each verified on every stream."""
 
     def gps(lat, lon):
@@ -241,22 +280,43 @@ def run_whole_shift(c: Consoles, *, citizen, dispatcher, crew_a, crew_b, hospita
         return lambda: post(crew_a, f"ambulances/{a}/status", {"status": status, **extra})
 
     (_, case), _ = c.verify(lambda: _new_case(citizen, complaint="chest_pain"), expect={"case.created"})
+    # Silent call texts, both ways, and triage: the caller's answers, then a dispatcher's override.
+    c.verify(lambda: post(citizen, f"cases/{case}/messages", {"text": "I cannot talk"}, 201), expect={"case.message"})
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/messages", {"text": "Help is coming"}, 201), expect={"case.message"})
+    c.verify(lambda: post(citizen, f"cases/{case}/triage", {"breathing_normally": False}), expect={"case.triaged"})
     moved = lambda lat, lon: lambda: post(citizen, f"cases/{case}/location", {"lat": lat, "lon": lon})  # noqa: E731
     c.verify(moved(34.7470, 113.6260), expect={"case.location_updated"})
+    # Nobody assigned it for 31 s (priority 1): the alert is raised; the assignment clears it.
+    c.verify(lambda: alerts_tick(now=timezone.now() + timedelta(seconds=31)), expect={"alert.raised"})
     c.verify(gps(34.7800, 113.6900), expect={"unit.location_updated"})
     c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/assign", {"ambulance": a}), expect={"case.assigned", "unit.status_changed"})
     c.verify(gps(34.7700, 113.6700), expect={"case.unit_moved", "unit.location_updated"})
     c.verify(moved(34.7475, 113.6265), expect={"case.location_updated"})
+    # A change of priority while a unit holds the case reaches its crew too.
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/triage", {"priority": 2, "reason": "breathing again"}), expect={"case.triaged"})
     c.verify(press("en_route"), expect={"case.status_changed"})
     c.verify(gps(34.7550, 113.6400), expect={"case.unit_moved"})
     c.verify(press("on_scene"))
     c.verify(press("transporting", hospital=h1), expect={"admission.opened"})
     c.verify(gps(34.7600, 113.6600), expect={"admission.updated", "case.unit_moved"})
     admission = selectors.open_admission_of_case(case).pk
+    # The hospital has not answered in 2 minutes (and the unit's GPS went silent): the board is
+    # asked, the dispatcher told; the acknowledgement clears it on both.
+    c.verify(lambda: alerts_tick(now=timezone.now() + timedelta(seconds=121)), expect={"alert.raised"})
     c.verify(lambda: post(hospital_staff, f"admissions/{admission}/acknowledge", {"registration_no": "ED-1"}), expect={"admission.acknowledged"})
+    # An operator edits the unit in the admin: its crew, its case and its admission all show the new phone.
+    c.verify(
+        lambda: dispatch_services.unit_update(ambulance_id=a, changes={"phone": "13912340000", "call_sign": "ZZ120-EDIT"}),
+        expect={"unit.updated", "case.details_changed", "admission.updated"},
+    )
     c.verify(lambda: post(hospital_staff, f"hospitals/{h1}/status", {"ed_status": "diverting", "ed_free_beds": 1}), expect={"hospital.status_changed"})
     # The dispatcher sends the patient elsewhere on the way: one admission cancelled, one opened.
     c.verify(lambda: post(dispatcher, f"dispatch/cases/{case}/hospital", {"hospital": h2}), expect={"case.hospital_changed", "admission.opened"})
+    # ... and renames the hospital the case now heads to.
+    c.verify(
+        lambda: dispatch_services.hospital_update(hospital_id=h2, changes={"name_en": "Renamed General", "lat": 34.7544}),
+        expect={"hospital.status_changed", "case.details_changed"},
+    )
     c.verify(gps(34.7545, 113.6110), expect={"admission.updated"})
     c.verify(press("at_hospital"))
     c.verify(press("handed_over"))
@@ -276,14 +336,30 @@ def run_whole_shift(c: Consoles, *, citizen, dispatcher, crew_a, crew_b, hospita
     # A unit out of service and back, with no case.
     c.verify(lambda: post(crew_b, f"ambulances/{b}/status", {"status": "out_of_service"}))
     c.verify(lambda: post(crew_b, f"ambulances/{b}/status", {"status": "available"}))
+    if supervisor is not None:
+        run_surge(c, citizen=citizen, dispatcher=dispatcher, supervisor=supervisor, a=a, b=b)
+
+
+def run_surge(c: Consoles, *, citizen, dispatcher, supervisor, a, b):
+    """Surge (issue 8): a duplicate tap merged into the first, surge mode, a mass unit update."""
+    (_, first), _ = c.verify(lambda: _new_case(citizen, complaint="trauma"))
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{first}/assign", {"ambulance": b}))
+    (_, again), _ = c.verify(lambda: _new_case(citizen, complaint="trauma"))
+    c.verify(lambda: post(dispatcher, f"dispatch/cases/{again}/merge", {"into": first}), expect={"case.merged"})
+    c.verify(lambda: post(supervisor, "dispatch/surge", {"active": True, "reason": "rainstorm"}), expect={"centre.surge_changed"})
+    c.verify(lambda: post(supervisor, "ambulances/bulk-status", {"ambulances": [a, b], "status": "out_of_service", "reason": "road flooded"}))
+    c.verify(lambda: post(supervisor, "ambulances/bulk-status", {"ambulances": [a], "status": "available", "reason": "road open"}))
+    c.verify(lambda: post(supervisor, "dispatch/surge", {"active": False}), expect={"centre.surge_changed"})
 
 
 def test_it_keeps_every_console_equal_to_a_fresh_snapshot_and_covers_every_event_type(
-    consoles, as_citizen, as_dispatcher, as_crew, as_other_crew, as_hospital, ambulance, other_ambulance, hospital, other_hospital
+    consoles, as_citizen, as_dispatcher, as_crew, as_other_crew, as_hospital, ambulance, other_ambulance, hospital, other_hospital,
+    as_supervisor,
 ):
     run_whole_shift(
         consoles, citizen=as_citizen, dispatcher=as_dispatcher, crew_a=as_crew, crew_b=as_other_crew,
         hospital_staff=as_hospital, a=ambulance.pk, b=other_ambulance.pk, h1=hospital.pk, h2=other_hospital.pk,
+        supervisor=as_supervisor,
     )
     declared = {(event_type, kind) for event_type, (kinds, _) in EVENT_TYPES.items() for kind in kinds}
     missing = sorted(declared - consoles.covered)
@@ -353,6 +429,41 @@ def test_it_refuses_to_emit_an_event_type_the_contract_does_not_know():
     with pytest.raises(ValueError, match="EVENT_TYPES"):
         Outgoing("dispatch", "case.teleported", {})
     with pytest.raises(ValueError, match="EVENT_TYPES"):
-        Outgoing("dispatch", "alert.raised", {})  # planned, not yet in the contract
+        Outgoing("ambulance.1", "alert.raised", {})  # alerts go to dispatchers and hospitals only
     with pytest.raises(ValueError, match="EVENT_TYPES"):
         Outgoing("hospital.1", "unit.location_updated", {})
+
+
+# --- surge and hospital load (issue 8) -------------------------------------------------------------
+
+
+def test_it_keeps_consoles_equal_through_a_merge_surge_mode_and_a_mass_unit_update(
+    consoles, as_citizen, as_dispatcher, as_supervisor, ambulance, other_ambulance
+):
+    run_surge(consoles, citizen=as_citizen, dispatcher=as_dispatcher, supervisor=as_supervisor, a=ambulance.pk, b=other_ambulance.pk)
+    for event_type, kind in [("case.merged", "dispatch"), ("case.merged", "case"), ("case.merged", "ambulance"), ("centre.surge_changed", "dispatch")]:
+        assert (event_type, kind) in consoles.covered
+
+
+def test_it_keeps_a_hospitals_incoming_count_equal_on_every_console(consoles, on_the_way, as_crew, as_dispatcher, ambulance, hospital, other_hospital):
+    """An admission opening or closing changes the hospital's `incoming` (it counts against its
+    free beds): every console holding that hospital hears it as hospital.status_changed."""
+    consoles.cases.append(on_the_way)
+    for step in ("en_route", "on_scene"):
+        ok(as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": step}, format="json"))
+    press = lambda status, **extra: lambda: ok(  # noqa: E731
+        as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": status, **extra}, format="json")
+    )
+    _, produced = consoles.verify(press("transporting", hospital=hospital.pk), expect={"hospital.status_changed"})
+    assert "hospital.status_changed" in produced[f"hospital.{hospital.pk}"]
+    _, snap = dispatch_snapshot(consoles.dispatcher)
+    assert snap["hospitals"][hospital.pk]["incoming"] == 1
+    consoles.verify(
+        lambda: ok(as_dispatcher.post(f"/api/v1/dispatch/cases/{on_the_way}/hospital", {"hospital": other_hospital.pk}, format="json")),
+        expect={"hospital.status_changed"},
+    )
+    _, snap = dispatch_snapshot(consoles.dispatcher)
+    assert (snap["hospitals"][hospital.pk]["incoming"], snap["hospitals"][other_hospital.pk]["incoming"]) == (0, 1)
+    consoles.verify(press("at_hospital"), expect={"hospital.status_changed"})
+    _, snap = dispatch_snapshot(consoles.dispatcher)
+    assert snap["hospitals"][other_hospital.pk]["incoming"] == 0

@@ -46,7 +46,9 @@ def test_it_shows_a_hospital_user_the_board_of_their_own_hospital(hospital_user,
     response = browser_for(hospital_user).get(BOARD)
     assert response.status_code == 200
     html = response.content.decode()
-    assert hospital.name_zh in html and "Admission board" in html and "院前接收" in html
+    assert hospital.name_en in html and "Admission board" in html and "院前接收" not in html
+    chinese = browser_for(hospital_user).get(BOARD, HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert hospital.name_zh in chinese and "院前接收" in chinese and "Admission board" not in chinese
     config = json.loads(re.search(r'<script id="board-config" type="application/json">(.*?)</script>', html, re.S).group(1))
     assert config["hospital"]["id"] == hospital.pk and config["hospital"]["ed_free_beds"] == 5
     assert config["ws_path"] == f"/ws/hospitals/{hospital.pk}/"
@@ -83,7 +85,9 @@ def test_it_tells_a_hospital_user_bound_to_no_hospital_what_to_do(db):
     response = browser_for(make_user("ed-nobody", Role.HOSPITAL)).get(BOARD)
     assert response.status_code == 403
     html = response.content.decode()
-    assert "not linked to a hospital" in html and "未绑定医院" in html
+    assert "not linked to a hospital" in html and "未绑定医院" not in html
+    chinese = browser_for(make_user("ed-nobody-zh", Role.HOSPITAL)).get(BOARD, HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert "未绑定医院" in chinese and "not linked to a hospital" not in chinese
     assert "board-config" not in html
 
 

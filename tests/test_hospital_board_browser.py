@@ -236,3 +236,24 @@ def test_a_board_whose_pc_clock_is_days_off_still_counts_the_right_minutes(page,
     # Counted against the server's clock (the Date header), not the PC's: not "due" two days ago.
     expect(eta).to_have_attribute("data-state", "counting")
     assert abs(int(eta.get_attribute("data-seconds")) - admission["eta_s"]) <= 5
+
+
+def test_the_board_switches_wholly_to_chinese(page, site):
+    from playwright.sync_api import expect
+
+    dispatcher = login(site.url, DISPATCHER)
+    hospital = hospital_of(site, dispatcher, HOSPITAL_CODE)
+    open_board(page, site)
+    page.get_by_role("button", name="中文").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator(".board-title h1")).to_have_text("院前接收")
+    expect(page.locator(".hospital-name")).to_have_text(hospital["name_zh"])
+    expect(page.locator("#ed-title")).to_have_text("急诊科")
+    case_id, unit_id, crew = on_board(site, dispatcher, "ZZ120-GC-1-1", hospital["id"], complaint="chest_pain")
+    admission = api(site, "get", f"/api/v1/dispatch/cases/{case_id}", headers=auth(dispatcher))["admission"]
+    card = page.locator(f'article.patient[data-admission-id="{admission["id"]}"]')
+    expect(card.locator(".complaint")).to_have_text("胸痛")
+    assert "Admission board" not in page.locator("#board").inner_text()
+    save_screenshot(page, "hospital-board-zh")
+

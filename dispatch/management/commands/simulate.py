@@ -9,184 +9,27 @@ event the consoles see, exactly as if people and ambulances had made it.
 from __future__ import annotations
 
 import math
-import random
-import secrets
 import signal
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from accounts.models import User
-from accounts.services import citizen_register
-from dispatch import geo, selectors, services
-from dispatch.errors import DispatchError
-from dispatch.models import Case, CaseStatus
+from dispatch.simulation.engine import Engine
 
-# District centres (ZHENGZHOU.md) with a weight for how many of the city's calls they get.
-DISTRICTS = [
-    ("金水区 Jinshui", 34.785, 113.700, 5),
-    ("二七区 Erqi", 34.725, 113.640, 4),
-    ("中原区 Zhongyuan", 34.760, 113.600, 4),
-    ("管城回族区 Guancheng", 34.735, 113.700, 3),
-    ("惠济区 Huiji", 34.865, 113.630, 2),
-    ("郑东新区 Zhengdong", 34.775, 113.765, 3),
-    ("高新区 High-tech zone", 34.805, 113.545, 2),
-    ("经开区 Economic development zone", 34.710, 113.745, 2),
-    ("航空港区 Airport zone", 34.520, 113.840, 1),
-]
-# The complaint mix of ZHENGZHOU.md (an assumption: trauma and cardio-cerebrovascular dominate).
-COMPLAINTS = [
-    ("trauma", 25), ("other", 24), ("chest_pain", 10), ("breathing", 10), ("stroke", 8), ("unconscious", 7),
-    ("child", 6), ("pregnancy", 4), ("cardiac_arrest", 2), ("unknown", 2), ("newborn", 1), ("burns", 1),
-]
-# How long a crew takes before pressing the next button, in simulated seconds (low, high).
-# Rolling within a minute or so (the national target is 95 % within 3 min); minutes on scene.
-CREW_DELAYS_S = {
-    CaseStatus.DISPATCHED: (20, 90),      # -> en_route
-    CaseStatus.ON_SCENE: (180, 480),      # -> transporting
-    CaseStatus.AT_HOSPITAL: (60, 240),    # -> handed_over
-    CaseStatus.HANDED_OVER: (30, 180),    # -> available
-}
-NEXT_BUTTON = {
-    CaseStatus.DISPATCHED: "en_route",
-    CaseStatus.ON_SCENE: "transporting",
-    CaseStatus.AT_HOSPITAL: "handed_over",
-    CaseStatus.HANDED_OVER: "available",
-}
-ARRIVED_M = 30.0
-CALLER_POOL = 40
-CALLER_PHONE_PREFIX = "1990371"  # 11 digits with the 4-digit serial: a valid mobile, unmistakably simulated
-SIMULATED_NOTE = "Simulated call 模拟演练"
+# The stand-in dispatcher (--assign) works this many cases at once, without a human pace: the demo
+# wants the map moving, the replay (manage.py replay) is where the pace is measured.
+STAND_IN_DESKS = 20
 
 
-@dataclass
-class Simulator:
-    """The simulation as a function of simulated time: ``tick(dt)`` advances it by ``dt`` seconds.
-    The command calls it on a wall clock; tests call it directly, as fast as they like."""
+class Simulator(Engine):
+    """The demo's simulation: the one engine (dispatch.simulation.engine) on the wall clock, with
+    random taps and, when asked, a stand-in dispatcher. ``tick(dt)`` advances it by ``dt``
+    simulated seconds; the command calls it on a wall clock, tests as fast as they like."""
 
-    rate_per_min: float = 1.0
-    seed: int | None = None
-    assign: bool = False
-    clock: float = 0.0
-    rng: random.Random = field(init=False)
-    # case id -> (status the timer was set for, simulated time the crew presses the next button)
-    timers: dict[int, tuple[str, float]] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=lambda: {"taps": 0, "buttons": 0, "fixes": 0, "assigned": 0})
-
-    def __post_init__(self):
-        self.rng = random.Random(self.seed)
-
-    @property
-    def speed_mps(self) -> float:
-        # Straight-line progress that makes the trip take exactly its ETA (distance x road factor / speed).
-        return settings.ETA_SPEED_KMH * 1000 / 3600 / settings.ETA_ROAD_FACTOR
-
-    def tick(self, dt: float) -> None:
-        self.clock += dt
-        self._taps(dt)
-        moving = Case.objects.filter(status__in=[*CREW_DELAYS_S, CaseStatus.EN_ROUTE, CaseStatus.TRANSPORTING])
-        for case in moving.select_related("ambulance", "hospital"):
-            if case.ambulance is None:
-                continue
-            try:
-                self._advance(case, dt)
-            except DispatchError:
-                # Someone (a dispatcher, a real crew) changed the case meanwhile: next tick sees it.
-                self.timers.pop(case.pk, None)
-        if self.assign:
-            self._assign_waiting()
-
-    # --- the city calls ---------------------------------------------------------------------
-
-    def _taps(self, dt: float) -> None:
-        expected = self.rate_per_min * dt / 60
-        # Poisson arrivals: several taps may land in one long tick.
-        count, threshold, product = 0, math.exp(-expected), self.rng.random()
-        while product > threshold:
-            count += 1
-            product *= self.rng.random()
-        for _ in range(count):
-            self.tap()
-
-    def tap(self) -> Case:
-        name, lat, lon, _ = self.rng.choices(DISTRICTS, weights=[d[3] for d in DISTRICTS])[0]
-        # Within about 2 km of the district centre.
-        lat += self.rng.uniform(-0.018, 0.018)
-        lon += self.rng.uniform(-0.022, 0.022)
-        complaint = self.rng.choices([c for c, _ in COMPLAINTS], weights=[w for _, w in COMPLAINTS])[0]
-        case, _ = services.case_create(
-            caller=self._caller(),
-            fix=services.Fix(lat=lat, lon=lon, accuracy_m=self.rng.choice([8.0, 15.0, 30.0, 65.0]), source="gps"),
-            complaint=complaint,
-            note=SIMULATED_NOTE,
-            idempotency_key=f"sim-{secrets.token_hex(8)}",
-        )
-        self.stats["taps"] += 1
-        return case
-
-    def _caller(self) -> User:
-        phone = f"{CALLER_PHONE_PREFIX}{self.rng.randrange(CALLER_POOL):04d}"
-        user = User.objects.filter(username=phone).first()
-        if user is None:
-            try:
-                # A password nobody knows: simulated callers never sign in.
-                user, _ = citizen_register(phone=phone, password=secrets.token_urlsafe(24), name="Simulated caller 模拟")
-            except ValidationError:
-                user = User.objects.get(username=phone)
-        return user
-
-    # --- units and crews --------------------------------------------------------------------
-
-    def _advance(self, case: Case, dt: float) -> None:
-        unit = case.ambulance
-        if case.status == CaseStatus.EN_ROUTE:
-            self._drive(unit, case.lat, case.lon, dt, arrived="on_scene")
-        elif case.status == CaseStatus.TRANSPORTING and case.hospital is not None:
-            self._drive(unit, case.hospital.lat, case.hospital.lon, dt, arrived="at_hospital")
-        elif case.status in CREW_DELAYS_S:
-            status, due = self.timers.get(case.pk, (None, None))
-            if status != case.status:
-                low, high = CREW_DELAYS_S[case.status]
-                self.timers[case.pk] = (case.status, self.clock + self.rng.uniform(low, high))
-            elif self.clock >= due:
-                self._press(unit.pk, NEXT_BUTTON[case.status])
-                self.timers.pop(case.pk, None)
-
-    def _drive(self, unit, lat: float, lon: float, dt: float, *, arrived: str) -> None:
-        if not (geo.is_valid_point(unit.lat, unit.lon) and geo.is_valid_point(lat, lon)):
-            return
-        remaining = geo.geodesic_m(unit.lat, unit.lon, lat, lon)
-        step = self.speed_mps * dt
-        if step >= remaining - ARRIVED_M:
-            new_lat, new_lon = lat, lon
-        else:
-            share = step / remaining
-            new_lat, new_lon = unit.lat + (lat - unit.lat) * share, unit.lon + (lon - unit.lon) * share
-        services.unit_report_location(
-            ambulance_id=unit.pk, fix=services.Fix(lat=new_lat, lon=new_lon, accuracy_m=10.0, source="gps")
-        )
-        self.stats["fixes"] += 1
-        if (new_lat, new_lon) == (lat, lon):
-            self._press(unit.pk, arrived)
-
-    def _press(self, ambulance_id: int, status: str) -> None:
-        services.unit_set_status(ambulance_id=ambulance_id, status=status)
-        self.stats["buttons"] += 1
-
-    def _assign_waiting(self) -> None:
-        """Stand in for the dispatcher (--assign): the best unit for each waiting case."""
-        for case in Case.objects.filter(status=CaseStatus.RECEIVED).order_by("received_at")[:20]:
-            for recommendation in selectors.recommend_units(lat=case.lat, lon=case.lon, count=3):
-                try:
-                    services.unit_assign(case_id=case.pk, ambulance_id=recommendation.ambulance.pk)
-                except DispatchError:
-                    continue
-                self.stats["assigned"] += 1
-                break
+    def __init__(self, rate_per_min: float = 1.0, seed: int | None = None, assign: bool = False):
+        super().__init__(seed=seed, rate_per_min=rate_per_min, dispatchers=STAND_IN_DESKS if assign else 0)
 
 
 class Command(BaseCommand):

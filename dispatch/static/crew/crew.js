@@ -10,24 +10,25 @@
 import { api } from "/static/onekey/api.js";
 import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { isMuted, playAlert, setMuted } from "/static/onekey/sound.js";
-import { bi, el } from "./dom.js";
+import { el } from "./dom.js";
 import { distanceM, distanceText, durationText, etaS, isPoint, navigationLinks } from "./geo.js";
 import { GpsReporter } from "./gps.js";
 import { renderHealth } from "./health.js";
 import { Outbox } from "./outbox.js";
+import { IS_ZH, choice, t, tf } from "/static/onekey/i18n.js";
 
 const cfg = JSON.parse(document.getElementById("crew-config").textContent);
 const UNIT = cfg.ambulance;
-const label = (kind, value) => (cfg.labels[kind] && cfg.labels[kind][value]) || value || "";
+const label = (kind, value) => choice((cfg.labels[kind] && cfg.labels[kind][value]) || value || "");
 
-// The buttons, in lifecycle order: [press, English, 中文].
+// The buttons, in lifecycle order: [press, words on the button].
 const STEPS = [
-  ["en_route", "En route", "出车"],
-  ["on_scene", "On scene", "到达现场"],
-  ["transporting", "Transporting", "转运"],
-  ["at_hospital", "At hospital", "到达医院"],
-  ["handed_over", "Handed over", "交接"],
-  ["available", "Available", "待命"],
+  ["en_route", t("En route")],
+  ["on_scene", t("On scene")],
+  ["transporting", t("Transporting")],
+  ["at_hospital", t("At hospital")],
+  ["handed_over", t("Handed over")],
+  ["available", t("Available")],
 ];
 // What each press makes of the case, and what may follow each case status (services._CREW_STEPS).
 const RESULT = { en_route: "en_route", on_scene: "on_scene", transporting: "transporting", at_hospital: "at_hospital", handed_over: "handed_over", available: "closed" };
@@ -41,7 +42,13 @@ const NEXT = {
 };
 const ORDER = ["dispatched", "en_route", "on_scene", "transporting", "at_hospital", "handed_over", "closed"];
 const ENDED = new Set(["closed", "cancelled"]);
-const STEP_TEXT = Object.fromEntries(STEPS.map(([s, en, zh]) => [s, `${en} ${zh}`]));
+const STEP_TEXT = Object.fromEntries(STEPS);
+const PRIORITY_WORDS = {
+  1: t("Life-threatening: every minute counts"),
+  2: t("Urgent call"),
+  3: t("Less urgent call"),
+  4: t("Non-urgent call"),
+};
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -95,14 +102,16 @@ function applyCase(event, payload) {
   if (!current && !(ours && event === "case.assigned")) return;
   if (!ours || ENDED.has(data.status)) {
     // Over, or given to another unit: nothing of it (least of all health data) stays on screen.
-    const why = !ours ? ["Reassigned to another unit", "已改派其他车辆"] : data.status === "cancelled" ? ["Cancelled", "已取消"] : null;
-    if (why) notice(`${why[0]} ${why[1]}: #${data.id}`);
+    const why = !ours ? t("Reassigned to another unit") : data.status === "cancelled" ? t("Cancelled") : null;
+    if (why) notice(`${why}: #${data.id}`);
     if (why) playAlert("info");
     setCase(null);
     return;
   }
   const isNew = !current;
+  const before = state.case;
   setCase(data, { health, keep: !isNew });
+  if (!isNew) noteChange(event, before, data);
   if (isNew) {
     state.admission = null;
     state.suggestions = [];
@@ -110,7 +119,21 @@ function applyCase(event, payload) {
   }
 }
 
+/** What the crew must hear about a change to its case while on it (triage, merge). */
+function noteChange(event, before, data) {
+  if (event === "case.triaged" && before && data.priority !== before.priority) {
+    notice(tf("Priority now P%(p)s: %(reason)s", { p: data.priority, reason: data.priority_reason || "" }));
+    if (data.priority < before.priority) playAlert("info");
+  } else if (event === "case.merged") {
+    // This case is the one kept: another caller's report of the same emergency joined it.
+    state.mergedNote = t("Another caller reported the same emergency; their report was merged into this case.");
+    notice(state.mergedNote);
+    playAlert("info");
+  }
+}
+
 function setCase(data, { health = null, keep = false } = {}) {
+  if (!data || !state.case || state.case.id !== data.id) state.mergedNote = null;
   state.case = data || null;
   if (!data) {
     state.admission = null;
@@ -146,7 +169,7 @@ const outbox = new Outbox({
   },
   onRefused: (item, err, { kept = false } = {}) => {
     const what = STEP_TEXT[item.body.status] || item.body.status;
-    showError(kept ? `${what}: sign in again to send it 请重新登录后发送 (${err.detail})` : `${what}: ${err.detail}`);
+    showError(kept ? `${what}: ${t("sign in again to send it")} (${err.detail})` : `${what}: ${err.detail}`);
     render();
   },
   onChange: () => renderOutbox(),
@@ -219,11 +242,11 @@ function renderBar() {
   status.textContent = unit ? label("unit_status", unit.status) : "";
   const conn = $("connection");
   conn.dataset.state = state.connection;
-  const words = { connecting: ["Connecting…", "连接中"], live: ["Live", "在线"], reconnecting: ["Reconnecting…", "重新连接中"], offline: ["Offline", "离线"] }[state.connection] || ["", ""];
-  conn.replaceChildren(bi(...words));
+  const words = { connecting: t("Connecting…"), live: t("Live"), reconnecting: t("Reconnecting…"), offline: t("Offline") }[state.connection] || "";
+  conn.replaceChildren(words);
   const mute = $("mute");
   mute.setAttribute("aria-pressed", String(isMuted()));
-  mute.replaceChildren(isMuted() ? bi("Sound off", "声音关") : bi("Sound on", "声音开"));
+  mute.replaceChildren(isMuted() ? t("Sound off") : t("Sound on"));
 }
 
 function destination() {
@@ -250,9 +273,16 @@ function renderCase() {
   $("case-body").hidden = !c;
   if (!c) {
     // Hidden is not gone: a closed case's health data and the caller's number leave the page.
+    for (const id of ["priority", "merged-note"]) $(id).replaceChildren();
+    $("silent-marker").hidden = true;
+    $("merged-note").hidden = true;
     for (const id of ["complaint", "address", "distance", "nav-links", "caller", "note", "admission", "health-body"]) $(id).replaceChildren();
     return;
   }
+  renderPriority(c);
+  $("silent-marker").hidden = !c.silent;
+  $("merged-note").hidden = !state.mergedNote;
+  $("merged-note").textContent = state.mergedNote || "";
   $("complaint").replaceChildren(el("strong", {}, label("complaint", c.complaint)), ` · #${c.id} · `, label("case_status", effectiveStatus() || c.status));
   const place = c.address || c.district;
   const coords = `${Number(c.lat).toFixed(5)}, ${Number(c.lon).toFixed(5)}`;
@@ -263,10 +293,10 @@ function renderCase() {
     const metres = distanceM(from.lat, from.lon, dest.lat, dest.lon);
     const seconds = etaS(metres, { roadFactor: cfg.etaRoadFactor, speedKmh: cfg.etaSpeedKmh });
     $("distance").replaceChildren(
-      dest.hospital ? bi("To hospital", "距医院") : bi("To scene", "距现场"),
+      dest.hospital ? t("To hospital") : t("To scene"),
       ": ",
       el("strong", { id: "distance-m" }, distanceText(metres)),
-      " · ETA ",
+      ` · ${t("ETA")} `,
       el("strong", { id: "eta" }, durationText(seconds)),
     );
   } else {
@@ -277,17 +307,18 @@ function renderCase() {
   if (dest && isPoint(dest.lat, dest.lon)) {
     const links = navigationLinks(dest);
     nav.append(
-      el("a", { class: "button nav", href: links.amap, id: "nav-amap" }, bi("Amap", "高德导航")),
-      el("a", { class: "button nav", href: links.baidu, id: "nav-baidu" }, bi("Baidu", "百度导航")),
-      el("a", { class: "button nav", href: links.geo, id: "nav-geo" }, bi("Map app", "地图")),
+      el("a", { class: "button nav", href: links.amap, id: "nav-amap" }, t("Amap")),
+      el("a", { class: "button nav", href: links.baidu, id: "nav-baidu" }, t("Baidu")),
+      el("a", { class: "button nav", href: links.geo, id: "nav-geo" }, t("Map app")),
     );
   }
   const caller = $("caller");
   caller.replaceChildren();
-  if (c.caller_phone) {
+  // A silent caller (deaf, or hiding) must not be rung: the phone would give them away.
+  if (c.caller_phone && !c.silent) {
     caller.append(
-      el("a", { class: "button call", href: `tel:${c.caller_phone}`, id: "call-caller" }, bi("Call caller", "呼叫报警人"), ` ${c.caller_phone}`),
-      c.for_self === false ? el("span", { class: "muted" }, " ", bi("(called for someone else)", "（代他人呼叫）")) : "",
+      el("a", { class: "button call", href: `tel:${c.caller_phone}`, id: "call-caller" }, t("Call caller"), ` ${c.caller_phone}`),
+      c.for_self === false ? el("span", { class: "muted" }, " ", t("(called for someone else)")) : "",
     );
   }
   $("note").textContent = c.note || "";
@@ -297,12 +328,31 @@ function renderCase() {
   if (adm) {
     const hospital = state.hospitals.get(adm.hospital) || c.hospital;
     admBox.replaceChildren(
-      bi("Admission", "入院"),
-      `: ${hospital ? hospital.name_zh || hospital.name_en : `#${adm.hospital}`} · ${label("admission_status", adm.status)}`,
-      adm.registration_no ? el("strong", { id: "registration-no" }, ` · No. 登记号 ${adm.registration_no}`) : "",
+      t("Admission"),
+      `: ${hospital ? hospitalName(hospital) : `#${adm.hospital}`} · ${label("admission_status", adm.status)}`,
+      adm.registration_no ? el("strong", { id: "registration-no" }, ` · ${tf("Reg. no. %(no)s", { no: adm.registration_no })}`) : "",
     );
   }
   renderHealth($("health-body"), state.health);
+}
+
+function renderPriority(c) {
+  const box = $("priority");
+  const p = Number(c.priority);
+  box.dataset.priority = Number.isInteger(p) ? String(p) : "";
+  box.replaceChildren();
+  if (!Number.isInteger(p)) return;
+  box.append(
+    el("span", { class: `priority-badge p${p}`, id: "priority-badge" }, `P${p}`),
+    " ",
+    el("span", { class: "priority-words" }, PRIORITY_WORDS[p] || ""),
+  );
+  if (c.priority_reason) box.append(el("span", { class: "priority-reason muted", id: "priority-reason" }, ` · ${c.priority_reason}`));
+}
+
+/** A hospital's name in the page's language (the other one when that is missing). */
+function hospitalName(h) {
+  return (IS_ZH ? h.name_zh || h.name_en : h.name_en || h.name_zh) || "";
 }
 
 function renderButtons() {
@@ -310,9 +360,9 @@ function renderButtons() {
   const legal = legalPresses();
   const pending = new Set(outbox.pending().map((i) => i.body.status));
   if (!box.childElementCount) {
-    for (const [status, en, zh] of STEPS) {
+    for (const [status, words] of STEPS) {
       box.append(
-        el("button", { type: "button", class: `status-button step-${status}`, dataset: { status }, onclick: () => onPress(status) }, el("span", { class: "zh", lang: "zh-CN" }, zh), el("span", { class: "en" }, en)),
+        el("button", { type: "button", class: `status-button step-${status}`, dataset: { status }, onclick: () => onPress(status) }, el("span", { class: "step-words" }, words)),
       );
     }
   }
@@ -325,7 +375,7 @@ function renderButtons() {
   }
   const oos = $("out-of-service");
   oos.hidden = !legal.has("out_of_service") || state.choosing;
-  oos.replaceChildren(bi("Out of service", "停用"));
+  oos.replaceChildren(t("Out of service"));
 }
 
 function onPress(status) {
@@ -349,17 +399,30 @@ function renderHospitalChoice() {
         el(
           "button",
           { type: "button", class: `hospital-option${diverting ? " diverting" : ""}${s.capable ? "" : " not-capable"}`, dataset: { hospitalId: String(h.id) }, onclick: () => press("transporting", { hospital: h.id }) },
-          el("strong", {}, h.name_zh || h.name_en),
-          el("span", {}, `ETA ${durationText(s.eta_s)}`),
-          el("span", { class: "ed-status" }, h.ed_status ? (diverting ? "ED diverting 分流" : "ED open 开放") : ""),
-          el("span", {}, h.ed_free_beds != null ? `${h.ed_free_beds} beds 空床` : ""),
-          s.capable ? "" : el("span", { class: "muted" }, bi("not specialised", "非专科")),
+          el("strong", {}, hospitalName(h)),
+          el("span", {}, tf("ETA %(eta)s", { eta: durationText(s.eta_s) })),
+          el("span", { class: "ed-status" }, h.ed_status ? (diverting ? t("ED diverting") : t("ED open")) : ""),
+          bedsText(h),
+          s.capable ? "" : el("span", { class: "muted" }, t("not specialised")),
         ),
       ),
     );
   }
   list.append(
-    el("li", {}, el("button", { type: "button", class: "hospital-option auto", onclick: () => press("transporting") }, bi("Best suggestion (server decides)", "自动选择最佳医院"))),
+    el("li", {}, el("button", { type: "button", class: "hospital-option auto", onclick: () => press("transporting") }, t("Best suggestion (server decides)"))),
+  );
+}
+
+/** Free beds as the server ranks them: declared free beds less the patients already incoming. */
+function bedsText(h) {
+  if (h.ed_free_beds == null) return el("span", {}, "");
+  const incoming = Number(h.incoming) || 0;
+  const free = Math.max(0, h.ed_free_beds - incoming);
+  return el(
+    "span",
+    { class: `beds${incoming > 0 && free === 0 ? " full" : ""}`, "data-effective-beds": String(free) },
+    tf("%(n)s beds free", { n: free }),
+    incoming ? el("span", { class: "muted" }, ` (${tf("%(beds)s declared, %(n)s incoming", { beds: h.ed_free_beds, n: incoming })})`) : "",
   );
 }
 
@@ -370,7 +433,7 @@ function renderOutbox() {
   box.dataset.pending = String(items.length);
   if (items.length) {
     box.replaceChildren(
-      bi("Waiting to send (sent once when back online)", "等待发送（恢复连接后自动发送一次）"),
+      t("Waiting to send (sent once when back online)"),
       ": ",
       items.map((i) => STEP_TEXT[i.body.status] || i.body.status).join(" → "),
     );
@@ -383,15 +446,15 @@ function renderGps(status, detail) {
   const fix = state.fix;
   const age = fix ? Math.max(0, Math.round((Date.now() - fix.at) / 1000)) : null;
   const words = {
-    off: ["GPS off duty", "GPS 停用"],
-    waiting: ["GPS waiting…", "等待定位"],
-    gps: ["GPS", "定位"],
-    manual: ["Manual position", "手动定位"],
-    denied: ["GPS refused: set the position by hand", "定位被拒绝，请手动定位"],
-    unavailable: ["No GPS signal", "无定位信号"],
-  }[status] || ["GPS", "定位"];
-  gps.replaceChildren(bi(...words));
-  if (fix) gps.append(` · ${age} s ${age}秒前${fix.accuracy_m ? ` · ±${Math.round(fix.accuracy_m)} m` : ""}`);
+    off: t("GPS off duty"),
+    waiting: t("GPS waiting…"),
+    gps: t("GPS"),
+    manual: t("Manual position"),
+    denied: t("GPS refused: set the position by hand"),
+    unavailable: t("No GPS signal"),
+  }[status] || t("GPS");
+  gps.replaceChildren(words);
+  if (fix) gps.append(` · ${tf("%(n)s s ago", { n: age })}${fix.accuracy_m ? ` · ±${tf("%(m)s m", { m: Math.round(fix.accuracy_m) })}` : ""}`);
   gps.title = detail || "";
   gps.classList.toggle("stale", age != null && age > 30);
 }
@@ -401,7 +464,7 @@ function renderGps(status, detail) {
 async function startMap() {
   try {
     const { createMap } = await import("/static/onekey/map.js");
-    map = createMap($("map"), { tileUrl: cfg.tileUrl || null });
+    map = createMap($("map"), { tileUrl: cfg.tileUrl || null, tileAttribution: cfg.tileAttribution || "" });
     map.showDistricts().catch(() => {});
     map.onClick(({ lat, lon }) => {
       // A tap on a bumpy road must not move the unit while the GPS works.
@@ -412,7 +475,7 @@ async function startMap() {
     });
     renderMap();
   } catch (err) {
-    $("map").replaceChildren(el("p", { class: "muted" }, bi("Map unavailable", "地图不可用")));
+    $("map").replaceChildren(el("p", { class: "muted" }, t("Map unavailable")));
     console.warn("map unavailable", err);
   }
 }
@@ -469,7 +532,7 @@ $("manual-fix").addEventListener("submit", (event) => {
   const lat = Number.parseFloat(form.elements.lat.value);
   const lon = Number.parseFloat(form.elements.lon.value);
   if (!isPoint(lat, lon) || form.elements.lat.value.trim() === "" || form.elements.lon.value.trim() === "") {
-    showError("Give latitude and longitude in degrees, e.g. 34.7466 and 113.6253 请输入经纬度");
+    showError(t("Give latitude and longitude in degrees, e.g. 34.7466 and 113.6253"));
     return;
   }
   showError(null);
@@ -504,7 +567,7 @@ const client = new StreamClient({
   },
   onEnded: (code, frame) => {
     const signIn = SIGN_IN_AGAIN_CODES.has(code);
-    showError(signIn ? "Signed out: sign in again 已退出，请重新登录" : (frame && frame.detail) || `Stream ended (${code})`);
+    showError(signIn ? t("Signed out: sign in again") : (frame && frame.detail) || tf("Stream ended (%(code)s)", { code }));
   },
 });
 

@@ -15,9 +15,3 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** "English 中文" side by side, the Chinese marked as such for screen readers. */
-export function bi(en, zh) {
-  const frag = document.createDocumentFragment();
-  frag.append(`${en} `, el("span", { lang: "zh-CN" }, zh));
-  return frag;
-}

@@ -7,6 +7,8 @@
  * browser test checks the two agree. Baidu is told coord_type=wgs84, so it needs no conversion.
  */
 
+import { tf } from "/static/onekey/i18n.js";
+
 const A = 6378245.0;
 const EE = 0.00669342162296594323;
 const EARTH_RADIUS_M = 6371008.8;
@@ -63,13 +65,13 @@ export function etaS(distance, { roadFactor, speedKmh }) {
 }
 
 export function distanceText(metres) {
-  return metres < 1000 ? `${Math.round(metres)} m` : `${(metres / 1000).toFixed(1)} km`;
+  return metres < 1000 ? tf("%(m)s m", { m: Math.round(metres) }) : tf("%(km)s km", { km: (metres / 1000).toFixed(1) });
 }
 
 export function durationText(seconds) {
-  if (seconds < 60) return `${seconds} s 秒`;
+  if (seconds < 60) return tf("%(s)s s", { s: seconds });
   const minutes = Math.round(seconds / 60);
-  return minutes < 60 ? `${minutes} min 分钟` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return minutes < 60 ? tf("%(min)s min", { min: minutes }) : tf("%(h)s h %(min)s min", { h: Math.floor(minutes / 60), min: minutes % 60 });
 }
 
 const fixed = (value) => Number(value).toFixed(6);

@@ -5,15 +5,18 @@
  * and the ranked units to assign (or to send instead).
  */
 
+import { choice, t, tf } from "/static/onekey/i18n.js";
 import { serverNow } from "/static/onekey/api.js";
 import { createHealthCard, showHealth } from "./health.js";
 import { createOperations, REASSIGNABLE } from "./operations.js";
-import { admissionEtaLeft, etaLeft, patientName } from "./queue.js";
+import { createMerge } from "./merge.js";
+import { createThread } from "./messages.js";
+import { createTriage, triageText } from "./priority.js";
+import { admissionEtaLeft, etaLeft, patientName, renderPriorityBadge } from "./queue.js";
 import { createRecommendations } from "./recommendations.js";
 import {
   ENDED,
   ETA_TARGET,
-  bi,
   el,
   formatCoord,
   formatEta,
@@ -24,9 +27,9 @@ import {
   telLink,
 } from "./labels.js";
 
-function fact(en, zh, className) {
+function fact(en, className) {
   const dd = el("dd", { class: className });
-  return { dd, nodes: [el("dt", {}, bi(en, zh)), dd] };
+  return { dd, nodes: [el("dt", {}, en), dd] };
 }
 
 export function openDetails(ctx, entry) {
@@ -34,19 +37,20 @@ export function openDetails(ctx, entry) {
   root.textContent = "";
   root.dataset.caseId = entry.id;
   const titleId = `details-title-${entry.id}`;
-  const title = el("h2", { id: titleId, tabindex: "-1" }, bi(`Case #${entry.id}`, `病例 #${entry.id}`));
+  const title = el("h2", { id: titleId, tabindex: "-1" }, tf("Case #%(id)s", { id: entry.id }));
   const badge = el("span", { class: "badge" });
-  const close = el("button", { type: "button", class: "button small details-close", "aria-label": "Close the details 关闭详情" }, "×");
+  const close = el("button", { type: "button", class: "button small details-close", "aria-label": t("Close the details") }, "×");
   close.addEventListener("click", () => ctx.select(null));
 
   const facts = {
-    received: fact("Received", "接警", "fact-received"),
-    complaint: fact("Complaint", "主诉", "fact-complaint"),
-    place: fact("Place", "地点", "fact-place"),
-    caller: fact("Caller", "呼叫人", "fact-caller"),
-    patient: fact("Patient", "患者", "fact-patient"),
-    unit: fact("Unit", "车辆", "fact-unit"),
-    hospital: fact("Hospital", "医院", "fact-hospital"),
+    received: fact(t("Received"), "fact-received"),
+    priority: fact(t("Priority"), "fact-priority"),
+    complaint: fact(t("Complaint"), "fact-complaint"),
+    place: fact(t("Place"), "fact-place"),
+    caller: fact(t("Caller"), "fact-caller"),
+    patient: fact(t("Patient"), "fact-patient"),
+    unit: fact(t("Unit"), "fact-unit"),
+    hospital: fact(t("Hospital"), "fact-hospital"),
   };
   const dl = el("dl", { class: "case-facts" }, ...Object.values(facts).flatMap((f) => f.nodes));
   const unitNote = el("p", { class: "unit-note muted", hidden: true });
@@ -63,12 +67,20 @@ export function openDetails(ctx, entry) {
   };
   entry.panel = panel;
   panel.ops = createOperations(ctx, entry);
+  panel.alertBox = el("div", { class: "case-alerts", role: "status" });
+  panel.thread = createThread(ctx, entry);
+  panel.triage = createTriage(ctx, entry);
+  panel.merge = createMerge(ctx, entry);
   panel.recHolder = el("div", { class: "rec-holder" });
   root.append(
     el("header", { class: "details-head" }, title, badge, close),
+    panel.alertBox,
     dl,
+    panel.thread.section, // a silent caller's texts are the conversation: near the top
     unitNote,
     panel.recHolder, // while the case waits, sending a unit comes first
+    panel.triage.section,
+    panel.merge.section,
     panel.ops.section,
     panel.section,
   );
@@ -86,7 +98,7 @@ export function closeDetails(ctx, entry) {
   root.textContent = "";
   root.dataset.caseId = "";
   root.removeAttribute("aria-labelledby");
-  root.append(el("p", { class: "details-hint muted" }, bi("Select a case in the table or on the map.", "在表格或地图上选择一个病例。")));
+  root.append(el("p", { class: "details-hint muted" }, t("Select a case in the table or on the map.")));
 }
 
 /** Re-render what depends on the case's data; add or remove the unit lists as its status moves. */
@@ -99,21 +111,36 @@ export function syncDetails(ctx, entry) {
   const f = panel.facts;
   const received = parseTime(c.received_at);
   f.received.dd.textContent = received == null ? "—" : formatLocalTime(received);
+  f.priority.dd.textContent = "";
+  const prio = el("span");
+  renderPriorityBadge(prio, c);
+  f.priority.dd.append(prio);
+  if (c.priority_reason) f.priority.dd.append(" ", el("span", { class: "small priority-reason" }, c.priority_reason));
+  const answers = triageText(c.triage);
+  if (answers) f.priority.dd.append(el("br"), answers);
   f.complaint.dd.textContent = label("complaint", c.complaint);
   if (c.note) f.complaint.dd.append(el("br"), el("span", { class: "note muted" }, c.note));
   f.place.dd.textContent = placeText(c);
   // A call taken by phone: what the caller said, beside where the map puts it.
   if (c.reported_address && c.reported_address !== c.address) {
-    f.place.dd.append(el("br"), el("span", { class: "reported" }, bi("Caller said:", "来电称："), ` ${c.reported_address}`));
+    f.place.dd.append(el("br"), el("span", { class: "reported" }, t("Caller said:"), ` ${c.reported_address}`));
   }
   const acc = Number.isFinite(c.accuracy_m) ? ` ±${Math.round(c.accuracy_m)} m` : "";
   f.place.dd.append(el("br"), el("span", { class: "small muted" }, `${formatCoord(c.lat)}, ${formatCoord(c.lon)}${acc}`));
   f.caller.dd.textContent = "";
-  const tel = telLink(c.caller_phone, "tel call-caller");
-  if (tel) f.caller.dd.append(tel, " ", el("span", { class: "small muted" }, bi("click to call", "点击拨打")));
-  else f.caller.dd.append("—");
+  if (c.silent) {
+    // Calling back could give a hiding caller away, and a deaf one cannot answer.
+    f.caller.dd.append(
+      el("strong", { class: "silent-mark" }, t("silent — text only, do not call")),
+      c.caller_phone ? el("span", { class: "small muted" }, ` ${c.caller_phone}`) : "",
+    );
+  } else {
+    const tel = telLink(c.caller_phone, "tel call-caller");
+    if (tel) f.caller.dd.append(tel, " ", el("span", { class: "small muted" }, t("click to call")));
+    else f.caller.dd.append("—");
+  }
   f.patient.dd.textContent = "";
-  f.patient.dd.append(c.for_self ? bi("The caller", "呼叫人本人") : bi("Someone else", "他人"));
+  f.patient.dd.append(c.for_self ? t("The caller") : t("Someone else"));
   const name = patientName(entry);
   if (name) f.patient.dd.append(" · ", el("strong", { class: "patient-name" }, name));
   renderLive(entry, serverNow());
@@ -124,7 +151,7 @@ export function syncDetails(ctx, entry) {
     const unit = c.ambulance;
     panel.unitNote.textContent = "";
     panel.unitNote.append(
-      bi("Unit assigned:", "已派车："),
+      t("Unit assigned:"),
       " ",
       unit ? el("strong", { class: "call-sign" }, unit.call_sign) : "—",
       unit ? ` · ${label("unit_status", unit.status)}` : "",
@@ -142,6 +169,27 @@ export function syncDetails(ctx, entry) {
   }
   if (panel.reassign && !REASSIGNABLE.has(c.status)) hideReassign(entry);
   panel.ops.sync();
+  panel.triage.sync();
+  panel.merge.sync();
+  panel.thread.sync();
+  renderCaseAlerts(ctx, entry);
+}
+
+/** The case's open alerts with what to do; a crew that does not roll offers its replacement. */
+export function renderCaseAlerts(ctx, entry) {
+  const panel = entry.panel;
+  if (!panel || !ctx.alerts) return;
+  const box = panel.alertBox;
+  box.textContent = "";
+  const list = ctx.alerts.forCase(entry.id);
+  box.hidden = !list.length;
+  for (const alert of list) {
+    const line = el("p", { class: `case-alert alarm-${alert.kind}`, "data-alert-id": alert.id },
+      el("strong", {}, choice(alert.kind_label) || alert.kind), " — ", choice(alert.action));
+    const button = ctx.alerts.reassignButton(alert);
+    if (button) line.append(" ", button);
+    box.append(line);
+  }
 }
 
 export function toggleReassign(ctx, entry) {
@@ -174,7 +222,7 @@ function unitTel(panel, phone) {
   if (panel.unitTelFor !== number) {
     panel.unitTelFor = number;
     panel.unitTel = number ? telLink(number, "tel call-unit") : null;
-    if (panel.unitTel) panel.unitTel.title = "Call the crew 呼叫车组";
+    if (panel.unitTel) panel.unitTel.title = t("Call the crew");
   }
   return panel.unitTel;
 }
@@ -192,7 +240,7 @@ export function renderLive(entry, now) {
     if (tel) f.unit.dd.append(" · ", tel);
     const eta = etaLeft(entry, now);
     const target = ETA_TARGET[c.eta_target];
-    if (eta != null && target) f.unit.dd.append(" · ", el("span", { class: "eta unit-eta" }, `ETA ${formatEta(eta)} `, bi(...target)));
+    if (eta != null && target) f.unit.dd.append(" · ", el("span", { class: "eta unit-eta" }, tf("ETA %(eta)s %(target)s", { eta: formatEta(eta), target })));
   } else {
     f.unit.dd.append("—");
   }
@@ -209,7 +257,7 @@ export function renderLive(entry, now) {
       }
     }
   } else {
-    f.hospital.dd.append(bi("not chosen yet", "尚未选择"));
+    f.hospital.dd.append(t("not chosen yet"));
   }
 }
 

@@ -8,22 +8,23 @@
  */
 
 import { api, serverNow } from "/static/onekey/api.js";
-import { ENDED, asList, asText, bi, el, formatDate, urlFor } from "./labels.js";
+import { ENDED, asList, asText, el, formatDate, urlFor } from "./labels.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 export const HEALTH_REASONS = {
-  no_consent: ["no consent", "未授权", "The patient has not consented to share their archive with 120.", "患者未授权向 120 共享健康档案。"],
-  not_for_self: ["not the patient", "非本人", "Called for someone else: the caller's archive is not the patient's.", "他人代呼：呼叫者的档案不是患者本人的。"],
-  no_account: ["no account", "无账号", "A call taken by phone: the caller has no account, so no archive.", "电话来电：来电人没有账号，因此没有健康档案。"],
-  no_archive: ["no archive", "无档案", "The caller has no health archive.", "呼叫者没有健康档案。"],
-  not_on_case: ["no access", "无权查看", "This case is no longer open to you; its health data is closed.", "该病例已不在您的处理范围内，健康档案已关闭。"],
-  unavailable: ["unavailable", "暂不可用", "The archive cannot be read right now; the administrators have been alerted.", "健康档案暂时无法读取，已通知管理员。"],
-  grant_closed: ["access ended", "授权已结束", "Access ended when the case closed.", "病例结束，访问授权已结束。"],
-  grant_expired: ["access expired", "授权已过期", "The access grant has expired.", "访问授权已过期。"],
+  no_consent: [t("no consent"), t("The patient has not consented to share their archive with 120.")],
+  not_for_self: [t("not the patient"), t("Called for someone else: the caller's archive is not the patient's.")],
+  no_account: [t("no account"), t("A call taken by phone: the caller has no account, so no archive.")],
+  no_archive: [t("no archive"), t("The caller has no health archive.")],
+  not_on_case: [t("no access"), t("This case is no longer open to you; its health data is closed.")],
+  unavailable: [t("unavailable"), t("The archive cannot be read right now; the administrators have been alerted.")],
+  grant_closed: [t("access ended"), t("Access ended when the case closed.")],
+  grant_expired: [t("access expired"), t("The access grant has expired.")],
 };
-const SEXES = { male: ["male", "男"], female: ["female", "女"], other: ["other", "其他"], unknown: ["sex unknown", "性别不详"] };
-const SEVERITIES = { mild: ["mild", "轻度"], moderate: ["moderate", "中度"], severe: ["severe", "重度"] };
-const RH = { positive: ["positive", "阳性"], negative: ["negative", "阴性"] };
-const PREGNANCY = { pregnant: ["Pregnant", "怀孕"], not_pregnant: ["Not pregnant", "未怀孕"], unknown: ["Unknown", "不详"] };
+const SEXES = { male: t("male"), female: t("female"), other: t("other"), unknown: t("sex unknown") };
+const SEVERITIES = { mild: t("mild"), moderate: t("moderate"), severe: t("severe") };
+const RH = { positive: t("positive"), negative: t("negative") };
+const PREGNANCY = { pregnant: t("Pregnant"), not_pregnant: t("Not pregnant"), unknown: t("Unknown") };
 
 export function isHealthBlock(block) {
   return block != null && typeof block === "object" && typeof block.available === "boolean";
@@ -48,8 +49,8 @@ function bloodShort(bt) {
 }
 
 function bloodLong(bt) {
-  const abo = bt && bt.abo && bt.abo !== "unknown" ? String(bt.abo) : "ABO unknown 不详";
-  const rh = bt && RH[bt.rh] ? `Rh ${RH[bt.rh][0]} ${RH[bt.rh][1]}` : "Rh unknown 不详";
+  const abo = bt && bt.abo && bt.abo !== "unknown" ? String(bt.abo) : t("ABO unknown");
+  const rh = bt && RH[bt.rh] ? `Rh ${RH[bt.rh]}` : t("Rh unknown");
   return `${abo}, ${rh}`;
 }
 
@@ -58,20 +59,20 @@ export function renderHealthBadge(cell, block) {
   cell.textContent = "";
   if (!block) {
     cell.dataset.health = "unknown";
-    cell.append(el("span", { class: "muted", title: "Read when the case details are opened 打开详情时读取" }, "—"));
+    cell.append(el("span", { class: "muted", title: t("Read when the case details are opened") }, "—"));
     return;
   }
   if (!block.available) {
     const reason = asText(block.reason) || "unavailable";
     cell.dataset.health = reason;
-    const [en, zh] = HEALTH_REASONS[reason] || ["not shown", "不可用"];
-    cell.append(el("span", { class: `health-reason reason-${reason}`, title: reason }, bi(en, zh)));
+    const [en] = HEALTH_REASONS[reason] || [t("not shown")];
+    cell.append(el("span", { class: `health-reason reason-${reason}`, title: reason }, en));
     return;
   }
   const s = block.summary || {};
   cell.dataset.health = "available";
   const blood = bloodShort(s.blood_type);
-  cell.append(el("span", { class: "blood", title: `Blood type 血型: ${bloodLong(s.blood_type)}` }, blood || bi("blood ?", "血型不详")));
+  cell.append(el("span", { class: "blood", title: tf("Blood type: %(blood)s", { blood: bloodLong(s.blood_type) }) }, blood || t("blood ?")));
   const allergies = asList(s.allergies);
   if (allergies.length) {
     cell.append(
@@ -79,27 +80,26 @@ export function renderHealthBadge(cell, block) {
       el(
         "span",
         { class: "allergy-flag", title: allergies.map((a) => asText(a && a.substance)).join(", ") },
-        `⚠ allergies ${allergies.length} `,
-        el("span", { lang: "zh-CN" }, "过敏"),
+        tf("⚠ allergies %(n)s", { n: allergies.length }),
       ),
     );
   }
-  if (s.access_basis === "override") cell.append(" ", el("span", { class: "override-flag" }, bi("override", "紧急授权")));
+  if (s.access_basis === "override") cell.append(" ", el("span", { class: "override-flag" }, t("override")));
 }
 
 /** The health section of the details panel; filled by renderHealthPanel. */
 export function createHealthCard(ctx, entry) {
   const id = `health-${entry.id}`;
-  const title = el("h3", { class: "panel-title", id, tabindex: "-1" }, bi("Health archive", "健康档案"));
+  const title = el("h3", { class: "panel-title", id, tabindex: "-1" }, t("Health archive"));
   const reread = el(
     "button",
     {
       type: "button",
       class: "button small reread",
-      title: "Each read is written to the patient's access log. 每次读取都会记入患者的访问日志。",
+      title: t("Each read is written to the patient's access log."),
       onclick: () => loadHealth(ctx, entry),
     },
-    bi("Read again", "重新读取"),
+    t("Read again"),
   );
   const status = el("p", { class: "panel-status small muted", role: "status", "aria-live": "polite" });
   const error = el("p", { class: "alert alert-error health-error", role: "alert", hidden: true });
@@ -110,7 +110,7 @@ export function createHealthCard(ctx, entry) {
 
 function showHealthLoading(panel, loading) {
   panel.reread.disabled = loading;
-  panel.healthStatus.textContent = loading ? "Reading the health archive… 正在读取健康档案" : "";
+  panel.healthStatus.textContent = loading ? t("Reading the health archive…") : "";
 }
 
 function setHealthError(panel, message) {
@@ -145,7 +145,7 @@ export async function loadHealth(ctx, entry) {
   const panel = entry.panel; // the one open now, if any
   if (panel) showHealthLoading(panel, false);
   if (failure) {
-    if (panel) setHealthError(panel, `Could not read the health archive 无法读取健康档案: ${failure.status ? `${failure.status} — ` : ""}${failure.message}`);
+    if (panel) setHealthError(panel, `${t("Could not read the health archive")}: ${failure.status ? `${failure.status} — ` : ""}${failure.message}`);
     return;
   }
   if (body && isHealthBlock(body.health_summary)) {
@@ -156,12 +156,12 @@ export async function loadHealth(ctx, entry) {
   }
 }
 
-function fieldBox(en, zh, className, content) {
-  return el("div", { class: `health-field ${className}` }, el("dt", {}, bi(en, zh)), el("dd", {}, content));
+function fieldBox(en, className, content) {
+  return el("div", { class: `health-field ${className}` }, el("dt", {}, en), el("dd", {}, content));
 }
 
 function noneRecorded() {
-  return el("span", { class: "muted" }, bi("None recorded", "未记录"));
+  return el("span", { class: "muted" }, t("None recorded"));
 }
 
 function itemList(items, render) {
@@ -192,9 +192,9 @@ export function renderHealthPanel(ctx, entry) {
   if (!block.available) {
     const reason = asText(block.reason) || "unavailable";
     panel.healthSection.classList.add("is-refused");
-    const [en, zh, longEn, longZh] = HEALTH_REASONS[reason] || ["not shown", "不可用", `No health summary (${reason}).`, "无健康摘要。"];
+    const [short, long] = HEALTH_REASONS[reason] || [t("not shown"), tf("No health summary (%(reason)s).", { reason })];
     body.append(
-      el("p", { class: "health-refused" }, el("span", { class: `health-reason reason-${reason}` }, bi(en, zh)), " ", longEn, " ", el("span", { lang: "zh-CN" }, longZh)),
+      el("p", { class: "health-refused" }, el("span", { class: `health-reason reason-${reason}` }, short), " ", long),
     );
     if (reason === "no_consent" && !ENDED.has(entry.data.status)) body.append(reasonControls(ctx, entry, OVERRIDE));
     if (reason === "grant_expired" && !ENDED.has(entry.data.status)) body.append(reasonControls(ctx, entry, RENEW));
@@ -209,25 +209,24 @@ export function renderHealthPanel(ctx, entry) {
       el(
         "p",
         { class: "override-note", role: "note" },
-        "⚠ Emergency override — flagged for review. ",
-        el("span", { lang: "zh-CN" }, "紧急授权，已标记复核。"),
+        t("⚠ Emergency override — flagged for review."),
       ),
     );
   }
 
   const who = el("p", { class: "health-who" }, el("strong", { class: "health-name" }, asText(s.name) || "—"));
   const sex = SEXES[s.sex];
-  if (sex) who.append(" · ", bi(sex[0], sex[1]));
+  if (sex) who.append(" · ", sex);
   if (s.date_of_birth) {
     const age = ageFrom(s.date_of_birth);
-    who.append(" · ", bi("born", "出生"), ` ${asText(s.date_of_birth)}`);
-    if (age != null) who.append(` (${age} y `, el("span", { lang: "zh-CN" }, "岁"), ")");
+    who.append(" · ", t("born"), ` ${asText(s.date_of_birth)}`);
+    if (age != null) who.append(" ", tf("(%(age)s y)", { age }));
   }
   const blood = bloodShort(s.blood_type);
   const facts = el(
     "p",
     { class: "health-facts" },
-    el("span", { class: "health-label" }, bi("Blood type", "血型")),
+    el("span", { class: "health-label" }, t("Blood type")),
     " ",
     el("strong", { class: "blood big" }, blood || "?"),
     " ",
@@ -236,11 +235,11 @@ export function renderHealthPanel(ctx, entry) {
   const basis = el(
     "p",
     { class: "health-basis small" },
-    el("span", { class: "health-label" }, bi("Access basis", "调阅依据")),
+    el("span", { class: "health-label" }, t("Access basis")),
     ": ",
-    el("strong", { class: `basis basis-${override ? "override" : "consent"}` }, override ? bi("override", "紧急授权") : bi("consent", "患者授权")),
+    el("strong", { class: `basis basis-${override ? "override" : "consent"}` }, override ? t("override") : t("consent")),
     " · ",
-    el("span", { class: "health-label" }, bi("Verified", "核实于")),
+    el("span", { class: "health-label" }, t("Verified")),
     ": ",
     el("span", { class: "verified-at" }, s.verified_at ? formatDate(s.verified_at) : "—"),
   );
@@ -248,16 +247,16 @@ export function renderHealthPanel(ctx, entry) {
   const pregnancy = s.pregnancy && typeof s.pregnancy === "object" ? s.pregnancy : null;
   let pregnancyContent = noneRecorded();
   if (pregnancy) {
-    const [en, zh] = PREGNANCY[pregnancy.status] || [asText(pregnancy.status), ""];
-    pregnancyContent = el("span", {}, bi(en, zh));
-    if (pregnancy.due_date) pregnancyContent.append(" · ", bi("due", "预产期"), ` ${asText(pregnancy.due_date)}`);
+    const en = PREGNANCY[pregnancy.status] || asText(pregnancy.status);
+    pregnancyContent = el("span", {}, en);
+    if (pregnancy.due_date) pregnancyContent.append(" · ", t("due"), ` ${asText(pregnancy.due_date)}`);
   }
   const doctor = s.family_doctor && typeof s.family_doctor === "object" ? s.family_doctor : null;
 
   const grid = el(
     "dl",
     { class: "health-grid" },
-    fieldBox("Allergies", "过敏", "allergies", itemList(asList(s.allergies), (a) => {
+    fieldBox(t("Allergies"), "allergies", itemList(asList(s.allergies), (a) => {
       const severity = asText(a && a.severity);
       const sev = SEVERITIES[severity];
       return el(
@@ -266,17 +265,17 @@ export function renderHealthPanel(ctx, entry) {
         el("strong", { class: "substance" }, asText(a && a.substance)),
         a && a.reaction ? ` — ${asText(a.reaction)}` : null,
         sev ? " " : null,
-        sev ? el("span", { class: `sev sev-${severity}` }, bi(sev[0], sev[1])) : null,
+        sev ? el("span", { class: `sev sev-${severity}` }, sev) : null,
       );
     })),
-    fieldBox("Chronic conditions", "慢性病", "conditions", itemList(asList(s.chronic_conditions), (c) => el("li", {}, asText(c)))),
-    fieldBox("Medications", "用药", "medications", itemList(asList(s.medications), (m) =>
+    fieldBox(t("Chronic conditions"), "conditions", itemList(asList(s.chronic_conditions), (c) => el("li", {}, asText(c)))),
+    fieldBox(t("Medications"), "medications", itemList(asList(s.medications), (m) =>
       el("li", {}, el("strong", {}, asText(m && m.name)), m && m.dose ? ` — ${asText(m.dose)}` : null))),
-    fieldBox("Implanted devices", "植入装置", "devices", itemList(asList(s.implanted_devices), (d) => el("li", {}, asText(d)))),
-    fieldBox("Pregnancy", "妊娠", "pregnancy", pregnancyContent),
-    fieldBox("Advance directives", "预先医疗指示", "directives",
+    fieldBox(t("Implanted devices"), "devices", itemList(asList(s.implanted_devices), (d) => el("li", {}, asText(d)))),
+    fieldBox(t("Pregnancy"), "pregnancy", pregnancyContent),
+    fieldBox(t("Advance directives"), "directives",
       s.advance_directives ? el("span", { class: "directives-text" }, asText(s.advance_directives)) : noneRecorded()),
-    fieldBox("Emergency contacts", "紧急联系人", "contacts", itemList(asList(s.emergency_contacts), (c) =>
+    fieldBox(t("Emergency contacts"), "contacts", itemList(asList(s.emergency_contacts), (c) =>
       el(
         "li",
         {},
@@ -285,10 +284,10 @@ export function renderHealthPanel(ctx, entry) {
         c && c.phone ? " " : null,
         c && c.phone ? el("a", { href: `tel:${asText(c.phone).replace(/[^\d+]/g, "")}` }, asText(c.phone)) : null,
       ))),
-    fieldBox("Family doctor", "家庭医生", "doctor", doctor
+    fieldBox(t("Family doctor"), "doctor", doctor
       ? el("span", {}, asText(doctor.name), doctor.phone ? " · " : null, doctor.phone ? el("span", { class: "phone" }, asText(doctor.phone)) : null)
       : noneRecorded()),
-    fieldBox("Past surgeries", "既往手术", "surgeries", itemList(asList(s.past_surgeries), (x) =>
+    fieldBox(t("Past surgeries"), "surgeries", itemList(asList(s.past_surgeries), (x) =>
       el("li", {}, asText(x && x.name), x && x.year ? ` (${asText(x.year)})` : null))),
   );
   body.append(el("div", { class: "health-top" }, who, facts, basis), grid);
@@ -298,20 +297,20 @@ export function renderHealthPanel(ctx, entry) {
 // A reason the server checks (dispatch/inputs.py validate_reason_words: 10+ characters, in words).
 const OVERRIDE = {
   kind: "override",
-  open: ["Emergency override", "紧急授权"],
-  label: ["Reason for emergency access", "紧急调阅理由"],
-  hint: ["10–500 characters, in words. Logged, flagged for review and shown to the patient.", "10–500 字，请用文字说明；将记录在案、标记复核并告知患者。"],
-  submit: ["Open the archive", "调阅档案"],
-  refused: ["override refused", "未授权"],
+  open: t("Emergency override"),
+  label: t("Reason for emergency access"),
+  hint: t("10–500 characters, in words. Logged, flagged for review and shown to the patient."),
+  submit: t("Open the archive"),
+  refused: t("override refused"),
   url: (ctx, id) => urlFor(ctx.cfg.overrideUrl, id),
 };
 const RENEW = {
   kind: "renew",
-  open: ["Renew access", "续期授权"],
-  label: ["Reason for renewing access", "续期理由"],
-  hint: ["10–500 characters, in words. Logged and flagged for review.", "10–500 字，请用文字说明；将记录在案并标记复核。"],
-  submit: ["Renew and read", "续期并读取"],
-  refused: ["renewal refused", "续期被拒绝"],
+  open: t("Renew access"),
+  label: t("Reason for renewing access"),
+  hint: t("10–500 characters, in words. Logged and flagged for review."),
+  submit: t("Renew and read"),
+  refused: t("renewal refused"),
   url: (ctx, id) => urlFor(ctx.cfg.renewUrl, id),
 };
 
@@ -331,20 +330,20 @@ function reasonControls(ctx, entry, how) {
     "aria-describedby": `${base}-hint ${base}-error`,
   });
   const fieldError = el("p", { class: "field-error", id: `${base}-error`, hidden: true });
-  const submit = el("button", { type: "submit", class: "button small danger" }, bi(...how.submit));
-  const cancel = el("button", { type: "button", class: "button small" }, bi("Cancel", "取消"));
+  const submit = el("button", { type: "submit", class: "button small danger" }, how.submit);
+  const cancel = el("button", { type: "button", class: "button small" }, t("Cancel"));
   const form = el(
     "form",
-    { class: "override-form", id: `${base}-form`, hidden: true, novalidate: true, "aria-label": `${how.open[0]} ${how.open[1]}` },
-    el("label", { for: input.id }, bi(...how.label)),
-    el("p", { class: "small muted", id: `${base}-hint` }, how.hint[0], " ", el("span", { lang: "zh-CN" }, how.hint[1])),
+    { class: "override-form", id: `${base}-form`, hidden: true, novalidate: true, "aria-label": `${how.open}` },
+    el("label", { for: input.id }, how.label),
+    el("p", { class: "small muted", id: `${base}-hint` }, how.hint),
     el("div", { class: "override-inputs" }, input, submit, cancel),
     fieldError,
   );
   const open = el(
     "button",
     { type: "button", class: "button small danger override-open", "aria-expanded": "false", "aria-controls": form.id },
-    bi(...how.open),
+    how.open,
   );
   const ctl = { form, input, submit, open, fieldError, busy: false };
   panel.override = ctl;
@@ -381,7 +380,7 @@ async function submitReason(ctx, entry, ctl, how) {
   if (!panel || ctl.busy) return;
   const reason = ctl.input.value.trim();
   if (reason.length < 10 || reason.length > 500) {
-    setFieldError(ctl, "Give a reason of 10 to 500 characters. 请填写 10–500 字的理由。");
+    setFieldError(ctl, t("Give a reason of 10 to 500 characters."));
     ctl.input.focus();
     return;
   }
@@ -389,7 +388,7 @@ async function submitReason(ctx, entry, ctl, how) {
   setHealthError(panel, null);
   ctl.busy = true;
   ctl.submit.disabled = true;
-  panel.healthStatus.textContent = "Opening the archive… 正在调阅";
+  panel.healthStatus.textContent = t("Opening the archive…");
   let body = null;
   let failure = null;
   try {
@@ -403,26 +402,26 @@ async function submitReason(ctx, entry, ctl, how) {
   panel.healthStatus.textContent = "";
   if (failure) {
     if (!failure.status) {
-      setHealthError(panel, `Network error — nothing recorded 网络错误，未记录: ${failure.message}`);
+      setHealthError(panel, `${t("Network error — nothing recorded")}: ${failure.message}`);
       return;
     }
     if (failure.fields && failure.fields.reason) {
       setFieldError(ctl, failure.fields.reason.join(" "));
       return;
     }
-    const what = failure.status === 409 ? `409 Conflict — ${how.refused[0]} 冲突，${how.refused[1]}` : `${failure.status} — ${how.refused[0]} ${how.refused[1]}`;
+    const what = failure.status === 409 ? tf("409 Conflict — %(what)s", { what: how.refused }) : `${failure.status} — ${how.refused}`;
     setHealthError(panel, `${what}: ${failure.detail}`);
     return;
   }
   if (how.kind === "renew") {
     loadHealth(ctx, entry); // renewed: read the summary under the new grant
-    ctx.announce(`Access renewed for case #${entry.id}; flagged for review. 授权已续期，已标记复核。`);
+    ctx.announce(tf("Access renewed for case #%(id)s; flagged for review.", { id: entry.id }));
     return;
   }
   if (isHealthBlock(body)) {
     setHealth(ctx, entry, body);
     renderHealthPanel(ctx, entry);
     panel.healthTitle.focus(); // the form is gone; keep focus in the health section
-    ctx.announce(`Emergency override recorded for case #${entry.id}; flagged for review. 紧急授权已记录，已标记复核。`);
+    ctx.announce(tf("Emergency override recorded for case #%(id)s; flagged for review.", { id: entry.id }));
   }
 }

@@ -1,12 +1,13 @@
 /*
  * labels.js — display text and small DOM helpers of the dispatcher console.
  *
- * Every label is "English 中文", and the two halves say the same thing. Model choices come from the
- * server (json_script "console-labels", built from the models' own choices); the rest is here.
+ * Text is in the page's language (onekey/i18n.js). Model choices come from the server (json_script
+ * "console-labels", the models' own bilingual labels) and show only the page's half; the rest is here.
  * Every value from the server reaches the DOM through textContent, never as HTML.
  */
 
 import { serverNow } from "/static/onekey/api.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 export function readJson(id) {
   const node = document.getElementById(id);
@@ -19,7 +20,7 @@ export const ENDED = new Set(["closed", "cancelled"]);
 
 export function label(kind, value) {
   const table = LABELS[kind] || {};
-  return table[value] || (value == null ? "—" : String(value));
+  return table[value] ? choice(table[value]) : value == null ? "—" : String(value);
 }
 
 export function el(tag, attrs, ...children) {
@@ -36,13 +37,6 @@ export function el(tag, attrs, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
-}
-
-/** "English 中文": the Chinese part marked up with its language for screen readers. */
-export function bi(en, zh) {
-  const frag = document.createDocumentFragment();
-  frag.append(en + " ", el("span", { lang: "zh-CN" }, zh));
-  return frag;
 }
 
 export function urlFor(template, id) {
@@ -85,14 +79,14 @@ export function formatDuration(ms) {
 
 export function formatDistance(m) {
   if (!Number.isFinite(m)) return "—";
-  return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`;
+  return m < 1000 ? tf("%(m)s m", { m: Math.round(m) }) : tf("%(km)s km", { km: (m / 1000).toFixed(1) });
 }
 
 export function formatEta(s) {
   if (!Number.isFinite(s)) return "—";
   s = Math.max(0, Math.round(s));
   const min = Math.floor(s / 60);
-  return min ? `${min} min ${pad(s % 60)} s` : `${s} s`;
+  return min ? tf("%(min)s min %(s)s s", { min, s: pad(s % 60) }) : tf("%(s)s s", { s });
 }
 
 export function formatCoord(value) {
@@ -103,7 +97,7 @@ export function formatCoord(value) {
 export function telLink(phone, className = "tel") {
   const text = asText(phone);
   if (!text) return null;
-  return el("a", { href: `tel:${text.replace(/[^\d+]/g, "")}`, class: className, title: "Call 拨打" }, text);
+  return el("a", { href: `tel:${text.replace(/[^\d+]/g, "")}`, class: className, title: t("Call") }, text);
 }
 
 /** Where the case is: the address when the server resolved one, else the coordinates. */
@@ -113,14 +107,14 @@ export function placeText(c) {
 }
 
 export const CONN_TEXT = {
-  connecting: ["Connecting…", "连接中"],
-  connected: ["Connected", "已连接"],
-  reconnecting: ["Reconnecting…", "重连中"],
-  "signed-out": ["Signed out — sign in again", "已退出登录，请重新登录"],
+  connecting: t("Connecting…"),
+  connected: t("Connected"),
+  reconnecting: t("Reconnecting…"),
+  "signed-out": t("Signed out — sign in again"),
 };
 
 /** ETA text for a case's unit: to the scene, or to the hospital while transporting. */
 export const ETA_TARGET = {
-  scene: ["to scene", "到现场"],
-  hospital: ["to hospital", "到医院"],
+  scene: t("to scene"),
+  hospital: t("to hospital"),
 };

@@ -4,20 +4,25 @@
  * The REST snapshot (cases with last_seq, units, hospitals) is the truth; the dispatch stream
  * (/ws/dispatch/, through the shared StreamClient) brings every change after it, in order. Each
  * concern lives in its own module: queue.js (case table), details.js (side panel), health.js,
- * recommendations.js, operations.js, newcall.js (phoned-in calls), units.js, alerts.js, and the
- * shared map (/static/onekey/map.js). No framework, no build step.
+ * recommendations.js, operations.js, newcall.js (phoned-in calls), units.js, alerts.js (the
+ * server's escalations), priority.js, messages.js (silent calls), merge.js, surge.js, bulk.js, and
+ * the shared map (/static/onekey/map.js). No framework, no build step.
  */
 
 import { api, serverNow } from "/static/onekey/api.js";
 import { createMap } from "/static/onekey/map.js";
 import { StreamClient } from "/static/onekey/stream.js";
 import { createAlerts } from "./alerts.js";
-import { closeDetails, hideReassign, markUnitInDetails, openDetails, renderLive, syncDetails, toggleReassign } from "./details.js";
+import { createBulk } from "./bulk.js";
+import { closeDetails, hideReassign, markUnitInDetails, openDetails, renderCaseAlerts, renderLive, syncDetails, toggleReassign } from "./details.js";
+import { storeMessage } from "./messages.js";
+import { createSurge } from "./surge.js";
 import { renderHealthBadge } from "./health.js";
-import { CONN_TEXT, ENDED, bi, el, label, parseTime, readJson } from "./labels.js";
+import { CONN_TEXT, ENDED, el, label, parseTime, readJson } from "./labels.js";
 import { createNewCall } from "./newcall.js";
 import { createEntry, layoutRows, renderHospitalCell, renderRow, renderSummary, renderUnitCell, renderWaiting } from "./queue.js";
 import { createUnits } from "./units.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const root = document.getElementById("console");
 const pageConfig = readJson("console-config") || {};
@@ -36,10 +41,19 @@ const cfg = {
   ambulancesUrl: root.dataset.ambulancesUrl,
   ambulanceStatusUrl: root.dataset.ambulanceStatusUrlTemplate,
   hospitalsUrl: root.dataset.hospitalsUrl,
+  alertsUrl: root.dataset.alertsUrl,
+  triageUrl: root.dataset.triageUrlTemplate,
+  messagesUrl: root.dataset.messagesUrlTemplate,
+  mergeUrl: root.dataset.mergeUrlTemplate,
+  surgeUrl: root.dataset.surgeUrl,
+  districtsUrl: root.dataset.districtsUrl,
+  bulkStatusUrl: root.dataset.bulkStatusUrl,
+  meUrl: root.dataset.meUrl,
   wsPath: root.dataset.wsPath || "/ws/dispatch/",
   loginUrl: root.dataset.loginUrl || "/accounts/login/",
   unassignedAlertMs: 1000 * (Number(pageConfig.unassigned_alert_s) || 30),
   tileUrl: pageConfig.tile_url || null,
+  tileAttribution: pageConfig.tile_attribution || "",
 };
 
 const els = {
@@ -60,6 +74,10 @@ const els = {
   unitsError: document.getElementById("units-error"),
   captionNote: document.getElementById("cases-caption-note"),
   map: document.getElementById("map"),
+  surge: document.getElementById("surge"),
+  districts: document.getElementById("districts"),
+  unitsPanel: document.getElementById("units-panel"),
+  reports: document.getElementById("reports-link"),
 };
 
 const state = {
@@ -68,6 +86,9 @@ const state = {
   hospitals: new Map(),
   selected: null,
   connState: "connecting",
+  centre: null, // the snapshot's `centre`, then centre.surge_changed
+  messages: new Map(), // case id -> its texts, oldest first
+  supervisor: false,
 };
 
 const ctx = {
@@ -84,6 +105,14 @@ const ctx = {
     if (entry.panel) entry.panel.title.focus(); // the button pressed is gone; keep focus on the case
   },
   toggleReassign: (entry) => toggleReassign(ctx, entry),
+  showError,
+  relayout: () => layoutRows(ctx),
+  alertsFor: (caseId) => (ctx.alerts ? ctx.alerts.forCase(caseId) : []),
+  onAlertsChanged: (entry) => {
+    renderWaiting(ctx, entry, serverNow());
+    renderCaseAlerts(ctx, entry);
+  },
+  onUnitPicked: (id, on) => ctx.bulk && ctx.bulk.pick(id, on),
   onHealth: (entry) => {
     renderRow(ctx, entry);
     if (entry.panel) syncDetails(ctx, entry);
@@ -111,12 +140,12 @@ function setConnState(name) {
   els.conn.className = `conn conn-${name}`;
   const text = els.conn.querySelector(".conn-text");
   text.textContent = "";
-  const [en, zh] = CONN_TEXT[name];
+  const en = CONN_TEXT[name];
   if (name === "signed-out") {
     const next = encodeURIComponent(location.pathname);
-    text.append(el("a", { href: `${cfg.loginUrl}?next=${next}` }, bi(en, zh)));
+    text.append(el("a", { href: `${cfg.loginUrl}?next=${next}` }, en));
   } else {
-    text.append(bi(en, zh));
+    text.append(en);
   }
 }
 
@@ -133,7 +162,21 @@ function mapCase(c) {
     district: c.district || null,
     caller_phone: c.caller_phone || null,
     trail: c.trail,
+    priority: c.priority,
+    route: routeOf(c),
   };
+}
+
+/** The dashed line on the map: the case's unit to the scene, or to the hospital while transporting. */
+function routeOf(c) {
+  const unit = c.ambulance;
+  if (!unit || !Number.isFinite(unit.lat) || !Number.isFinite(unit.lon)) return null;
+  if (c.eta_target === "scene") return { from: unit, to: { lat: c.lat, lon: c.lon } };
+  if (c.eta_target === "hospital" && c.hospital) {
+    const h = { ...(state.hospitals.get(c.hospital.id) || {}), ...c.hospital };
+    return Number.isFinite(h.lat) && Number.isFinite(h.lon) ? { from: unit, to: h } : null;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,7 +215,7 @@ function upsertCase(data, { authoritative = false, quiet = false } = {}) {
   if (entry.panel) syncDetails(ctx, entry);
   if (isNew && !quiet && !ENDED.has(entry.data.status)) {
     alerts.newEmergency(entry);
-    announce(`New case #${data.id}: ${label("complaint", data.complaint)}. 新病例 #${data.id}。`);
+    announce(tf("New case #%(id)s: %(complaint)s.", { id: data.id, complaint: label("complaint", data.complaint) }));
   }
   layoutRows(ctx);
   renderSummary(ctx);
@@ -194,6 +237,7 @@ function updateUnit(data) {
     if (mine && mine.id === unit.id) {
       entry.data.ambulance = { ...mine, call_sign: unit.call_sign, status: unit.status, lat: unit.lat, lon: unit.lon, position_at: unit.position_at };
       renderRow(ctx, entry);
+      if (ctx.map) ctx.map.setCase(mapCase(entry.data)); // its route line follows the unit
       if (entry.panel) syncDetails(ctx, entry);
     }
     markUnitInDetails(entry, unit);
@@ -232,13 +276,38 @@ function applySnapshot(snap) {
   units.replace(Array.isArray(snap.units) ? snap.units : []);
   state.hospitals.clear();
   for (const hospital of Array.isArray(snap.hospitals) ? snap.hospitals : []) updateHospital(hospital);
+  state.messages.clear();
+  for (const message of Array.isArray(snap.messages) ? snap.messages : []) storeMessage(state, message);
+  if (snap.centre) surge.setCentre(snap.centre);
+  alerts.replace(snap.alerts ? snap.alerts.results : []);
+  const selected = state.cases.get(state.selected);
+  if (selected && selected.panel) syncDetails(ctx, selected);
+  surge.refreshDistricts();
   layoutRows(ctx);
   renderSummary(ctx);
   showError(null);
 }
 
+function applyMessage(message) {
+  if (!storeMessage(state, message)) return;
+  const entry = state.cases.get(message.case);
+  if (entry && entry.panel) entry.panel.thread.sync();
+  if (message.sender !== "dispatcher") {
+    alerts.sound("info");
+    announce(tf("New text on case #%(id)s.", { id: message.case }));
+  }
+}
+
 function applyEvent({ event, data }) {
-  if (event.startsWith("case.")) {
+  if (event === "case.message") {
+    applyMessage(data); // a message, not a case
+  } else if (event === "alert.raised") {
+    alerts.raised(data);
+  } else if (event === "alert.cleared") {
+    alerts.cleared(data);
+  } else if (event === "centre.surge_changed") {
+    surge.setCentre(data);
+  } else if (event.startsWith("case.")) {
     // The dispatch stream carries no health summary (the panel reads it, audited); should an event
     // ever carry one, it was read and logged for this dispatcher, so it is kept like a read.
     const { health_summary: health, ...caseData } = data;
@@ -247,6 +316,10 @@ function applyEvent({ event, data }) {
       entry.health = health;
       renderRow(ctx, entry);
     }
+    if (event === "case.merged" && data.merged_into) {
+      announce(tf("Case #%(id)s merged into case #%(into)s.", { id: data.id, into: data.merged_into }));
+    }
+    surge.refreshDistricts();
   } else if (event.startsWith("unit.")) {
     updateUnit(data);
   } else if (event.startsWith("admission.")) {
@@ -285,22 +358,18 @@ function select(id) {
 
 function tick() {
   const now = serverNow();
-  const overdue = [];
   for (const entry of [...state.cases.values()]) {
     if (entry.endedAt && Date.now() - entry.endedAt > REMOVE_ENDED_AFTER_MS) {
       removeCase(entry);
       continue;
     }
     renderWaiting(ctx, entry, now);
-    if (entry.overdue) overdue.push(entry);
     if (entry.etaAt != null || entry.data.admission) {
       renderUnitCell(entry, now);
       renderHospitalCell(entry, now);
       renderLive(entry, now);
     }
   }
-  overdue.sort((a, b) => a.id - b.id);
-  alerts.overdue(overdue);
   renderSummary(ctx);
   layoutRows(ctx);
 }
@@ -309,37 +378,56 @@ function tick() {
 // Start
 
 const alerts = createAlerts(ctx);
+ctx.alerts = alerts;
 const units = createUnits(ctx);
+ctx.units = units;
+const surge = createSurge(ctx);
+const bulk = createBulk(ctx);
+ctx.bulk = bulk;
 try {
-  ctx.map = createMap(els.map, { tileUrl: cfg.tileUrl });
+  ctx.map = createMap(els.map, { tileUrl: cfg.tileUrl, tileAttribution: cfg.tileAttribution });
   ctx.map.showDistricts().catch((err) => console.warn("district layer", err));
   ctx.map.onSelect((id) => select(id));
 } catch (err) {
   // The console works without its map (the table has everything); say so instead of failing.
   console.warn("map unavailable", err);
-  els.map.textContent = "Map unavailable 地图不可用";
+  els.map.textContent = t("Map unavailable");
 }
 const newCall = createNewCall(ctx);
 
 {
-  const s = Math.round(cfg.unassignedAlertMs / 1000);
   els.captionNote.textContent = "";
   els.captionNote.append(
-    bi(`Cases without a unit after ${s} s alarm.`, `超过 ${s} 秒未派车的病例会报警。`),
+    t("Waiting for a unit first, then by priority; the centre alarms when a case waits too long for its priority."),
     " ",
-    bi("Times are local.", "时间为本地时间。"),
+    t("Times are local."),
     " ",
-    bi("Health archives are read (and logged) only when you open a case.", "仅在打开病例时读取健康档案（并记录）。"),
+    t("Health archives are read (and logged) only when you open a case."),
   );
 }
 
 async function fetchSnapshot() {
-  const [cases, unitList, hospitals] = await Promise.all([
-    api(`${cfg.casesUrl}?limit=1000`),
-    api(cfg.ambulancesUrl),
-    api(cfg.hospitalsUrl),
-  ]);
-  return { ...cases, units: unitList, hospitals };
+  // The queue first, then the alerts: resuming from the queue's last_seq replays anything raised or
+  // cleared between the two reads, in order, onto the (newer) alert list: harmless.
+  const cases = await api(`${cfg.casesUrl}?limit=1000`);
+  const alertList = await api(cfg.alertsUrl);
+  return { ...cases, alerts: alertList };
+}
+
+/** Supervisor or not decides which controls show (surge, bulk status, reports): GET /api/v1/me says. */
+async function detectSupervisor() {
+  let boss = false;
+  try {
+    const me = await api(cfg.meUrl);
+    boss = me.supervisor === true;
+  } catch (err) {
+    boss = false;
+  }
+  state.supervisor = boss;
+  root.classList.toggle("is-supervisor", boss);
+  els.reports.hidden = !boss;
+  bulk.enable(boss);
+  surge.render();
 }
 
 const CONN_STATE = { connecting: "connecting", live: "connected", reconnecting: "reconnecting", offline: "reconnecting" };
@@ -366,6 +454,9 @@ window.oneKeyConsole = {
   get state() { return state.connState; },
   get selected() { return state.selected; },
   get soundsPlayed() { return Number(root.dataset.soundsPlayed || 0); },
+  get supervisor() { return state.supervisor; },
+  get surge() { return Boolean(state.centre && state.centre.active); },
+  alerts: () => alerts.list(),
   caseIds() { return [...state.cases.keys()]; },
   select,
   reconnectNow: () => client.reconnectNow(),
@@ -378,3 +469,4 @@ renderSummary(ctx);
 window.setInterval(tick, 1000);
 window.setInterval(() => units.tick(), 5000);
 client.start();
+detectSupervisor();

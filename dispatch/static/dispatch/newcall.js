@@ -6,7 +6,8 @@
  */
 
 import { api, idempotencyKey } from "/static/onekey/api.js";
-import { LABELS, bi, el, formatCoord } from "./labels.js";
+import { LABELS, el, formatCoord } from "./labels.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const CREATE_URL = "/api/v1/dispatch/cases";
 const GEOCODE_URL = "/api/v1/geocode";
@@ -19,10 +20,10 @@ export function createNewCall(ctx) {
   // One key per call being entered: a submit retried after a lost answer creates one case, not two.
   let key = idempotencyKey();
 
-  const field = (id, en, zh, input, hint) => el(
+  const field = (id, text, input, hint) => el(
     "div",
     { class: "field", "data-field": input.name },
-    el("label", { for: id }, bi(en, zh)),
+    el("label", { for: id }, text),
     input,
     hint || null,
     el("p", { class: "field-error", id: `${id}-error`, hidden: true }),
@@ -32,39 +33,38 @@ export function createNewCall(ctx) {
   const name = el("input", { type: "text", id: "nc-name", name: "caller_name", autocomplete: "off", maxlength: "100" });
   const forSelf = el("input", { type: "checkbox", id: "nc-self", name: "for_self", checked: true });
   const complaint = el("select", { id: "nc-complaint", name: "complaint" });
-  for (const [value, text] of Object.entries(LABELS.complaint || { unknown: "Unknown 未知" })) {
-    complaint.append(el("option", { value }, text));
+  for (const [value, text] of Object.entries(LABELS.complaint || { unknown: t("Unknown") })) {
+    complaint.append(el("option", { value }, choice(text)));
   }
   const note = el("textarea", { id: "nc-note", name: "note", rows: "2", maxlength: "1000" });
   const address = el("input", { type: "search", id: "nc-address", name: "address", autocomplete: "off", "aria-describedby": "nc-address-hint nc-address-error" });
-  const search = el("button", { type: "button", class: "button small" }, bi("Search", "查找"));
-  const candidates = el("ul", { class: "candidates", "aria-label": "Places found 找到的地点" });
+  const search = el("button", { type: "button", class: "button small" }, t("Search"));
+  const candidates = el("ul", { class: "candidates", "aria-label": t("Places found") });
   const picked = el("p", { class: "picked small", role: "status", "aria-live": "polite" });
   const error = el("p", { class: "alert alert-error", role: "alert", hidden: true });
-  const submit = el("button", { type: "submit", class: "button primary" }, bi("Create case", "创建病例"));
-  const close = el("button", { type: "button", class: "button" }, bi("Close", "关闭"));
+  const submit = el("button", { type: "submit", class: "button primary" }, t("Create case"));
+  const close = el("button", { type: "button", class: "button" }, t("Close"));
 
   const form = el(
     "form",
     { class: "new-call-form stack", novalidate: true },
-    field("nc-phone", "Caller's phone", "来电号码", phone),
-    field("nc-name", "Caller's name (optional)", "来电人姓名（可选）", name),
-    el("div", { class: "field check" }, forSelf, " ", el("label", { for: "nc-self" }, bi("The caller is the patient", "来电人即患者"))),
-    field("nc-complaint", "Complaint", "主诉", complaint),
+    field("nc-phone", t("Caller's phone"), phone),
+    field("nc-name", t("Caller's name (optional)"), name),
+    el("div", { class: "field check" }, forSelf, " ", el("label", { for: "nc-self" }, t("The caller is the patient"))),
+    field("nc-complaint", t("Complaint"), complaint),
     field(
       "nc-address",
-      "Address",
-      "地址",
+      t("Address"),
       el("div", { class: "override-inputs" }, address, search),
-      el("p", { class: "small muted", id: "nc-address-hint" }, bi("Search and pick a candidate, or click the map.", "输入地址后选择候选项，或在地图上点击。")),
+      el("p", { class: "small muted", id: "nc-address-hint" }, t("Search and pick a candidate, or click the map.")),
     ),
     candidates,
     picked,
-    field("nc-note", "Note", "备注", note),
+    field("nc-note", t("Note"), note),
     error,
     el("div", { class: "form-actions" }, submit, close),
   );
-  root.append(el("h2", { id: "new-call-title" }, bi("New call", "新建来电")), form);
+  root.append(el("h2", { id: "new-call-title" }, t("New call")), form);
 
   function setError(message) {
     error.textContent = message || "";
@@ -97,7 +97,7 @@ export function createNewCall(ctx) {
     picked.textContent = "";
     if (ctx.map) ctx.map.setPick(place ? { lat: place.lat, lon: place.lon } : null);
     if (!place) return;
-    picked.append(bi("Place:", "地点："), " ", el("strong", { class: "picked-place" }, place.label || `${formatCoord(place.lat)}, ${formatCoord(place.lon)}`));
+    picked.append(t("Place:"), " ", el("strong", { class: "picked-place" }, place.label || `${formatCoord(place.lat)}, ${formatCoord(place.lon)}`));
     if (place.label) picked.append(el("span", { class: "muted" }, ` (${formatCoord(place.lat)}, ${formatCoord(place.lon)})`));
   }
 
@@ -106,7 +106,7 @@ export function createNewCall(ctx) {
     candidates.textContent = "";
     setError(null);
     if (!q) {
-      setFieldErrors({ address: ["Type an address to search. 请输入地址。"] });
+      setFieldErrors({ address: [t("Type an address to search.")] });
       return;
     }
     search.disabled = true;
@@ -115,13 +115,13 @@ export function createNewCall(ctx) {
       found = await api(`${GEOCODE_URL}?q=${encodeURIComponent(q)}`);
     } catch (err) {
       search.disabled = false;
-      setError(`${err.status ? `${err.status} — ` : ""}address search failed 地址查找失败: ${err.detail || err.message}`);
+      setError(`${err.status ? `${err.status} — ` : ""}${t("address search failed")}: ${err.detail || err.message}`);
       return;
     }
     search.disabled = false;
     const list = Array.isArray(found) ? found : (found && Array.isArray(found.results) ? found.results : []);
     if (!list.length) {
-      candidates.append(el("li", { class: "muted" }, bi("No match; click the map instead.", "未找到，请在地图上点击。")));
+      candidates.append(el("li", { class: "muted" }, t("No match; click the map instead.")));
       return;
     }
     for (const c of list) {
@@ -178,8 +178,8 @@ export function createNewCall(ctx) {
       body.address = address.value.trim();
     }
     const missing = {};
-    if (!body.caller_phone) missing.caller_phone = ["The caller's phone is needed. 请填写来电号码。"];
-    if (!place && !body.address) missing.address = ["Give an address or click the map. 请填写地址或在地图上点击。"];
+    if (!body.caller_phone) missing.caller_phone = [t("The caller's phone is needed.")];
+    if (!place && !body.address) missing.address = [t("Give an address or click the map.")];
     const first = setFieldErrors(missing);
     if (first) {
       first.focus();
@@ -195,12 +195,12 @@ export function createNewCall(ctx) {
       submit.disabled = false;
       const focus = setFieldErrors(err.fields);
       if (focus) focus.focus();
-      setError(`${err.status ? `${err.status} — ` : ""}case not created 病例未创建: ${err.detail || err.message}`);
+      setError(`${err.status ? `${err.status} — ` : ""}${t("case not created")}: ${err.detail || err.message}`);
       return;
     }
     busy = false;
     submit.disabled = false;
-    ctx.announce(`Case #${created.id} created for the caller on the phone. 已为来电创建病例 #${created.id}。`);
+    ctx.announce(tf("Case #%(id)s created for the caller on the phone.", { id: created.id }));
     reset();
     close_();
     ctx.upsertCase(created, { quiet: true });

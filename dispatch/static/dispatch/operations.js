@@ -6,7 +6,8 @@
  */
 
 import { api } from "/static/onekey/api.js";
-import { ENDED, bi, el, label, urlFor } from "./labels.js";
+import { ENDED, el, label, urlFor } from "./labels.js";
+import { IS_ZH, t, tf } from "/static/onekey/i18n.js";
 
 const REASSIGNABLE = new Set(["dispatched", "en_route"]);
 const CANCELLABLE = new Set(["received", "dispatched", "en_route", "on_scene"]);
@@ -20,6 +21,14 @@ function distanceKm(a, b) {
   return 12742 * Math.asin(Math.sqrt(h));
 }
 
+/** Beds a patient will really find: the declared free beds less the patients already on their way. */
+export function bedsText(h) {
+  if (!Number.isFinite(h.ed_free_beds)) return "";
+  const incoming = Number.isFinite(h.incoming) ? h.incoming : 0;
+  const free = tf("%(n)s free beds", { n: Math.max(0, h.ed_free_beds - incoming) });
+  return incoming ? ` · ${free} (${tf("%(n)s incoming", { n: incoming })})` : ` · ${free}`;
+}
+
 export function createOperations(ctx, entry) {
   const id = entry.id;
   const status = el("p", { class: "ops-status small muted", role: "status", "aria-live": "polite" });
@@ -27,15 +36,15 @@ export function createOperations(ctx, entry) {
 
   // Cancel with a reason.
   const reason = el("input", { type: "text", id: `cancel-${id}-reason`, name: "reason", maxlength: "200", autocomplete: "off", required: true });
-  const cancelSubmit = el("button", { type: "submit", class: "button small danger" }, bi("Cancel the case", "取消病例"));
-  const cancelBack = el("button", { type: "button", class: "button small" }, bi("Keep it", "不取消"));
+  const cancelSubmit = el("button", { type: "submit", class: "button small danger" }, t("Cancel the case"));
+  const cancelBack = el("button", { type: "button", class: "button small" }, t("Keep it"));
   const cancelForm = el(
     "form",
-    { class: "ops-form cancel-form", hidden: true, novalidate: true, "aria-label": "Cancel the case 取消病例" },
-    el("label", { for: reason.id }, bi("Reason for cancelling", "取消原因")),
+    { class: "ops-form cancel-form", hidden: true, novalidate: true, "aria-label": t("Cancel the case") },
+    el("label", { for: reason.id }, t("Reason for cancelling")),
     el("div", { class: "override-inputs" }, reason, cancelSubmit, cancelBack),
   );
-  const cancelOpen = el("button", { type: "button", class: "button small ops-cancel" }, bi("Cancel case", "取消病例"));
+  const cancelOpen = el("button", { type: "button", class: "button small ops-cancel" }, t("Cancel case"));
   cancelOpen.addEventListener("click", () => {
     cancelForm.hidden = false;
     cancelOpen.hidden = true;
@@ -50,21 +59,21 @@ export function createOperations(ctx, entry) {
     event.preventDefault();
     const text = reason.value.trim();
     if (!text) {
-      setError("Give a reason for cancelling. 请填写取消原因。");
+      setError(t("Give a reason for cancelling."));
       reason.setAttribute("aria-invalid", "true");
       reason.focus();
       return;
     }
     reason.removeAttribute("aria-invalid");
-    await run(cancelSubmit, "Cancelling… 取消中", ["not cancelled", "未取消"], async () => {
+    await run(cancelSubmit, t("Cancelling…"), t("not cancelled"), async () => {
       await api(urlFor(ctx.cfg.cancelUrl, id), { method: "POST", body: { reason: text } });
       // The answer is the caller's view of the case: the dispatch stream brings the staff view.
-      ctx.announce(`Case #${id} cancelled. 病例 #${id} 已取消。`);
+      ctx.announce(tf("Case #%(id)s cancelled.", { id }));
     });
   });
 
   // Reassign: the panel shows the ranked units with "Send instead".
-  const reassignOpen = el("button", { type: "button", class: "button small ops-reassign", "aria-expanded": "false" }, bi("Reassign unit", "改派车辆"));
+  const reassignOpen = el("button", { type: "button", class: "button small ops-reassign", "aria-expanded": "false" }, t("Reassign unit"));
   reassignOpen.addEventListener("click", () => {
     const showing = ctx.toggleReassign(entry);
     reassignOpen.setAttribute("aria-expanded", String(showing));
@@ -72,30 +81,30 @@ export function createOperations(ctx, entry) {
 
   // Destination hospital.
   const select = el("select", { id: `hospital-${id}`, name: "hospital", class: "hospital-select" });
-  const setButton = el("button", { type: "submit", class: "button small" }, bi("Set destination", "设定目的医院"));
+  const setButton = el("button", { type: "submit", class: "button small" }, t("Set destination"));
   const hospitalForm = el(
     "form",
-    { class: "ops-form hospital-form", novalidate: true, "aria-label": "Where to take the patient 送往何处" },
-    el("label", { for: select.id }, bi("Destination hospital", "目的医院")),
+    { class: "ops-form hospital-form", novalidate: true, "aria-label": t("Where to take the patient") },
+    el("label", { for: select.id }, t("Destination hospital")),
     el("div", { class: "override-inputs" }, select, setButton),
   );
   hospitalForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const hospital = Number(select.value);
     if (!hospital) {
-      setError("Choose a hospital. 请选择医院。");
+      setError(t("Choose a hospital."));
       return;
     }
-    await run(setButton, "Setting the destination… 正在设定目的医院", ["destination not changed", "目的医院未更改"], async () => {
+    await run(setButton, t("Setting the destination…"), t("destination not changed"), async () => {
       const body = await api(urlFor(ctx.cfg.hospitalUrl, id), { method: "POST", body: { hospital } });
       ctx.upsertCase(body, { quiet: true });
-      ctx.announce(`Case #${id}: destination set. 病例 #${id} 目的医院已设定。`);
+      ctx.announce(tf("Case #%(id)s: destination set.", { id }));
     });
   });
 
   const section = el(
     "section",
-    { class: "operations", "aria-label": `Operations on case #${id} 病例 #${id} 操作` },
+    { class: "operations", "aria-label": tf("Operations on case #%(id)s", { id }) },
     el("div", { class: "ops-buttons" }, reassignOpen, cancelOpen),
     cancelForm,
     hospitalForm,
@@ -117,9 +126,9 @@ export function createOperations(ctx, entry) {
       status.textContent = "";
     } catch (err) {
       status.textContent = "";
-      if (!err.status) setError(`Network error, ${failed[0]} 网络错误，${failed[1]}: ${err.message}`);
-      else if (err.status === 409) setError(`409 Conflict — ${failed[0]} 冲突，${failed[1]}: ${err.detail}`);
-      else setError(`${err.status} — ${failed[0]} ${failed[1]}: ${err.detail}`);
+      if (!err.status) setError(`${tf("Network error, %(what)s", { what: failed })}: ${err.message}`);
+      else if (err.status === 409) setError(`${tf("409 Conflict — %(what)s", { what: failed })}: ${err.detail}`);
+      else setError(`${err.status} — ${failed}: ${err.detail}`);
     } finally {
       button.disabled = false;
     }
@@ -131,16 +140,18 @@ export function createOperations(ctx, entry) {
     const options = [...ctx.state.hospitals.values()]
       .map((h) => ({ h, km: distanceKm(c, h) }))
       .sort((a, b) => a.km - b.km);
-    const key = options.map(({ h }) => `${h.id}:${h.ed_status}:${h.ed_free_beds}`).join(",") + `|${current}`;
+    const key = options.map(({ h }) => `${h.id}:${h.ed_status}:${h.ed_free_beds}:${h.incoming}:${(h.unavailable_capabilities || []).join("+")}`).join(",") + `|${current}`;
     if (select.dataset.key === key) return;
     const chosen = select.value;
     select.dataset.key = key;
     select.textContent = "";
-    select.append(el("option", { value: "" }, current ? "— keep 保持 —" : "— choose 选择 —"));
+    select.append(el("option", { value: "" }, current ? t("— keep —") : t("— choose —")));
     for (const { h, km } of options) {
       const ed = label("ed_status", h.ed_status);
-      const beds = Number.isFinite(h.ed_free_beds) ? ` · ${h.ed_free_beds} free beds 空床` : "";
-      const option = el("option", { value: h.id }, `${h.name_zh || h.name_en} (${h.code}) · ${km.toFixed(1)} km · ${ed}${beds}`);
+      const beds = bedsText(h);
+      const lost = (h.unavailable_capabilities || []).length ? ` · ${tf("no %(what)s", { what: h.unavailable_capabilities.join(", ") })}` : "";
+      const name = IS_ZH ? h.name_zh || h.name_en : h.name_en || h.name_zh;
+      const option = el("option", { value: h.id }, `${name} (${h.code}) · ${tf("%(km)s km", { km: km.toFixed(1) })} · ${ed}${beds}${lost}`);
       if (h.id === current) option.textContent += " ✓";
       select.append(option);
     }

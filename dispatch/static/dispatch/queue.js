@@ -1,15 +1,16 @@
 /*
- * queue.js — the case table: one row per active case, in working order (waiting for a unit first,
- * longest waiting first; then cases under way, newest first; ended cases greyed out for a while).
+ * queue.js — the case table: one row per active case, in the server's working order
+ * (dispatch/selectors.py QUEUE_ORDER_RULE, mirrored once in queueKey below so a case an event
+ * changed is re-placed the same way); ended cases greyed out at the bottom for a while.
  * Clicking a row (or its Details button) selects the case, as clicking it on the map does.
  */
 
+import { t, tf } from "/static/onekey/i18n.js";
 import { serverNow } from "/static/onekey/api.js";
 import { renderHealthBadge } from "./health.js";
 import {
   ENDED,
   ETA_TARGET,
-  bi,
   el,
   formatCoord,
   formatDuration,
@@ -38,7 +39,9 @@ export function createEntry(ctx, data) {
   // Parts of cells that other modules address by class (tests too).
   cells.number = el("span", { class: "case-number" });
   cells.received = el("span", { class: "col-received small muted" });
-  cells.id.append(cells.number, el("br"), cells.received);
+  cells.priority = el("span", { class: "prio" });
+  cells.flags = el("span", { class: "case-flags" });
+  cells.id.append(cells.priority, " ", cells.number, el("br"), cells.received, cells.flags);
   cells.who = el("span", { class: "who" });
   cells.health = el("span", { class: "col-health" });
   cells.patient.append(cells.who, el("br"), cells.health);
@@ -47,7 +50,7 @@ export function createEntry(ctx, data) {
   const button = el(
     "button",
     { type: "button", class: "button small details", "aria-expanded": "false", "aria-controls": "details" },
-    bi("Details", "详情"),
+    t("Details"),
   );
   button.addEventListener("click", (event) => {
     event.stopPropagation();
@@ -95,6 +98,8 @@ export function renderRow(ctx, entry) {
   row.setAttribute("aria-selected", String(ctx.state.selected === c.id));
 
   cells.number.textContent = `#${c.id}`;
+  renderPriorityBadge(cells.priority, c);
+  renderFlags(ctx, entry);
   const received = parseTime(c.received_at);
   cells.received.textContent = received == null ? "—" : formatLocalTime(received);
   if (received != null) cells.received.title = new Date(received).toLocaleString();
@@ -109,12 +114,13 @@ export function renderRow(ctx, entry) {
   const coords = c.address ? `${formatCoord(c.lat)}, ${formatCoord(c.lon)} ${acc}`.trim() : acc;
   lines(cells.location, place, coords ? el("span", { class: "small muted coords" }, coords) : null);
 
-  const who = c.for_self ? bi("The caller", "呼叫人本人") : bi("Someone else", "他人");
+  const who = c.for_self ? t("The caller") : t("Someone else");
   cells.who.textContent = "";
   cells.who.append(who);
   const name = patientName(entry);
   if (name) cells.who.append(" · ", el("strong", { class: "patient-name" }, name));
-  const tel = telLink(c.caller_phone);
+  // A silent caller cannot speak: the number is not a thing to click.
+  const tel = c.silent ? el("span", { class: "silent-mark small" }, t("silent — text only")) : telLink(c.caller_phone);
   if (tel) cells.who.append(el("br"), tel);
 
   renderUnitCell(entry, serverNow());
@@ -146,7 +152,7 @@ export function renderUnitCell(entry, now) {
     cell,
     el("strong", { class: "call-sign" }, unit.call_sign),
     el("span", { class: "small muted unit-status" }, label("unit_status", unit.status)),
-    eta != null && target ? el("span", { class: "small eta unit-eta" }, `ETA ${formatEta(eta)} `, bi(...target)) : null,
+    eta != null && target ? el("span", { class: "small eta unit-eta" }, tf("ETA %(eta)s %(target)s", { eta: formatEta(eta), target })) : null,
   );
 }
 
@@ -178,19 +184,17 @@ export function renderWaiting(ctx, entry, now) {
   let overdue = false;
   if (received == null || ENDED.has(c.status)) {
     cell.textContent = ENDED.has(c.status) ? label("case_status", c.status) : "—";
+    if (c.merged_into) cell.append(el("br"), el("span", { class: "small merged-note" }, tf("merged into #%(id)s", { id: c.merged_into })));
   } else if (c.status === "received") {
-    const waited = now - received;
-    overdue = waited > ctx.cfg.unassignedAlertMs;
-    cell.textContent = formatDuration(waited);
-    if (overdue) {
-      const s = Math.round(ctx.cfg.unassignedAlertMs / 1000);
-      cell.append(" ", el("span", { class: "overdue-flag" }, bi(`no unit > ${s} s`, `超过 ${s} 秒未派车`)));
-    }
+    // Overdue is the server's word (a raised case_unassigned alert), with its per-priority threshold.
+    overdue = Boolean(ctx.alertsFor && ctx.alertsFor(c.id).some((a) => a.kind === "case_unassigned"));
+    cell.textContent = formatDuration(now - received);
+    if (overdue) cell.append(" ", el("span", { class: "overdue-flag" }, t("overdue")));
   } else {
     const notified = parseTime(c.notified_at);
     cell.textContent = "";
     if (notified != null) {
-      cell.append(`${formatDuration(notified - received)} `, el("span", { class: "small muted" }, bi("to dispatch", "派车用时")));
+      cell.append(`${formatDuration(notified - received)} `, el("span", { class: "small muted" }, t("to dispatch")));
     } else {
       cell.append(formatDuration(now - received));
     }
@@ -199,12 +203,17 @@ export function renderWaiting(ctx, entry, now) {
   entry.overdue = overdue;
 }
 
-function sortKey(entry) {
-  const c = entry.data;
-  const received = parseTime(c.received_at) || 0;
-  if (ENDED.has(c.status)) return [2, -(entry.endedAt || 0), -c.id];
-  if (c.status === "received") return [0, received, c.id]; // the queue: longest waiting first
-  return [1, -received, -c.id]; // under way: newest first
+/**
+ * QUEUE_ORDER_RULE (dispatch/selectors.py), the one client-side copy: waiting for a unit (status
+ * received) before the rest, then priority (1 first), then the oldest call, then the id; in surge
+ * priority comes strictly first. Ended cases, which the server no longer lists, sink to the bottom.
+ */
+export function queueKey(data, { surge = false, endedAt = 0 } = {}) {
+  if (ENDED.has(data.status)) return [1, 0, 0, -(endedAt || 0), -data.id];
+  const waiting = data.status === "received" ? 0 : 1;
+  const priority = Number.isFinite(data.priority) ? data.priority : 9;
+  const received = parseTime(data.received_at) || 0;
+  return surge ? [0, priority, waiting, received, data.id] : [0, waiting, priority, received, data.id];
 }
 
 function compareKeys(a, b) {
@@ -214,10 +223,35 @@ function compareKeys(a, b) {
   return 0;
 }
 
+export function renderPriorityBadge(node, c) {
+  const p = Number.isFinite(c.priority) ? c.priority : null;
+  node.className = `prio prio-${p || "none"}`;
+  node.textContent = p ? `P${p}` : "P?";
+  node.title = c.priority_reason || "";
+  node.setAttribute("aria-label", p ? tf("Priority %(p)s", { p }) : t("Priority not set"));
+}
+
+function renderFlags(ctx, entry) {
+  const c = entry.data;
+  const flags = entry.cells.flags;
+  flags.textContent = "";
+  if (c.silent) flags.append(el("br"), el("span", { class: "badge silent-badge" }, t("silent")));
+  if (c.possible_duplicate_of && !ENDED.has(c.status)) {
+    const dup = el("button", { type: "button", class: "link-like dup-badge", "data-duplicate-of": c.possible_duplicate_of },
+      tf("possible duplicate of #%(id)s", { id: c.possible_duplicate_of }));
+    dup.addEventListener("click", (event) => {
+      event.stopPropagation();
+      ctx.select(c.possible_duplicate_of);
+    });
+    flags.append(el("br"), dup);
+  }
+}
+
 /** Put rows in order, moving only those out of place (moving a node keeps its state). */
 export function layoutRows(ctx) {
   const entries = [...ctx.state.cases.values()];
-  const keys = new Map(entries.map((e) => [e, sortKey(e)]));
+  const surge = Boolean(ctx.state.centre && ctx.state.centre.active);
+  const keys = new Map(entries.map((e) => [e, queueKey(e.data, { surge, endedAt: e.endedAt })]));
   entries.sort((a, b) => compareKeys(keys.get(a), keys.get(b)));
   let cursor = ctx.els.rows.firstChild;
   for (const entry of entries) {
@@ -240,7 +274,6 @@ export function renderSummary(ctx) {
       if (entry.overdue) overdue += 1;
     }
   }
-  const s = Math.round(ctx.cfg.unassignedAlertMs / 1000);
-  const text = `${active} active 进行中 · ${waiting} waiting for a unit 待派车 · ${overdue} of them over ${s} s 其中超过 ${s} 秒`;
+  const text = tf("%(active)s active · %(waiting)s waiting for a unit · %(overdue)s of them overdue", { active, waiting, overdue });
   if (ctx.els.summary.textContent !== text) ctx.els.summary.textContent = text;
 }

@@ -6,22 +6,23 @@
  */
 
 import { api } from "/static/onekey/api.js";
-import { bi, el, formatDistance, formatEta, label, urlFor } from "./labels.js";
+import { el, formatDistance, formatEta, label, urlFor } from "./labels.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const MODES = {
   assign: {
-    title: (id) => bi(`Recommended units for case #${id}`, `病例 #${id} 推荐车辆`),
-    button: ["Assign", "派车"],
-    busy: ["Assigning", "派车中"],
-    failed: ["not assigned", "未派车"],
-    done: (sign, id) => `${sign} dispatched to case #${id}. ${sign} 已派往病例 #${id}。`,
+    title: (id) => tf("Recommended units for case #%(id)s", { id }),
+    button: t("Assign"),
+    busy: t("Assigning"),
+    failed: t("not assigned"),
+    done: (sign, id) => tf("%(sign)s dispatched to case #%(id)s.", { sign, id }),
   },
   reassign: {
-    title: (id) => bi(`Send another unit to case #${id}`, `为病例 #${id} 改派车辆`),
-    button: ["Send instead", "改派"],
-    busy: ["Reassigning", "改派中"],
-    failed: ["not reassigned", "未改派"],
-    done: (sign, id) => `${sign} now sent to case #${id}. 已改派 ${sign} 前往病例 #${id}。`,
+    title: (id) => tf("Send another unit to case #%(id)s", { id }),
+    button: t("Send instead"),
+    busy: t("Reassigning"),
+    failed: t("not reassigned"),
+    done: (sign, id) => tf("%(sign)s now sent to case #%(id)s.", { sign, id }),
   },
 };
 
@@ -31,7 +32,7 @@ export function createRecommendations(ctx, entry, mode) {
   const status = el("p", { class: "rec-status", role: "status", "aria-live": "polite" });
   const error = el("p", { class: "alert alert-error rec-error", role: "alert", hidden: true });
   const list = el("div", { class: "rec-list" });
-  const refresh = el("button", { type: "button", class: "button small" }, bi("Refresh", "刷新"));
+  const refresh = el("button", { type: "button", class: "button small" }, t("Refresh"));
   const section = el(
     "section",
     { class: `rec-section rec-${mode}`, "aria-labelledby": titleId, "data-mode": mode },
@@ -51,14 +52,14 @@ export function createRecommendations(ctx, entry, mode) {
   }
 
   async function load() {
-    status.textContent = "Loading… 加载中";
+    status.textContent = t("Loading…");
     let ranked;
     try {
       ranked = await api(urlFor(ctx.cfg.recommendationsUrl, entry.id));
     } catch (err) {
       if (rec.closed) return;
       status.textContent = "";
-      setError(`Could not load recommendations 无法加载推荐车辆: ${err.status ? `${err.status} ` : ""}${err.message}`);
+      setError(`${t("Could not load recommendations")}: ${err.status ? `${err.status} ` : ""}${err.message}`);
       return;
     }
     if (rec.closed) return;
@@ -69,19 +70,25 @@ export function createRecommendations(ctx, entry, mode) {
     list.textContent = "";
     buttons.clear();
     if (!ranked.length) {
-      status.textContent = "No available units. 没有可用车辆。";
+      status.textContent = t("No available units.");
       return;
     }
     // Both halves say the same: the server ranks by ETA to the scene.
-    status.textContent = `${ranked.length} available units, fastest (by ETA) first. 共 ${ranked.length} 辆可用车辆，按预计到达时间排序，最快在前。`;
+    // recommend_units ranks by an ETA computed from the straight-line distance: nearest is fastest.
+    status.textContent = tn(
+      "%(n)s available unit, nearest first; its ETA is estimated from the straight-line distance.",
+      "%(n)s available units, nearest first; ETAs are estimated from the straight-line distance.",
+      ranked.length,
+      { n: ranked.length },
+    );
     const head = el(
       "tr",
       {},
-      el("th", { scope: "col" }, bi("Unit", "车辆")),
-      el("th", { scope: "col" }, bi("Level", "级别")),
-      el("th", { scope: "col" }, bi("Distance", "距离")),
-      el("th", { scope: "col" }, bi("ETA", "预计到达")),
-      el("th", { scope: "col" }, el("span", { class: "sr-only" }, bi(...how.button))),
+      el("th", { scope: "col" }, t("Unit")),
+      el("th", { scope: "col" }, t("Level")),
+      el("th", { scope: "col" }, t("Distance")),
+      el("th", { scope: "col" }, t("ETA")),
+      el("th", { scope: "col" }, el("span", { class: "sr-only" }, how.button)),
     );
     const body = el("tbody");
     ranked.forEach((item) => {
@@ -92,17 +99,22 @@ export function createRecommendations(ctx, entry, mode) {
           type: "button",
           class: `button small primary ${mode}`,
           "data-ambulance-id": unit.id,
-          "aria-label": `${how.button[0]} ${unit.call_sign} → #${entry.id} ${how.button[1]}`,
+          "aria-label": `${how.button} ${unit.call_sign} → #${entry.id}`,
         },
-        bi(...how.button),
+        how.button,
       );
       button.addEventListener("click", () => send(unit, button));
       buttons.set(unit.id, button);
+      // Surge: a unit still at a hospital, offered with when it is expected free.
+      const soon = Number.isFinite(item.free_in_s);
+      const freeIn = soon
+        ? el("span", { class: "free-soon-note small" }, tf("free in %(n)s min", { n: Math.max(0, Math.ceil(item.free_in_s / 60)) }))
+        : null;
       body.append(
         el(
           "tr",
-          { "data-ambulance-id": unit.id },
-          el("th", { scope: "row" }, el("span", { class: "call-sign" }, unit.call_sign), el("br"), el("span", { class: "small muted station" }, unit.station || "—")),
+          { "data-ambulance-id": unit.id, class: soon ? "free-soon" : null, "data-free-in-s": soon ? item.free_in_s : null },
+          el("th", { scope: "row" }, el("span", { class: "call-sign" }, unit.call_sign), el("br"), freeIn || el("span", { class: "small muted station" }, unit.station || "—")),
           // The short code in the narrow side panel; the full "English 中文" name on hover.
           el("td", { class: "level", title: label("unit_level", unit.level) }, String(unit.level || "—").toUpperCase()),
           el("td", { class: "num" }, formatDistance(item.distance_m)),
@@ -111,7 +123,7 @@ export function createRecommendations(ctx, entry, mode) {
         ),
       );
       const seen = ctx.state.units.get(unit.id);
-      if (seen) markUnit(seen);
+      if (seen && !soon) markUnit(seen);
     });
     list.append(el("table", { class: "rec-table" }, el("thead", {}, head), body));
   }
@@ -120,6 +132,7 @@ export function createRecommendations(ctx, entry, mode) {
   function markUnit(unit) {
     const button = buttons.get(unit.id);
     if (!button || button.dataset.busy) return;
+    if (button.closest("tr.free-soon")) return; // offered while busy on purpose (surge)
     const available = unit.status === "available";
     button.disabled = !available;
     button.title = available ? "" : label("unit_status", unit.status);
@@ -129,7 +142,7 @@ export function createRecommendations(ctx, entry, mode) {
     setError(null);
     button.disabled = true;
     button.dataset.busy = "1";
-    status.textContent = `${how.busy[0]} ${unit.call_sign}… ${how.busy[1]}`;
+    status.textContent = `${how.busy} ${unit.call_sign}…`;
     const current = entry.data.ambulance;
     let body;
     try {
@@ -145,16 +158,16 @@ export function createRecommendations(ctx, entry, mode) {
       status.textContent = "";
       if (!err.status) {
         button.disabled = false;
-        setError(`Network error, ${how.failed[0]} 网络错误，${how.failed[1]}: ${err.message}`);
+        setError(`${tf("Network error, %(what)s", { what: how.failed })}: ${err.message}`);
         return;
       }
       if (err.status === 409) {
-        setError(`409 Conflict — ${how.failed[0]} 冲突，${how.failed[1]}: ${err.detail}`);
+        setError(`${tf("409 Conflict — %(what)s", { what: how.failed })}: ${err.detail}`);
         load(); // the list has changed
         return;
       }
       button.disabled = false;
-      setError(`${err.status} — ${how.failed[0]} ${how.failed[1]}: ${err.detail}`);
+      setError(`${err.status} — ${how.failed}: ${err.detail}`);
       return;
     }
     delete button.dataset.busy;

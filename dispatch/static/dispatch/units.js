@@ -6,7 +6,8 @@
 
 import { api } from "/static/onekey/api.js";
 import { fixAgeText } from "/static/onekey/map.js";
-import { bi, el, label, parseTime, urlFor } from "./labels.js";
+import { el, label, parseTime, urlFor } from "./labels.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 /** Never let an older picture of a unit (a replayed event) overwrite a newer one. */
 function isOlder(got, have) {
@@ -32,7 +33,12 @@ export function createUnits(ctx) {
     if (r) return r;
     const button = el("button", { type: "button", class: "button small service-toggle" });
     button.addEventListener("click", () => toggleService(unit.id, button));
+    // Supervisors pick several units for one bulk status change (bulk.js); hidden for the others.
+    const pick = el("input", { type: "checkbox", class: "unit-pick", "data-ambulance-id": unit.id });
+    pick.addEventListener("change", () => ctx.onUnitPicked && ctx.onUnitPicked(unit.id, pick.checked));
     r = {
+      pick,
+      pickCell: el("td", { class: "unit-pick-cell" }, pick),
       row: el("tr", { class: "unit-row", "data-ambulance-id": unit.id }),
       sign: el("th", { scope: "row", class: "call-sign" }),
       status: el("td", { class: "unit-status" }),
@@ -40,7 +46,7 @@ export function createUnits(ctx) {
       action: el("td", {}, button),
       button,
     };
-    r.row.append(r.sign, r.status, r.fix, r.action);
+    r.row.append(r.pickCell, r.sign, r.status, r.fix, r.action);
     rows.set(unit.id, r);
     return r;
   }
@@ -49,14 +55,15 @@ export function createUnits(ctx) {
     const r = rowFor(unit);
     r.row.dataset.status = unit.status;
     r.sign.textContent = unit.call_sign;
+    r.pick.setAttribute("aria-label", tf("Select %(sign)s", { sign: unit.call_sign }));
     r.status.textContent = label("unit_status", unit.status);
     r.status.className = `unit-status unit-${unit.status}`;
     r.fix.textContent = fixAgeText(unit.position_at);
     const idle = unit.status === "available" || unit.status === "out_of_service";
     r.button.hidden = !idle;
     r.button.textContent = "";
-    r.button.append(unit.status === "out_of_service" ? bi("Back in service", "恢复服务") : bi("Out of service", "停用"));
-    r.button.setAttribute("aria-label", `${unit.call_sign}: ${unit.status === "out_of_service" ? "back in service 恢复服务" : "out of service 停用"}`);
+    r.button.append(unit.status === "out_of_service" ? t("Back in service") : t("Out of service"));
+    r.button.setAttribute("aria-label", `${unit.call_sign}: ${unit.status === "out_of_service" ? t("back in service") : t("out of service")}`);
   }
 
   function layout() {
@@ -73,7 +80,7 @@ export function createUnits(ctx) {
       if (unit.status === "available") available += 1;
       if (unit.status === "out_of_service") out += 1;
     }
-    ctx.els.unitsCount.textContent = `${available} available 待命 · ${out} out of service 停用 · ${ctx.state.units.size} in all 共计`;
+    ctx.els.unitsCount.textContent = tf("%(available)s available · %(out)s out of service · %(all)s in all", { available, out, all: ctx.state.units.size });
   }
 
   /** All units from a snapshot. */
@@ -127,5 +134,9 @@ export function createUnits(ctx) {
     }
   }
 
-  return { replace, update, tick };
+  function unpickAll() {
+    for (const r of rows.values()) r.pick.checked = false;
+  }
+
+  return { replace, update, tick, unpickAll };
 }

@@ -1,8 +1,11 @@
 /*
  * board.js — the hospital's admission board (院前接收), wiring only:
- *   snapshot  GET /api/v1/hospitals/{id}/admissions (+ today's arrivals, + the ED's own status)
+ *   snapshot  GET /api/v1/hospitals/{id}/admissions (+ today's arrivals, + the ED's own status,
+ *             + GET /api/v1/hospitals/{id}/alerts: patients not acknowledged in time)
  *   stream    /ws/hospitals/{id}/ through /static/onekey/stream.js (session cookie)
  *   commands  acknowledge (POST /api/v1/admissions/{id}/acknowledge), ED status and beds (edstatus.js)
+ * An unacknowledged patient (alert.raised, kind admission_unacknowledged) flashes and sounds again on
+ * every repeat the server sends (ALERT_ADMISSION_ACK_S), until alert.cleared.
  * Cards: patients.js; ETA countdown: countdown.js; arrivals: arrivals.js; health summary: health.js.
  */
 
@@ -12,9 +15,10 @@ import { isMuted, playAlert, setMuted } from "/static/onekey/sound.js";
 import { arrivalOf, localMidnightIso, renderArrivals } from "./arrivals.js";
 import { boardNow, noteServerTime } from "./clock.js";
 import { etaState } from "./countdown.js";
-import { bi, el } from "./dom.js";
+import { el } from "./dom.js";
 import { EdPanel } from "./edstatus.js";
 import { PatientCard } from "./patients.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const config = JSON.parse(document.getElementById("board-config").textContent);
 const hospitalId = config.hospital.id;
@@ -27,6 +31,7 @@ const $ = (id) => document.getElementById(id);
 const list = $("incoming-list");
 const cards = new Map(); // admission id -> PatientCard
 const arrivals = new Map(); // admission id -> admission (no health data)
+const alerts = new Map(); // alert id -> raised admission_unacknowledged alert about this hospital
 // The board's day, clock and countdowns follow the server's time, not the PC's (clock.js).
 noteServerTime(config.server_time, Date.now());
 const today = () => localMidnightIso(new Date(boardNow()));
@@ -59,9 +64,9 @@ function markNew(card) {
   window.setTimeout(() => card.node.classList.remove("is-new"), NEW_FOR_MS);
   const a = card.admission;
   const { state, seconds } = etaState(a);
-  const complaint = labels.complaint[a.complaint] || a.complaint;
-  const eta = state === "counting" ? `, ETA ${Math.max(1, Math.round(seconds / 60))} min` : "";
-  announce(`New incoming patient 新患者: ${complaint}${eta}`);
+  const complaint = choice(labels.complaint[a.complaint] || a.complaint);
+  const eta = state === "counting" ? tf(", ETA %(min)s min", { min: Math.max(1, Math.round(seconds / 60)) }) : "";
+  announce(tf("New incoming patient: %(complaint)s%(eta)s", { complaint, eta }));
 }
 
 function alertNew() {
@@ -89,6 +94,71 @@ function applyAdmission(admission) {
   return true;
 }
 
+// --- alerts: a patient the ED has not acknowledged in time ----------------------------------------
+
+function isOurAlert(alert) {
+  return alert && alert.kind === "admission_unacknowledged" && alert.hospital === hospitalId && alert.state === "raised";
+}
+
+/** Keep an alert as the server has it. Returns true when it is new or repeated (ring again). */
+function applyAlert(alert) {
+  if (!isOurAlert(alert)) {
+    if (alert) alerts.delete(alert.id);
+    return false;
+  }
+  const before = alerts.get(alert.id);
+  alerts.set(alert.id, alert);
+  return !before || (Number(alert.repeats) || 0) > (Number(before.repeats) || 0);
+}
+
+function alertOfAdmission(admissionId) {
+  for (const alert of alerts.values()) if (alert.admission === admissionId) return alert;
+  return null;
+}
+
+function ring(alert) {
+  const card = cards.get(alert.admission);
+  if (card) {
+    card.setAlert(alert);
+    card.flash();
+  }
+  const unit = card && card.admission.ambulance ? card.admission.ambulance.call_sign : "";
+  announce(tf("Patient not acknowledged yet (unit %(unit)s): enter the registration number.", { unit: unit || "—" }));
+  playAlert("overdue");
+}
+
+function renderAlerts() {
+  const open = [...alerts.values()].filter((a) => cards.has(a.admission) && cards.get(a.admission).admission.status === "incoming");
+  for (const card of cards.values()) card.setAlert(alertOfAdmission(card.admission.id));
+  const box = $("alerts");
+  box.hidden = open.length === 0;
+  $("alerts-count").textContent = String(open.length);
+  $("alerts-list").replaceChildren(
+    ...open.map((alert) => {
+      const card = cards.get(alert.admission);
+      const a = card.admission;
+      const asked = (Number(alert.repeats) || 0) + 1;
+      const goTo = el("button", { type: "button", class: "button small-button" }, t("Acknowledge"));
+      goTo.addEventListener("click", () => {
+        const input = card.node.querySelector("input[name=registration_no]");
+        card.node.scrollIntoView({ block: "center" });
+        if (input) input.focus();
+      });
+      return el(
+        "li",
+        { class: "alert-item", "data-alert-id": alert.id, "data-admission-id": alert.admission },
+        el("strong", {}, choice(labels.complaint[a.complaint] || a.complaint)),
+        " · ",
+        tf("unit %(unit)s", { unit: (a.ambulance && a.ambulance.call_sign) || "—" }),
+        " · ",
+        tn("asked %(n)s time", "asked %(n)s times", asked, { n: asked }),
+        " ",
+        goTo,
+      );
+    }),
+  );
+}
+
 function etaKey(admission) {
   if (admission.status === "arrived") return -Infinity; // at the door: first
   const at = admission.eta_at ? Date.parse(admission.eta_at) : NaN;
@@ -109,6 +179,7 @@ function render() {
   const shown = renderArrivals($("arrival-rows"), arrivals, labels, { since });
   $("arrivals-count").textContent = String(shown);
   $("arrivals-empty").hidden = shown > 0;
+  renderAlerts();
 }
 
 // --- the stream ----------------------------------------------------------------------------------
@@ -133,9 +204,14 @@ async function snapshot() {
   // and replaying a state already shown changes nothing).
   const feed = await api(`/api/v1/hospitals/${hospitalId}/admissions`);
   since = today();
-  const [listed, hospitals] = await Promise.all([todaysArrivals(), api("/api/v1/hospitals")]);
+  const [listed, hospitals, open] = await Promise.all([
+    todaysArrivals(),
+    api("/api/v1/hospitals"),
+    api(`/api/v1/hospitals/${hospitalId}/alerts`),
+  ]);
   return {
     last_seq: feed.last_seq,
+    alerts: open.results,
     admissions: feed.results,
     arrivals: listed.results,
     hospital: (hospitals || []).find((h) => h.id === hospitalId) || null,
@@ -157,8 +233,17 @@ function onSnapshot(snap) {
   for (const a of snap.admissions) {
     if (applyAdmission(a) && loaded && !seen.has(a.id)) fresh.push(cards.get(a.id));
   }
+  const known = new Map(alerts);
+  alerts.clear();
+  const ringing = [];
+  for (const alert of snap.alerts || []) {
+    applyAlert(alert);
+    const before = known.get(alert.id);
+    if (isOurAlert(alert) && (!before || alert.repeats > before.repeats)) ringing.push(alert);
+  }
   ed.show(snap.hospital);
   render();
+  ringing.forEach(ring);
   // A patient who came on board while the board was disconnected is as new as a live one.
   if (fresh.length) {
     fresh.forEach(markNew);
@@ -172,6 +257,14 @@ function onEvent(frame) {
     if (frame.data.id === hospitalId) ed.show(frame.data);
     return;
   }
+  if (frame.event === "alert.raised" || frame.event === "alert.cleared") {
+    let again = false;
+    if (frame.event === "alert.raised") again = applyAlert(frame.data);
+    else alerts.delete(frame.data.id);
+    render();
+    if (again) ring(frame.data);
+    return;
+  }
   if (!frame.event.startsWith("admission.")) return;
   const isNew = applyAdmission(frame.data);
   render();
@@ -182,29 +275,29 @@ function onEvent(frame) {
 }
 
 const STATES = {
-  connecting: ["Connecting…", "连接中"],
-  live: ["Live", "实时"],
-  reconnecting: ["Reconnecting…", "重新连接中"],
-  offline: ["Offline", "已离线"],
+  connecting: t("Connecting…"),
+  live: t("Live"),
+  reconnecting: t("Reconnecting…"),
+  offline: t("Offline"),
 };
 
 function onState(state) {
   const box = $("connection");
   box.dataset.state = state;
   box.className = `conn conn-${state}`;
-  const [en, zh] = STATES[state] || [state, ""];
-  box.querySelector(".conn-text").replaceChildren(bi(en, zh));
+  const en = STATES[state] || state;
+  box.querySelector(".conn-text").replaceChildren(en);
 }
 
 function onEnded(code, frame) {
   const box = $("board-error");
-  const detail = (frame && frame.detail) || "The live feed has stopped.";
+  const detail = (frame && frame.detail) || t("The live feed has stopped.");
   box.replaceChildren(el("span", {}, detail, " "));
   if (SIGN_IN_AGAIN_CODES.has(code)) {
     const next = encodeURIComponent(window.location.pathname);
-    box.append(el("a", { href: `${config.login_url}?next=${next}` }, bi("Sign in again", "重新登录")));
+    box.append(el("a", { href: `${config.login_url}?next=${next}` }, t("Sign in again")));
   } else {
-    box.append(bi("Reload the page to try again.", "请刷新页面重试。"));
+    box.append(t("Reload the page to try again."));
   }
   box.hidden = false;
 }
@@ -259,5 +352,8 @@ window.oneKeyBoard = {
   },
   get arrivals() {
     return [...arrivals.keys()];
+  },
+  get alerts() {
+    return [...alerts.values()].map((a) => ({ id: a.id, admission: a.admission, repeats: a.repeats }));
   },
 };

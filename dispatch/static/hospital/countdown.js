@@ -8,6 +8,7 @@
  */
 
 import { boardNow } from "./clock.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const OPEN = new Set(["incoming", "acknowledged"]);
 
@@ -31,9 +32,9 @@ export function clockText(seconds) {
 }
 
 const WORDS = {
-  arrived: ["At the door", "已到院"],
-  due: ["Due now", "即将到达"],
-  unknown: ["ETA unknown", "到达时间未知"],
+  arrived: t("At the door"),
+  due: t("Due now"),
+  unknown: t("ETA unknown"),
 };
 
 /** Paint one ETA element (the card's big number) for its admission, now. */
@@ -48,7 +49,7 @@ export function paintEta(node, admission, nowMs = boardNow()) {
     caption.replaceChildren();
     if (state === "counting" || state === "due") {
       const at = new Date(admission.eta_at).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
-      caption.append("ETA ", el("span", { lang: "zh-CN" }, "预计"), ` ${at}`);
+      caption.append(tf("ETA %(at)s", { at }));
     }
   }
   if (state === "counting") {
@@ -57,10 +58,10 @@ export function paintEta(node, admission, nowMs = boardNow()) {
     return;
   }
   delete node.dataset.seconds;
-  const [en, zh] = WORDS[state];
+  const en = WORDS[state];
   // Long overdue: how late, which matters more at the door than "due".
   const late = state === "due" && seconds < -60 ? ` +${clockText(-seconds)}` : "";
-  value.replaceChildren(en + late, " ", el("span", { lang: "zh-CN" }, zh));
+  value.replaceChildren(en + late);
 }
 
 function el(tag, attrs, text) {

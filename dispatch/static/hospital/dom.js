@@ -2,6 +2,7 @@
  * dom.js — small DOM helpers for the admission board (no framework, no innerHTML: every text is
  * set as text, so nothing from the server can become markup).
  */
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 /** el("p", {class: "x", "data-id": 3}, "text", child, null) -> <p class="x" data-id="3">text…</p> */
 export function el(tag, attrs = {}, ...children) {
@@ -23,21 +24,9 @@ function append(node, children) {
   }
 }
 
-/** English with its Chinese beside it, the way every staff page shows text. */
-export function bi(en, zh) {
-  const span = el("span", { class: "bi" }, en);
-  if (zh) span.append(" ", el("span", { lang: "zh-CN" }, zh));
-  return span;
-}
-
-const CJK = /[\u3000-\u9fff\uff00-\uffef]/;
-
-/** A model choice label "Chest pain 胸痛" as bi("Chest pain", "胸痛"). */
+/** A model choice label "Chest pain 胸痛", in the page's language. */
 export function label(text, fallback = "") {
-  const value = typeof text === "string" && text ? text : fallback;
-  const at = value.search(CJK);
-  if (at <= 0) return bi(value, "");
-  return bi(value.slice(0, at).trim(), value.slice(at).trim());
+  return choice(typeof text === "string" && text ? text : fallback);
 }
 
 export function asText(value) {

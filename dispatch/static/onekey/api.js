@@ -10,6 +10,7 @@
  * `Authorization: Token <key>` instead. Errors come back as ApiError {status, code, detail, fields}
  * (the server's shapes: {"detail", "code"} or {field: [messages], "code"}).
  */
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 let apiToken = null;
 
@@ -105,7 +106,7 @@ export async function api(path, { method = "GET", body, headers = {}, signal } =
     });
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
-    throw new ApiError(0, { detail: "The server could not be reached. 无法连接服务器。", code: "network" });
+    throw new ApiError(0, { detail: t("The server could not be reached."), code: "network" });
   }
   noteServerDate(response.headers.get("Date"));
   let parsed = null;

@@ -18,6 +18,8 @@
 //   map.onClick(({lat, lon}) => {}); // a click on the map itself (phoned-in calls pick a place)
 //   map.setPick({lat, lon} | null); // the place being picked for a phoned-in call
 //   map.showRoute(from, to | null); // a straight dashed line, e.g. unit -> scene
+//   (setCase with route: {from: {lat, lon}, to: {lat, lon}} draws that case's own dashed line,
+//    class onekey-route onekey-route-<id>: its unit to the scene, or to the hospital while transporting)
 //   map.fitPoints([{lat, lon}, ...]);
 //   map.counts();                   // {cases, units, hospitals}: for tests and status bars
 //   map.destroy();
@@ -29,6 +31,7 @@
 // and browser tests can find them.
 
 import * as L from "/static/vendor/leaflet/leaflet-src.esm.js";
+import { IS_ZH, t, tf } from "/static/onekey/i18n.js";
 
 export { L };
 
@@ -57,13 +60,13 @@ export const UNIT_COLOURS = {
 };
 
 const UNIT_LABELS = {
-  available: "Available 待命",
-  dispatched: "Dispatched 已派",
-  en_route: "En route 出车",
-  on_scene: "On scene 到达现场",
-  transporting: "Transporting 转运中",
-  at_hospital: "At hospital 到达医院",
-  out_of_service: "Out of service 停用",
+  available: t("Available"),
+  dispatched: t("Dispatched"),
+  en_route: t("En route"),
+  on_scene: t("On scene"),
+  transporting: t("Transporting"),
+  at_hospital: t("At hospital"),
+  out_of_service: t("Out of service"),
 };
 
 function ensureStylesheet(href) {
@@ -90,13 +93,13 @@ function hasPoint(obj) {
 }
 
 export function fixAgeText(iso, now = Date.now()) {
-  if (!iso) return "no fix 无定位";
+  if (!iso) return t("no fix");
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (!Number.isFinite(seconds)) return "no fix 无定位";
-  if (seconds < 60) return `${seconds} s ago ${seconds}秒前`;
+  if (!Number.isFinite(seconds)) return t("no fix");
+  if (seconds < 60) return tf("%(n)s s ago", { n: seconds });
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ago ${minutes}分钟前`;
-  return `${Math.floor(minutes / 60)} h ago ${Math.floor(minutes / 60)}小时前`;
+  if (minutes < 60) return tf("%(n)s min ago", { n: minutes });
+  return tf("%(n)s h ago", { n: Math.floor(minutes / 60) });
 }
 
 function fixIsStale(iso, now = Date.now()) {
@@ -116,7 +119,9 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
   });
   map.fitBounds(ZHENGZHOU_CORE);
   if (tileUrl) {
-    L.tileLayer(tileUrl, { maxZoom: 19, attribution: tileAttribution }).addTo(map);
+    // Leaflet puts attributions in as HTML; the setting is plain text, so it is escaped here.
+    const credit = String(tileAttribution || "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    L.tileLayer(tileUrl, { maxZoom: 19, attribution: credit }).addTo(map);
   }
 
   map.createPane("onekey-districts").style.zIndex = "250";
@@ -182,7 +187,8 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
             pane: "onekey-districts",
             icon: L.divIcon({
               className: "onekey-district-label",
-              html: el("span", null, props.name_zh),
+              // Short labels: "Jinshui" rather than "Jinshui District" on an English page.
+              html: el("span", null, IS_ZH || !props.name_en ? props.name_zh : String(props.name_en).replace(/ District$/, "")),
               iconSize: null,
             }),
           }).addTo(layers.districts);
@@ -226,14 +232,19 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
     layers.cases.addLayer(entry.marker);
   }
 
+  // A case's priority (1 most urgent) colours its marker; none known: the old red.
+  const PRIORITY_FILL = { 1: "#d50000", 2: "#ef6c00", 3: "#f9a825", 4: "#43a047" };
+
   function caseStyle(id) {
     const selected = id === selectedId;
+    const known = cases.get(id);
+    const fill = (known && known.data && PRIORITY_FILL[known.data.priority]) || "#e53935";
     return {
       className: `onekey-case onekey-case-${id}${selected ? " onekey-selected" : ""}`,
       radius: selected ? 11 : 8,
       color: selected ? "#000" : "#b71c1c",
       weight: selected ? 3 : 2,
-      fillColor: "#e53935",
+      fillColor: fill,
       fillOpacity: 0.9,
     };
   }
@@ -286,6 +297,28 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
     entry.circle.setRadius(finite(data.accuracy_m) ? data.accuracy_m : 0);
     entry.marker.unbindTooltip();
     entry.marker.bindTooltip(caseTooltip(data), { direction: "top", offset: [0, -8] });
+    setCaseRoute(id, entry, data.route);
+  }
+
+  // Where the case's unit is heading, as the crow flies: no routing service, and none is claimed.
+  function setCaseRoute(id, entry, route) {
+    const ends = route && hasPoint(route.from) && hasPoint(route.to) ? [[route.from.lat, route.from.lon], [route.to.lat, route.to.lon]] : null;
+    if (!ends) {
+      if (entry.route) layers.trails.removeLayer(entry.route);
+      entry.route = null;
+      return;
+    }
+    if (!entry.route) {
+      entry.route = L.polyline(ends, {
+        interactive: false,
+        className: `onekey-route onekey-route-${id}`,
+        color: "#1565c0",
+        weight: 3,
+        dashArray: "8 6",
+      }).addTo(layers.trails);
+    } else {
+      entry.route.setLatLngs(ends);
+    }
   }
 
   function removeCase(id) {
@@ -294,6 +327,7 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
     layers.cases.removeLayer(entry.marker);
     layers.circles.removeLayer(entry.circle);
     layers.trails.removeLayer(entry.trail);
+    if (entry.route) layers.trails.removeLayer(entry.route);
     cases.delete(id);
     if (selectedId === id) selectedId = null;
   }
@@ -324,7 +358,7 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
       const box = el("div", "onekey-tip");
       box.appendChild(el("strong", null, unit.data.call_sign || `#${unit.data.id}`));
       box.appendChild(el("div", null, UNIT_LABELS[unit.data.status] || unit.data.status || ""));
-      box.appendChild(el("div", "onekey-tip-muted", `fix 定位: ${fixAgeText(unit.data.position_at)}`));
+      box.appendChild(el("div", "onekey-tip-muted", tf("fix: %(age)s", { age: fixAgeText(unit.data.position_at) })));
       return box;
     };
   }
@@ -385,11 +419,18 @@ export function createMap(element, { tileUrl = null, tileAttribution = "", distr
 
   function hospitalTooltip(data) {
     const box = el("div", "onekey-tip");
-    box.appendChild(el("strong", null, data.name_zh || data.code || `#${data.id}`));
-    if (data.name_en) box.appendChild(el("div", "onekey-tip-muted", data.name_en));
-    const ed = data.ed_status === "diverting" ? "ED diverting 急诊分流" : "ED open 急诊开放";
-    const beds = finite(data.ed_free_beds) ? ` · ${data.ed_free_beds} beds 空床` : "";
-    box.appendChild(el("div", null, ed + beds));
+    // The name in the page's language leads; the other one stays as a muted second line.
+    const [first, second] = IS_ZH ? [data.name_zh, data.name_en] : [data.name_en, data.name_zh];
+    box.appendChild(el("strong", null, first || second || data.code || `#${data.id}`));
+    if (first && second) box.appendChild(el("div", "onekey-tip-muted", second));
+    const ed = data.ed_status === "diverting" ? t("ED diverting") : t("ED open");
+    // Beds less the patients already on their way (incoming), as suggestions count them.
+    const incoming = finite(data.incoming) ? data.incoming : 0;
+    const beds = finite(data.ed_free_beds) ? ` · ${tf("%(n)s beds", { n: Math.max(0, data.ed_free_beds - incoming) })}` : "";
+    const coming = incoming ? ` (${tf("%(n)s incoming", { n: incoming })})` : "";
+    box.appendChild(el("div", null, ed + beds + coming));
+    const lost = Array.isArray(data.unavailable_capabilities) ? data.unavailable_capabilities : [];
+    if (lost.length) box.appendChild(el("div", "onekey-tip-muted", tf("no %(what)s", { what: lost.join(", ") })));
     return box;
   }
 

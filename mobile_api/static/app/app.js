@@ -1,10 +1,12 @@
-// The citizen app stand-in (/app/): sign in or register, one SOS tap, the case live, the health
-// archive and who read it. The same citizen API the phone app uses, with its token (not a session):
+// The citizen app stand-in (/app/): sign in or register, one SOS tap (optionally silent: the caller
+// cannot speak), the case live with the three first questions after the tap and, for a silent
+// call, a text thread with the centre; the health archive and who read it. The same citizen API the phone app uses, with its token (not a session):
 // a citizen who signed in on the sign-in page trades that session for a token once, on arrival.
 import { api, ApiError, idempotencyKey, serverNow, setToken } from "/static/onekey/api.js";
 import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { createMap } from "/static/onekey/map.js";
 import { loadArchive, saveArchive, loadAccessLog } from "/static/app/archive.js";
+import { IS_ZH, choice, t, tf } from "/static/onekey/i18n.js";
 
 const TOKEN_KEY = "onekey.app.token";
 const CASE_KEY = "onekey.app.case";
@@ -12,15 +14,15 @@ const CASE_KEY = "onekey.app.case";
 const PENDING_KEY = "onekey.app.pendingTap";
 const ENDED = new Set(["closed", "cancelled"]);
 const STATUS_TEXT = {
-  received: ["Help is being arranged", "正在为您派车"],
-  dispatched: ["An ambulance is assigned", "已派救护车"],
-  en_route: ["The ambulance is on its way", "救护车正在赶来"],
-  on_scene: ["The ambulance has arrived", "救护车已到达"],
-  transporting: ["On the way to hospital", "正在送往医院"],
-  at_hospital: ["Arrived at hospital", "已到达医院"],
-  handed_over: ["In the hospital's care", "已交接医院"],
-  closed: ["The call is closed", "呼叫已结束"],
-  cancelled: ["The call was cancelled", "呼叫已取消"],
+  received: t("Help is being arranged"),
+  dispatched: t("An ambulance is assigned"),
+  en_route: t("The ambulance is on its way"),
+  on_scene: t("The ambulance has arrived"),
+  transporting: t("On the way to hospital"),
+  at_hospital: t("Arrived at hospital"),
+  handed_over: t("In the hospital's care"),
+  closed: t("The call is closed"),
+  cancelled: t("The call was cancelled"),
 };
 const complaintLabels = JSON.parse(document.getElementById("complaint-labels").textContent);
 
@@ -36,14 +38,13 @@ const state = {
   etaDeadline: null, // ms (server clock) when the unit should arrive
   etaTimer: null,
   sending: false,
+  caseId: null,
+  messages: new Map(), // message id -> message (case.message events and the thread snapshot)
+  unsure: new Set(), // questions answered "don't know" (nothing to send: the centre asks on)
 };
 
-function bilingual(element, en, zh) {
-  element.textContent = `${en} `;
-  const span = document.createElement("span");
-  span.lang = "zh-CN";
-  span.textContent = zh;
-  element.append(span);
+function setText(element, text) {
+  element.textContent = text;
 }
 
 function showError(element, err) {
@@ -77,7 +78,7 @@ async function afterSignIn(body) {
   if (body.role !== "citizen") {
     // Staff accounts have consoles of their own; this page is the caller's.
     await api("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Token ${body.token}` } }).catch(() => {});
-    throw new Error("This page is for citizens; staff use the console. 此页面供市民使用，工作人员请使用工作台。");
+    throw new Error(t("This page is for citizens; staff use the console."));
   }
   useToken(body.token);
   await resume();
@@ -169,15 +170,15 @@ async function signOut({ revoke = true } = {}) {
 
 // --- location --------------------------------------------------------------------------------
 
-function setLocationStatus(kind, en, zh) {
+function setLocationStatus(kind, text) {
   const status = $("location-status");
   status.dataset.state = kind;
-  bilingual(status, en, zh);
+  setText(status, text);
 }
 
 function locate() {
   if (!("geolocation" in navigator)) {
-    setLocationStatus("failed", "This browser cannot locate you: type your location below.", "浏览器无法定位，请在下方输入位置。");
+    setLocationStatus("failed", t("This browser cannot locate you: type your location below."));
     $("manual-location").open = true;
     return;
   }
@@ -185,11 +186,11 @@ function locate() {
     (position) => {
       const { latitude, longitude, accuracy } = position.coords;
       state.fix = { lat: latitude, lon: longitude, accuracy_m: Math.round(accuracy) };
-      setLocationStatus("found", `Location found (±${Math.round(accuracy)} m)`, `已定位（±${Math.round(accuracy)} 米）`);
+      setLocationStatus("found", tf("Location found (±%(m)s m)", { m: Math.round(accuracy) }));
     },
     () => {
       state.fix = null;
-      setLocationStatus("failed", "No location from this device: type it or pick it on the map.", "无法获取位置：请输入或在地图上选择。");
+      setLocationStatus("failed", t("No location from this device: type it or pick it on the map."));
       $("manual-location").open = true;
     },
     { enableHighAccuracy: true, timeout: 10000, maximumAge: 30000 },
@@ -236,6 +237,7 @@ function newTap() {
   const fix = manualFix() || state.fix;
   if (!fix) return null;
   const body = { lat: fix.lat, lon: fix.lon, for_self: !$("for-other").checked, complaint: state.complaint || "unknown" };
+  if ($("silent").checked) body.silent = true;
   if (fix.accuracy_m) body.accuracy_m = fix.accuracy_m;
   if (fix.source) body.source = fix.source;
   return { key: idempotencyKey(), body };
@@ -248,7 +250,7 @@ async function sendTap() {
   if (!pending) {
     pending = newTap();
     if (!pending) {
-      showError(error, "We need your location: type it or pick it on the map. 需要您的位置：请输入或在地图上选择。");
+      showError(error, t("We need your location: type it or pick it on the map."));
       $("manual-location").open = true;
       return;
     }
@@ -268,7 +270,7 @@ async function sendTap() {
       localStorage.removeItem(PENDING_KEY);
     }
     if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
-    showError(error, `${err instanceof ApiError ? err.detail : err} — tap SOS again to retry. 请再次点击SOS重试。`);
+    showError(error, `${err instanceof ApiError ? err.detail : err} — ${t("tap SOS again to retry.")}`);
   } finally {
     state.sending = false;
     $("sos").removeAttribute("aria-busy");
@@ -295,17 +297,39 @@ function openCase(caseId) {
     state.caseMap.showDistricts().catch(() => {});
   }
   root.dataset.caseId = String(caseId);
+  if (state.caseId !== caseId) {
+    state.caseId = caseId;
+    state.messages.clear();
+    state.unsure.clear();
+    $("message-thread").replaceChildren();
+  }
   state.stream = new StreamClient({
     path: `/ws/cases/${caseId}/`,
     token: state.token,
-    snapshot: () => api(`/api/v1/cases/${caseId}`),
-    onSnapshot: (snap) => renderCase(snap),
-    onEvent: (frame) => renderCase(frame.data),
+    snapshot: async () => {
+      // The thread first: its position is the older one, and replaying from it is harmless.
+      const thread = await api(`/api/v1/cases/${caseId}/messages`);
+      const snap = await api(`/api/v1/cases/${caseId}`);
+      return { ...snap, last_seq: Math.min(thread.last_seq, snap.last_seq), messages: thread.results };
+    },
+    onSnapshot: (snap) => {
+      for (const m of snap.messages || []) state.messages.set(m.id, m);
+      renderCase(snap);
+      renderMessages();
+    },
+    onEvent: (frame) => {
+      if (frame.event === "case.message") {
+        state.messages.set(frame.data.id, frame.data);
+        renderMessages();
+        return;
+      }
+      renderCase(frame.data);
+    },
     onState: (connection) => {
       const el = $("app-connection");
       el.dataset.state = connection;
-      const text = { connecting: ["Connecting…", "连接中…"], live: ["Live", "实时"], reconnecting: ["Reconnecting…", "重新连接中…"], offline: ["Offline", "离线"] }[connection];
-      if (text) bilingual(el, ...text);
+      const text = { connecting: t("Connecting…"), live: t("Live"), reconnecting: t("Reconnecting…"), offline: t("Offline") }[connection];
+      if (text) setText(el, text);
     },
     onEnded: (code) => {
       if (SIGN_IN_AGAIN_CODES.has(code)) signOut({ revoke: false });
@@ -318,15 +342,23 @@ function openCase(caseId) {
 function renderCase(c) {
   if (!c || typeof c !== "object" || !c.status) return;
   root.dataset.caseStatus = c.status;
-  const [en, zh] = STATUS_TEXT[c.status] || [c.status, c.status];
-  bilingual($("case-status"), en, zh);
+  state.case = c;
+  setText($("case-status"), c.merged_into ? t("Your call was joined to another report") : STATUS_TEXT[c.status] || c.status);
+  const merged = $("merged-note");
+  merged.hidden = !c.merged_into;
+  merged.dataset.into = c.merged_into ?? "";
+  if (c.merged_into) {
+    setText(merged, tf("Someone nearby reported the same emergency: your call was merged into case #%(id)s. The unit for that case is coming to you both; stay where you are.", { id: c.merged_into }));
+  }
+  renderTriage(c);
+  renderMessageBox(c);
 
   const unitLine = $("case-unit");
   const unit = c.ambulance;
   unitLine.hidden = !unit;
   if (unit) {
     unitLine.dataset.callSign = unit.call_sign;
-    bilingual(unitLine, "Ambulance", "救护车");
+    setText(unitLine, t("Ambulance"));
     const sign = document.createElement("strong");
     sign.className = "call-sign";
     sign.textContent = unit.call_sign;
@@ -335,15 +367,15 @@ function renderCase(c) {
   // ETA: to the caller until the crew arrives, then (transporting) to the hospital.
   state.etaDeadline = Number.isFinite(c.eta_s) && c.eta_s !== null ? serverNow() + c.eta_s * 1000 : null;
   $("case-eta").dataset.etaS = c.eta_s ?? "";
-  state.etaLabel = c.status === "transporting" ? ["to hospital", "到达医院"] : ["", ""];
+  state.etaLabel = c.status === "transporting" ? "hospital" : "";
   renderEta();
 
   const hospitalLine = $("case-hospital");
   hospitalLine.hidden = !c.hospital;
-  if (c.hospital) bilingual(hospitalLine, `Hospital: ${c.hospital.name_en}`, c.hospital.name_zh);
+  if (c.hospital) setText(hospitalLine, tf("Hospital: %(name)s", { name: (IS_ZH ? c.hospital.name_zh : c.hospital.name_en) || c.hospital.name_en || c.hospital.name_zh }));
 
   const map = state.caseMap;
-  const caseComplaint = complaintLabels[c.complaint] || c.complaint;
+  const caseComplaint = choice(complaintLabels[c.complaint] || c.complaint);
   map.setCase({ id: c.id, lat: c.lat, lon: c.lon, accuracy_m: c.accuracy_m, status: ENDED.has(c.status) ? "on_scene" : c.status, complaint: caseComplaint });
   const points = [{ lat: c.lat, lon: c.lon }];
   if (unit && Number.isFinite(unit.lat) && Number.isFinite(unit.lon) && unit.lat !== null) {
@@ -363,6 +395,104 @@ function renderCase(c) {
   $("case-done").hidden = !ended;
 }
 
+// --- the first questions, after the tap ------------------------------------------------------
+
+function renderTriage(c) {
+  const box = $("triage");
+  box.hidden = Boolean(c.merged_into) || !["received", "dispatched", "en_route"].includes(c.status);
+  if (box.hidden) return;
+  const answers = c.triage || {};
+  for (const group of box.querySelectorAll(".triage-q")) {
+    const question = group.dataset.question;
+    const text = group.querySelector(".q-text");
+    setText(text, c.for_self === false ? text.dataset.other : text.dataset.self);
+    let chosen = null;
+    if (answers[question] === true) chosen = "yes";
+    else if (answers[question] === false) chosen = "no";
+    else if (state.unsure.has(question)) chosen = "unknown";
+    group.dataset.answered = chosen || "";
+    for (const button of group.querySelectorAll(".answer")) button.setAttribute("aria-pressed", String(button.dataset.answer === chosen));
+  }
+}
+
+async function answer(question, choice) {
+  const error = $("triage-error");
+  showError(error, null);
+  if (choice === "unknown") {
+    state.unsure.add(question);
+    if (state.case) renderTriage(state.case);
+    return;
+  }
+  state.unsure.delete(question);
+  try {
+    const updated = await api(`/api/v1/cases/${state.caseId}/triage`, { method: "POST", body: { [question]: choice === "yes" } });
+    renderCase(updated);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+    showError(error, err);
+  }
+}
+
+// --- a silent call's text thread ---------------------------------------------------------------
+
+function renderMessageBox(c) {
+  $("messages").hidden = !c.silent;
+  $("message-form").hidden = ENDED.has(c.status);
+}
+
+function renderMessages() {
+  const thread = $("message-thread");
+  const ordered = [...state.messages.values()].sort((a, b) => Date.parse(a.sent_at) - Date.parse(b.sent_at) || a.id - b.id);
+  thread.replaceChildren(
+    ...ordered.map((m) => {
+      const item = document.createElement("li");
+      item.className = `message from-${m.sender}`;
+      item.dataset.messageId = String(m.id);
+      item.dataset.sender = m.sender;
+      const who = document.createElement("span");
+      who.className = "message-who";
+      const at = new Date(m.sent_at);
+      const time = Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString(IS_ZH ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+      who.textContent = `${m.sender === "caller" ? t("You") : choice(m.author || "") || t("120 centre")} · ${time}`;
+      const text = document.createElement("span");
+      text.className = "message-text";
+      text.textContent = m.text;
+      item.append(who, text);
+      return item;
+    }),
+  );
+  $("messages-empty").hidden = ordered.length > 0;
+  const last = thread.lastElementChild;
+  if (last) last.scrollIntoView({ block: "nearest" });
+}
+
+async function sendMessage() {
+  const input = $("message-text");
+  const error = $("message-error");
+  const text = input.value.trim();
+  if (!text) {
+    showError(error, t("Type a message first."));
+    input.focus();
+    return;
+  }
+  showError(error, null);
+  const button = $("message-form").querySelector("button");
+  button.disabled = true;
+  try {
+    const sent = await api(`/api/v1/cases/${state.caseId}/messages`, { method: "POST", body: { text } });
+    state.messages.set(sent.id, sent);
+    input.value = "";
+    renderMessages();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
+    const fields = err instanceof ApiError ? err.fields.text || [] : [];
+    showError(error, fields.length ? fields.join(" ") : err);
+  } finally {
+    button.disabled = false;
+    input.focus();
+  }
+}
+
 function renderEta() {
   const line = $("case-eta");
   if (state.etaDeadline === null) {
@@ -372,10 +502,14 @@ function renderEta() {
   const left = Math.max(0, Math.round((state.etaDeadline - serverNow()) / 1000));
   const minutes = Math.floor(left / 60);
   const seconds = String(left % 60).padStart(2, "0");
-  const [toEn, toZh] = state.etaLabel || ["", ""];
   line.hidden = false;
   line.dataset.leftS = String(left);
-  bilingual(line, `ETA ${toEn ? `${toEn} ` : ""}${minutes} min ${seconds} s`, `预计${toZh}${minutes}分${seconds}秒`);
+  setText(
+    line,
+    state.etaLabel === "hospital"
+      ? tf("ETA to hospital %(min)s min %(s)s s", { min: minutes, s: seconds })
+      : tf("ETA %(min)s min %(s)s s", { min: minutes, s: seconds }),
+  );
 }
 
 function bindCase() {
@@ -386,11 +520,20 @@ function bindCase() {
   $("cancel-confirm").addEventListener("click", async () => {
     const caseId = root.dataset.caseId;
     try {
-      const updated = await api(`/api/v1/cases/${caseId}/cancel`, { method: "POST", body: { reason: "Cancelled by the caller 呼叫者取消" } });
+      const updated = await api(`/api/v1/cases/${caseId}/cancel`, { method: "POST", body: { reason: t("Cancelled by the caller") } });
       renderCase(updated);
     } catch (err) {
       showError($("case-error"), err);
     }
+  });
+  for (const group of document.querySelectorAll(".triage-q")) {
+    for (const button of group.querySelectorAll(".answer")) {
+      button.addEventListener("click", () => answer(group.dataset.question, button.dataset.answer));
+    }
+  }
+  $("message-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage();
   });
   $("case-done").addEventListener("click", () => {
     stopCase();

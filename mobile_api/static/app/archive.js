@@ -1,6 +1,7 @@
 // The health archive form and "who read my archive" (GET/PUT /api/v1/me/health-archive, /access-log).
 // PUT replaces the whole archive, so fields this short form does not show are sent back unchanged.
 import { api, ApiError } from "/static/onekey/api.js";
+import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const OUTPUT_ONLY = ["verified_at", "updated_at", "version"];
@@ -76,13 +77,24 @@ export async function loadArchive() {
   const form = $("archive-form");
   clearErrors(form);
   $("archive-saved").hidden = true;
+  // On a slow network the citizen may start typing before the archive arrives: what they typed
+  // wins over the (older) stored copy, which still serves as the base for the fields not shown.
+  let edited = false;
+  const mark = () => {
+    edited = true;
+  };
+  form.addEventListener("input", mark);
+  form.addEventListener("change", mark);
   try {
     loaded = await api("/api/v1/me/health-archive");
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) throw err;
     loaded = null; // none yet: an empty form
+  } finally {
+    form.removeEventListener("input", mark);
+    form.removeEventListener("change", mark);
   }
-  fill(loaded);
+  if (!edited) fill(loaded);
 }
 
 export async function saveArchive() {
@@ -134,7 +146,7 @@ export async function loadAccessLog() {
     if (entry.override) {
       const flag = document.createElement("span");
       flag.className = "badge override";
-      flag.textContent = "Emergency override 紧急调阅";
+      flag.textContent = t("Emergency override");
       item.append(flag);
     }
     list.append(item);
