@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -11,8 +9,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Role, User
 from accounts.tokens import IssuedToken, hash_key, lifetime_for, new_key
-
-_MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+from config.phones import normalize_mobile as normalize_phone  # the one normaliser, by the name callers use
 
 # Said for a phone number that cannot be registered, whatever the reason: "already registered"
 # would tell anyone whether a number has an account. (Only an SMS check could say more safely.)
@@ -20,16 +17,6 @@ REGISTRATION_REFUSED = (
     "This phone number cannot be registered. If you have an account, sign in instead. "
     "该手机号无法注册；如有账号，请直接登录。"
 )
-
-
-def normalize_phone(raw: str) -> str | None:
-    """Mainland China mobile numbers, with or without +86 / 0086, spaces or dashes."""
-    digits = re.sub(r"[\s-]", "", raw or "")
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-            break
-    return digits if _MAINLAND_MOBILE.match(digits) else None
 
 
 def citizen_register(*, phone: str, password: str, name: str, label: str = "") -> tuple[User, IssuedToken]:

@@ -35,8 +35,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import harness  # noqa: F401  (puts the repository on sys.path)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/onekey_bench_archives"
 

@@ -18,10 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import harness  # noqa: F401  (puts the repository on sys.path)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -34,13 +34,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-
-from tests.servers import (  # noqa: E402
+import httpx
+from harness import (
+    ROOT,
     DaphneServer,
     ServiceMissing,
     base_env,

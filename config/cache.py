@@ -9,10 +9,11 @@ bounded meanwhile by the lockouts, which live in the database.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger("config.cache")
 
@@ -33,7 +34,32 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     return (redis.ConnectionError, redis.TimeoutError)
 
 
+# Django keeps its cache objects in an asgiref Local, which under ASGI is per request context: every
+# request builds a new RedisCache, whose client opens its own connection pool, so every throttled
+# request paid a TCP connect to Redis (and left a socket for the garbage collector). One pool per
+# process per server and options instead; redis-py pools are thread-safe and reset after a fork.
+_pools: dict[tuple, object] = {}
+_pools_lock = threading.Lock()
+
+
+class SharedPoolRedisCacheClient(RedisCacheClient):
+    def _get_connection_pool(self, write):
+        url = self._servers[self._get_connection_pool_index(write)]
+        key = (self._pool_class, url, repr(sorted(self._pool_options.items())))
+        pool = _pools.get(key)
+        if pool is None:
+            with _pools_lock:
+                pool = _pools.get(key)
+                if pool is None:
+                    pool = _pools[key] = self._pool_class.from_url(url, **self._pool_options)
+        return pool
+
+
 class FailOpenRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = SharedPoolRedisCacheClient
+
     def get(self, key, default=None, version=None):
         try:
             return super().get(key, default, version)

@@ -81,8 +81,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.DatabaseUnavailableMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Innermost and sync-only (config/middleware.py): under ASGI the whole chain then runs in the
+    # request's thread in one go, with a single hop to the view, whatever async-capable middleware
+    # is added above it.
+    "config.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -299,6 +302,11 @@ SURGE_PROPOSE_UNASSIGNED = env_int("SURGE_PROPOSE_UNASSIGNED", 10, minimum=1, ma
 # How long a crew usually needs at the hospital after arrival (handover, cleaning, restocking):
 # in surge a unit at the hospital is offered as "free in" this much after its arrival.
 HANDOVER_S = env_float("HANDOVER_S", 600.0, minimum=0.0, maximum=7200.0)
+# In surge, the last this many available units are held for priority SURGE_RESERVE_PRIORITY and
+# better: recommendations for other cases flag them reserved (0 = no reserve). When every unit is
+# busy the next priority-1 call would otherwise wait for one to come free (replay, bench/README.md).
+SURGE_RESERVE_UNITS = env_int("SURGE_RESERVE_UNITS", 2, minimum=0, maximum=1000)
+SURGE_RESERVE_PRIORITY = env_int("SURGE_RESERVE_PRIORITY", 1, minimum=1, maximum=4)
 
 # Event log: resumes older than this are answered with "resync".
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72, minimum=1)
@@ -315,6 +323,9 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # Health archives: keys are read by health_records.keys (HEALTH_KEYS, HEALTH_BLIND_INDEX_KEY).
 # A grant normally ends with its case; this is the safety net for a case that never closes.
 HEALTH_GRANT_MAX_HOURS = env_int("HEALTH_GRANT_MAX_HOURS", 24, minimum=1, maximum=168)
+# Which accounts may hold which health-archive grant role: health_records knows only its grant
+# roles, dispatch maps its account roles onto them. Unset, nobody may read another's archive.
+HEALTH_GRANT_ROLES_OF = "dispatch.permissions.health_grant_roles"
 # Signed checkpoints of the access log (health_records.audit): files in a directory the database
 # user cannot rewrite. Required when DEBUG is off and appends write checkpoints (EVERY > 0).
 ACCESS_LOG_CHECKPOINT_DIR = env_str(

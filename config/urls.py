@@ -4,13 +4,13 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.healthz import healthz
 from config.metrics import metrics_view
 
 from dispatch.crew_views import crew_console
 from dispatch.hospital_views import hospital_board
 from dispatch.views import dispatch_console
 from reports.views import reports_page
-from mobile_api.views import healthz
 from accounts.views import RoleLoginView, landing
 from mobile_api.pages import citizen_app
 

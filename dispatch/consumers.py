@@ -295,9 +295,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._fail("internal_error", "The server could not handle that; reconnect and resume.", CLOSE_INTERNAL_ERROR)
 
     async def _send_json(self, frame: dict):
+        await self._send_text(json.dumps(frame))
+
+    async def _send_text(self, text: str):
         if self._closed:
             return
-        await self.send(text_data=json.dumps(frame))
+        await self.send(text_data=text)
 
     async def _send_event(self, frame: dict):
         # The health summary is added here, for this recipient, at delivery: never stored, and
@@ -558,7 +561,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 if not await self._replay(self.sent_seq, seq - 1):
                     await self._resync(await database_sync_to_async(selectors.stream_last_seq)(self.stream))
                     return
-            await self._send_event({"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]})
+            frame_text = message.get("frame")
+            if frame_text is not None and not health.needs_summary(self.stream, message["event"]):
+                # Encoded once by emit() for every socket: sent as it is.
+                await self._send_text(frame_text)
+            elif frame_text is not None:
+                await self._send_event(json.loads(frame_text))
+            else:  # a doorbell from a worker still on the earlier message shape
+                await self._send_event({"type": "event", "seq": seq, "event": message["event"], "at": message["at"], "data": message["data"]})
             self.sent_seq = seq
 
 

@@ -8,6 +8,7 @@ number it saw can ask for exactly what it missed. The channel layer is only the 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,36 +147,48 @@ def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
     seqs: dict[int, int] = {}
     for index in order:
         seqs[index] = _next_seq(events[index].stream)
+    encoded = [json.dumps(e.data, cls=DjangoJSONEncoder) for e in events]
     rows = [
-        Event(stream=e.stream, seq=seqs[i], type=e.type, at=at, data=_jsonable(e.data)) for i, e in enumerate(events)
+        Event(stream=e.stream, seq=seqs[i], type=e.type, at=at, data=json.loads(encoded[i])) for i, e in enumerate(events)
     ]
     Event.objects.bulk_create(rows)
-    messages = [(group_name(row.stream), _message(row)) for row in rows]
+    messages = [(group_name(row.stream), _message(row, encoded[i])) for i, row in enumerate(rows)]
     transaction.on_commit(lambda: publish(messages), robust=True)
     return rows
 
 
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+def _wire_at(row: Event) -> str:
+    return row.at.isoformat().replace("+00:00", "Z")
 
 
-def _message(row: Event) -> dict[str, Any]:
+def _message(row: Event, encoded_data: str) -> dict[str, Any]:
+    # The doorbell carries the finished frame text, encoded once here, not the data: every socket
+    # on every worker sends it as it is (no json.dumps per socket), and the channel layer packs one
+    # string instead of the whole payload once per group member. ``encoded_data`` is the data as
+    # json.dumps writes it, so the frame is byte for byte what json.dumps(wire_event(row)) gives.
     return {
         "type": "stream.event",
         "stream": row.stream,
         "seq": row.seq,
         "event": row.type,
-        "at": row.at.isoformat().replace("+00:00", "Z"),
-        "data": row.data,
+        "at": _wire_at(row),
+        "frame": wire_frame_text(seq=row.seq, event=row.type, at=_wire_at(row), encoded_data=encoded_data),
     }
+
+
+def wire_frame_text(*, seq: int, event: str, at: str, encoded_data: str) -> str:
+    """json.dumps of the frame below, around data that is already encoded."""
+    return '{"type": "event", "seq": %d, "event": %s, "at": %s, "data": %s}' % (
+        seq,
+        json.dumps(event),
+        json.dumps(at),
+        encoded_data,
+    )
 
 
 def wire_event(row: Event) -> dict[str, Any]:
     """The server-to-client frame for one stored event."""
-    message = _message(row)
-    return {"type": "event", "seq": message["seq"], "event": message["event"], "at": message["at"], "data": message["data"]}
+    return {"type": "event", "seq": row.seq, "event": row.type, "at": _wire_at(row), "data": row.data}
 
 
 def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -62,10 +62,10 @@ class HealthRenewView(APIView):
             raise Conflict(f"The case is {case.status}; its health data is closed.", code="case_not_open")
         data = HealthRenewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # AccessDenied (403, its own code) answers through the exception handler; an InvalidGrant
+        # is worded for this endpoint: its reason field, or a conflict when nothing has expired.
         try:
             grants = health.renew_case_grants(case=case, actor=request.user, reason=data.validated_data["reason"])
-        except health_records.AccessDenied as denied:
-            raise PermissionDenied(denied.detail, code=denied.code) from None
         except health_records.InvalidGrant as invalid:
             if invalid.code == "nothing_to_renew":
                 raise Conflict("No health-archive access on this case has expired.", code="nothing_to_renew") from None

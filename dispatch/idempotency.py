@@ -24,3 +24,21 @@ def key_from(request) -> str | None:
 def fingerprint(values: dict) -> str:
     """Of the validated input, so that 3 and "3" or a reordered object count as the same body."""
     return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+_SEEN = "_onekey_tap_seen"
+
+
+def tap_seen(request) -> bool:
+    """Whether the caller already made the tap carrying this request's Idempotency-Key (a retry).
+
+    Asked twice per tap, by the SOS throttle (a retry is never refused) and by the view (a new key
+    needs no lookup before the insert), so the answer is kept on the request: one query, not two.
+    """
+    seen = getattr(request, _SEEN, None)
+    if seen is None:
+        from dispatch.selectors import tap_exists
+
+        seen = tap_exists(request.user, request.headers.get(HEADER))
+        setattr(request, _SEEN, seen)
+    return seen

@@ -6,10 +6,17 @@ from rest_framework.permissions import BasePermission
 
 from accounts.models import Role
 from dispatch.selectors import ambulance_of_crew, hospital_of_staff
+from health_records.models import GrantRole
 
 
 def is_dispatcher(user) -> bool:
-    return bool(user and user.is_authenticated and user.role in (Role.DISPATCHER, Role.ADMIN))
+    # Who counts as a dispatcher is the account's to say (User.is_dispatcher); this adds only
+    # "signed in", so an anonymous user needs no such attribute.
+    return bool(user and user.is_authenticated and user.is_dispatcher)
+
+
+def is_citizen(user) -> bool:
+    return bool(user and user.is_authenticated and user.role == Role.CITIZEN)
 
 
 def is_supervisor(user) -> bool:
@@ -50,7 +57,24 @@ class IsStaff(BasePermission):
 
 
 class IsCitizen(BasePermission):
+    """The one citizen check; a view may word the refusal its own way (``message``)."""
+
     message = "Only citizens may do this."
 
     def has_permission(self, request, view):
-        return bool(request.user.is_authenticated and request.user.role == Role.CITIZEN)
+        return is_citizen(request.user)
+
+
+def health_grant_roles(user) -> set[str]:
+    """The health-archive grant roles an account may hold (settings.HEALTH_GRANT_ROLES_OF):
+    health_records knows its grant roles, not our account roles, so the mapping lives here."""
+    # By role only: an inactive account keeps its role here and health_records refuses it as
+    # reader_inactive, which is the answer the reader should see.
+    if is_dispatcher(user):
+        return {GrantRole.DISPATCHER}
+    role = getattr(user, "role", None)
+    if role == Role.CREW:
+        return {GrantRole.CREW}
+    if role == Role.HOSPITAL:
+        return {GrantRole.HOSPITAL}
+    return set()

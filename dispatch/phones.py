@@ -10,7 +10,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from accounts.services import normalize_phone
+from config.phones import normalize_mobile
 
 # A mainland fixed line: 0 + area code (2-3 digits) + 7-8 digits (Zhengzhou: 0371-xxxxxxxx).
 # People ring 120 from landlines too; refusing one would lose the call.
@@ -20,9 +20,9 @@ PHONE_HELP = "A mainland China mobile (e.g. 13800138000) or a fixed line with it
 
 
 def normalize_caller_phone(raw: str) -> str | None:
-    """A mainland mobile as registration accepts it (accounts.services.normalize_phone), or a
+    """A mainland mobile as registration accepts it (config.phones, the one normaliser), or a
     mainland fixed line; digits only. None when it is neither."""
-    mobile = normalize_phone(raw)
+    mobile = normalize_mobile(raw)
     if mobile:
         return mobile
     digits = re.sub(r"[\s\-()（）]", "", raw or "")

@@ -138,10 +138,13 @@ def case_create(
     silent: bool = False,
     idempotency_key: str | None = None,
     fingerprint: str = "",
+    key_known_unused: bool = False,
 ) -> tuple[Case, bool]:
     """One tap. Returns (case, created). The same key again returns the same case and raises no
     second event; the same key with a different body is refused. The priority is derived from
-    the complaint and any answers already given (dispatch.triage), in the same transaction."""
+    the complaint and any answers already given (dispatch.triage), in the same transaction.
+    ``key_known_unused``: the caller already looked the key up in this request and found no case
+    (dispatch.idempotency.tap_seen), so it is not looked up again."""
     return _case_open(
         same_key=Q(caller=caller),
         fields={
@@ -151,6 +154,7 @@ def case_create(
         fix=fix,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
+        key_known_unused=key_known_unused,
     )
 
 
@@ -161,11 +165,18 @@ def _triaged_fields(complaint: str, answers: dict[str, bool] | None) -> dict[str
 
 
 def _case_open(
-    *, same_key: Q, fields: dict[str, Any], fix: Fix, idempotency_key: str | None, fingerprint: str
+    *,
+    same_key: Q,
+    fields: dict[str, Any],
+    fix: Fix,
+    idempotency_key: str | None,
+    fingerprint: str,
+    key_known_unused: bool = False,
 ) -> tuple[Case, bool]:
     """Create a case (a tap or a phoned-in call) once per Idempotency-Key: ``same_key`` names whose
     keys this one must not repeat (the caller's, or the dispatcher's who took the call)."""
-    if idempotency_key:
+    # A retry racing past a lookup, ours or the caller's, still ends at the unique constraint below.
+    if idempotency_key and not key_known_unused:
         existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _replayed(existing, fingerprint), False

@@ -309,6 +309,19 @@ def units_about_to_be_free(*, lat: float, lon: float, now: datetime, count: int)
     return found[:count]
 
 
+def reserve_holds(*, priority: int) -> bool:
+    """Whether, for a case of this priority, the available units are held in reserve: in surge, when
+    no more than SURGE_RESERVE_UNITS are available, they are kept for priority
+    SURGE_RESERVE_PRIORITY and better, so that such a call finds a unit at hand instead of waiting
+    for the next one to come free. Other cases are still offered units about to be free (which
+    leaves the free ones alone). Advisory: recommendations flag reserved units, unit_assign does
+    not refuse them (the dispatcher may know better)."""
+    reserve = settings.SURGE_RESERVE_UNITS
+    if reserve <= 0 or priority <= settings.SURGE_RESERVE_PRIORITY or not surge_active():
+        return False
+    return Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count() <= reserve
+
+
 def release_unit_at_hospital(*, ambulance_id: int) -> bool:
     """In surge, a unit at the hospital may be sent to the next case at once: its current case is
     closed as the crew's own "available" press would close it (admission handed over, grants

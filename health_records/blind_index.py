@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
+from config.phones import strip_mobile_prefix
 from health_records import keys
 
 _NID_DOMAIN = b"onekey120/bidx/nid/v1:"
 _PHONE_DOMAIN = b"onekey120/bidx/phone/v1:"
 _CONTENT_INFO = b"onekey120/content-mac/v1"
-_PHONE_STRIP = re.compile(r"[\s-]")
 
 _cache: dict[str, bytes] = {}
 
@@ -60,11 +59,7 @@ def normalize_national_id(value: str) -> str:
 
 def normalize_phone(value: str) -> str:
     """Digits only, without the +86 / 0086 country prefix of a mainland mobile."""
-    digits = _PHONE_STRIP.sub("", value or "")
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            return digits[len(prefix) :]
-    return digits
+    return strip_mobile_prefix(value)
 
 
 def national_id_index(national_id: str | None) -> bytes | None:

@@ -30,7 +30,9 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from config.errors import ApplicationError
 from health_records import audit, blind_index, crypto, keys, selectors
 from health_records.models import (
     AccessGrant,
@@ -60,25 +62,14 @@ SUMMARY_FIELDS = (
     "family_doctor",
     "past_surgeries",
 )
-_STAFF_ROLES = {
-    GrantRole.DISPATCHER: ("dispatcher", "admin"),
-    GrantRole.CREW: ("crew",),
-    GrantRole.HOSPITAL: ("hospital",),
-}
 
 
-class HealthRecordsError(Exception):
+class HealthRecordsError(ApplicationError):
     code = "health_records_error"
-
-    def __init__(self, detail: str = "", *, code: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        if code:
-            self.code = code
 
 
 class ArchiveInvalid(HealthRecordsError):
-    """Field errors in the shape of a DRF validation error."""
+    """Field errors in the shape of a DRF validation error (400, the body is the errors)."""
 
     code = "invalid"
 
@@ -86,8 +77,14 @@ class ArchiveInvalid(HealthRecordsError):
         super().__init__("The archive has invalid fields.")
         self.errors = errors
 
+    def body(self) -> dict[str, Any]:
+        return self.errors
+
 
 class ArchiveConflict(ArchiveInvalid):
+    """Two saves of one archive crossed (409)."""
+
+    status_code = 409
     code = "conflict"
 
 
@@ -95,11 +92,23 @@ class AccessDenied(HealthRecordsError):
     """A staff read that is not allowed. ``code``: no_grant, grant_closed, grant_expired,
     wrong_patient, no_consent, reader_inactive."""
 
+    status_code = 403
     code = "access_denied"
 
 
 class InvalidGrant(HealthRecordsError, ValueError):
     code = "invalid_grant"
+
+
+def _grant_roles_of(user) -> frozenset[str]:
+    """The grant roles ``user``'s account may hold. This app knows only its own roles (GrantRole):
+    which accounts fill them is the project's to say, through HEALTH_GRANT_ROLES_OF (a dotted
+    path to ``f(user) -> set of GrantRole values``; dispatch maps its account roles). Unset, no
+    account holds any: deny by default."""
+    path = getattr(settings, "HEALTH_GRANT_ROLES_OF", None)
+    if not path:
+        return frozenset()
+    return frozenset(import_string(path)(user))
 
 
 def grant_max_age() -> timedelta:
@@ -267,8 +276,8 @@ def grant_open(
         raise InvalidGrant("stage must be a string of at most 32 characters")
     if role not in GrantRole.values:
         raise InvalidGrant(f"role must be one of {', '.join(GrantRole.values)}")
-    if getattr(grantee, "role", None) not in _STAFF_ROLES[role]:
-        raise InvalidGrant(f"a {role} grant needs a {' or '.join(_STAFF_ROLES[role])} account", code="role_mismatch")
+    if role not in _grant_roles_of(grantee):
+        raise InvalidGrant(f"a {role} grant needs an account that may act as {role}", code="role_mismatch")
     if patient is None or patient.pk is None:
         raise InvalidGrant("patient must be a saved user")
     if override_reason is not None:
@@ -339,12 +348,12 @@ def grant_renew(*, case_ref: str, actor, reason: str, grantee=None) -> list[Acce
     if problem:
         raise InvalidGrant(problem, code="invalid_reason")
     reason = reason.strip()
-    actor_role = getattr(actor, "role", None)
-    if actor_role not in {role for roles in _STAFF_ROLES.values() for role in roles}:
+    actor_roles = _grant_roles_of(actor)
+    if not actor_roles:
         raise InvalidGrant("only 120 staff may renew access to a health archive", code="role_mismatch")
     if not _account_active(actor.pk):
         _deny("reader_inactive", "This account is deactivated.", reader=actor, case_ref=case_ref)
-    if actor_role not in _STAFF_ROLES[GrantRole.DISPATCHER]:
+    if GrantRole.DISPATCHER not in actor_roles:
         if grantee is not None and grantee.pk != actor.pk:
             raise InvalidGrant("only a dispatcher may renew someone else's access", code="role_mismatch")
         grantee = actor

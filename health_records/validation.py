@@ -19,6 +19,8 @@ import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from config.phones import normalize_mobile
+
 SEXES = ("male", "female", "other", "unknown")
 ABO_GROUPS = ("A", "B", "AB", "O", "unknown")
 RH_FACTORS = ("positive", "negative", "unknown")
@@ -156,12 +158,8 @@ def _mobile(value) -> str | None:
         raise _Invalid([NOT_TEXT])
     if len(value) == 11 and _MOBILE.match(value):
         return value  # the common case: already 11 plain digits
-    digits = _SPACES.sub("", value).replace("-", "")
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-            break
-    if not _MOBILE.match(digits):
+    digits = normalize_mobile(value)
+    if digits is None:
         raise _Invalid(["Enter a mainland China mobile number, e.g. 13800138000."])
     return digits
 

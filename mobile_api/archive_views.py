@@ -11,11 +11,10 @@ import logging
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Role
+from dispatch import permissions
 from dispatch.models import CrewMember, HospitalStaff
 from health_records import selectors, services
 from health_records.crypto import ArchiveCryptoError
@@ -25,27 +24,16 @@ from health_records.serializers import AccessLogSerializer, ArchiveOutSerializer
 logger = logging.getLogger(__name__)
 
 
-class IsCitizen(BasePermission):
+class IsCitizen(permissions.IsCitizen):
     message = "Only citizens have a health archive."
-
-    def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.role == Role.CITIZEN)
 
 
 class ArchiveUnavailable(APIException):
+    # Not an ApplicationError: a key or ciphertext failure is the operators' problem, not a refusal.
+    # Its alarm (with archive and key id) is already logged by crypto; say nothing more to the client.
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Your health archive cannot be decrypted right now; the operators have been alerted."
     default_code = "archive_unavailable"
-
-
-class ArchiveConflictError(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def _unavailable(exc: ArchiveCryptoError) -> ArchiveUnavailable:
-    # The alarm (with archive and key id) is already logged by crypto; say nothing more to the client.
-    return ArchiveUnavailable()
 
 
 class HealthArchiveView(APIView):
@@ -63,8 +51,8 @@ class HealthArchiveView(APIView):
     def get(self, request):
         try:
             archive = services.archive_get_own(owner=request.user)
-        except ArchiveCryptoError as exc:
-            raise _unavailable(exc) from None
+        except ArchiveCryptoError:
+            raise ArchiveUnavailable() from None
         if archive is None:
             raise NotFound("You have no health archive yet. Save one with PUT /api/v1/me/health-archive.", code="no_archive")
         return Response(archive)
@@ -88,14 +76,11 @@ class HealthArchiveView(APIView):
         },
     )
     def put(self, request):
+        # ArchiveInvalid (400) and ArchiveConflict (409) answer through the exception handler.
         try:
             archive, created = services.archive_put(owner=request.user, data=request.data)
-        except services.ArchiveConflict as exc:
-            raise ArchiveConflictError(exc.errors) from None
-        except services.ArchiveInvalid as exc:
-            raise ValidationError(exc.errors) from None
-        except ArchiveCryptoError as exc:
-            raise _unavailable(exc) from None
+        except ArchiveCryptoError:
+            raise ArchiveUnavailable() from None
         return Response(archive, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
@@ -16,7 +15,6 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiTokenAuthentication
 from accounts.lockout import LOCKED_CODE, api_login_succeeded, locked_message, retry_after_seconds
 from accounts.services import citizen_register, normalize_phone, token_issue, token_revoke
-from config.api import AuthThrottle, RegisterPhoneThrottle, SosThrottle
 from dispatch import idempotency, selectors, services
 from dispatch.events import case_stream
 from dispatch.inputs import FixInputSerializer
@@ -32,12 +30,7 @@ from mobile_api.serializers import (
     TokenRequestSerializer,
     TokenResponseSerializer,
 )
-
-
-
-def healthz(request):
-    """Readiness probe, and the benchmarks' baseline: no database, no auth."""
-    return JsonResponse({"status": "ok"})
+from mobile_api.throttles import AuthThrottle, RegisterPhoneThrottle, SosThrottle
 
 
 class RegisterView(APIView):
@@ -215,6 +208,7 @@ class SosView(APIView):
             silent=values["silent"],
             idempotency_key=key,
             fingerprint=idempotency.fingerprint(request.data),
+            key_known_unused=key is not None and not idempotency.tap_seen(request),
         )
         response = Response(CitizenCaseSerializer(case).data, status=status.HTTP_201_CREATED)
         if not created:

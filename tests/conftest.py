@@ -3,15 +3,15 @@ hospital and another hospital, so that permission tests read as sentences."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import Role, User
+from accounts.models import Role
 from dispatch.models import Ambulance, CrewMember, Hospital, HospitalStaff, Station
+from tests.support.cast import IN_CI, api_client, make_user
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The browser fixtures (browser, page, site, viewport, ...) for every module that asks for them.
+pytest_plugins = ["tests.support.browser"]
 
 
 def pytest_report_header(config):
@@ -34,22 +34,6 @@ def _fast_and_isolated(settings):
 
     cache.clear()
     yield
-
-
-def make_user(username: str, role: str, *, phone: str | None = None, password: str = "s3cret-pass!") -> User:
-    user = User(username=username, role=role, phone=phone, first_name=username)
-    user.set_password(password)
-    user.save()
-    return user
-
-
-def api_client(user: User | None = None) -> APIClient:
-    from accounts.services import token_issue
-
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token_issue(user=user).key}")
-    return client
 
 
 @pytest.fixture
@@ -184,18 +168,11 @@ def keyring_env(monkeypatch):
     keys.reset_keyring()
 
 
-def tap(client: APIClient, *, key: str | None = None, **body):
-    """POST /api/v1/sos with sensible defaults (central Zhengzhou, WGS-84)."""
-    payload = {"lat": 34.7466, "lon": 113.6253, **body}
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    return client.post("/api/v1/sos", payload, format="json", **headers)
-
-
 def pytest_terminal_summary(terminalreporter):
     # Where the browser tests left their screenshots (README: Screenshots), when any were taken.
     import sys
 
-    browser = sys.modules.get("tests.browser")
+    browser = sys.modules.get("tests.support.browser")
     directory = getattr(browser, "_screenshot_dir", None) if browser else None
     if directory is not None:
         terminalreporter.write_line(f"onekey120: console screenshots in {directory}")

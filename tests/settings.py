@@ -24,10 +24,10 @@ os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("LOG_FORMAT", "plain")
 
 # The test process itself runs one request at a time: plain connections, as pytest-django expects.
-# (Servers started by the e2e tests get the pool: tests/servers.py sets their environment.)
+# (Servers started by the e2e tests get the pool: bench/harness.py base_env sets their environment.)
 os.environ.setdefault("DB_POOL_MAX_SIZE", "0")
 # No alert ticker in the test process: tests call dispatch.alerts.alerts_tick with an explicit time.
-# (Servers started by the e2e tests tick only where a test sets ALERT_TICK_S: tests/servers.py.)
+# (Servers started by the e2e tests tick only where a test sets ALERT_TICK_S: bench/harness.py base_env.)
 os.environ["ALERT_TICK_S"] = "0"
 
 from config.settings import *  # noqa: E402,F401,F403

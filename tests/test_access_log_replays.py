@@ -19,10 +19,9 @@ from dispatch.health import health_summary_for
 from dispatch.models import Case
 from health_records import services
 from health_records.models import AccessGrant, AccessLogEntry
-from tests.conftest import api_client, tap
-from tests.test_health_access import CASE
-from tests.test_health_archive_api import URL, sample_archive
-from tests.test_health_on_a_case import assign
+from tests.support.archives import CASE, URL, sample_archive
+from tests.support.cases import assign
+from tests.support.cast import api_client, tap
 
 REPLAYS = 100
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from health_records import audit, keys, services
 from health_records.models import GENESIS_HASH, AccessLogEntry, AccessLogHead, Archive
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import sample_archive
 
 CASE = "case:7"
 rechain = importlib.import_module("health_records.migrations.0002_access_log_keyed_chain")

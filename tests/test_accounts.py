@@ -137,6 +137,7 @@ def test_it_tells_a_citizen_who_they_are(as_citizen, citizen):
         "name": "13800000001",
         "phone": "13800000001",
         "role": "citizen",
+        "supervisor": False,
         "ambulance": None,
         "hospital": None,
     }
@@ -145,6 +146,11 @@ def test_it_tells_a_citizen_who_they_are(as_citizen, citizen):
 def test_it_tells_a_dispatcher_their_role_and_no_binding(as_dispatcher):
     me = as_dispatcher.get(ME).json()
     assert (me["username"], me["role"], me["ambulance"], me["hospital"]) == ("dispatcher1", "dispatcher", None, None)
+    assert me["supervisor"] is False
+
+
+def test_it_tells_a_supervisor_they_may_supervise(as_supervisor):
+    assert as_supervisor.get(ME).json()["supervisor"] is True
 
 
 def test_it_tells_a_crew_member_the_ambulance_they_are_bound_to(as_crew, as_other_crew, ambulance, other_ambulance):
@@ -161,7 +167,7 @@ def test_it_tells_hospital_staff_the_hospital_they_are_bound_to(as_hospital, as_
 
 @pytest.mark.django_db
 def test_it_tells_an_admin_their_role():
-    from tests.conftest import api_client, make_user
+    from tests.support.cast import api_client, make_user
 
     admin = make_user("admin1", Role.ADMIN)
     assert api_client(admin).get(ME).json()["role"] == "admin"

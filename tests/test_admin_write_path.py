@@ -13,7 +13,7 @@ from django.test import Client
 from accounts.models import Role
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.models import Admission, Ambulance, Case, Event, Hospital
-from tests.conftest import make_user, tap
+from tests.support.cast import make_user, tap
 
 
 @pytest.fixture

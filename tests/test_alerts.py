@@ -13,7 +13,7 @@ from django.utils import timezone
 from dispatch import selectors
 from dispatch.alerts import alerts_tick, register_tick_check
 from dispatch.models import Alert, Case
-from tests.conftest import tap
+from tests.support.cast import tap
 
 pytestmark = pytest.mark.django_db
 
@@ -331,7 +331,7 @@ def test_it_reads_alert_thresholds_from_the_environment_and_names_a_bad_one(env,
     import subprocess
     import sys
 
-    from tests.servers import ROOT
+    from tests.support.servers import ROOT
 
     child = {k: v for k, v in os.environ.items() if not k.startswith(("ALERT_", "UNASSIGNED_ALERT_S"))}
     child.update({"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "alerts-env-test-only-" + "z" * 40, "DEBUG": "0"})

@@ -1,7 +1,7 @@
 """Escalation alerts with two daphne workers ticking on one PostgreSQL and one Redis (issue 8's
 Done-when: each alert kind raised and cleared, once, with two workers running). Thresholds are
 seconds here; both workers tick every 0.2 s, so a raise claimed twice would show as a duplicate
-on the consoles. Fails in CI without PostgreSQL and Redis (tests/servers.require)."""
+on the consoles. Fails in CI without PostgreSQL and Redis (tests/support/servers.require)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.servers import (
+from tests.support.servers import (
     Console,
     DaphneServer,
     auth,
@@ -133,7 +133,10 @@ async def test_it_raises_and_clears_each_alert_kind_once_with_two_workers_tickin
             snapshot = (await on_b.get("/api/v1/dispatch/alerts", headers=auth(desk_b))).json()
             assert [x for x in snapshot["results"] if x["case"] == case_id] == []
             for console in (*dispatchers, board):
-                await console.drain(0.6)  # two more ticks on each worker, reading (and checking seq) as they come
+                # Three more ticks on each worker (0.2 s apart), reading (and checking seq) as they
+                # come, then whatever they sent: a cleared alert raised again would show here.
+                await console.read_during(0.6)
+                await console.drain()
 
             # Once: every raise (and every repeat) of every alert arrived once, and each was cleared once.
             for console in (*dispatchers, board):

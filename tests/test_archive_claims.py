@@ -16,8 +16,8 @@ from accounts.models import Role
 from health_records import blind_index, importer, services
 from health_records.models import Archive, Source
 from health_records.synthetic import national_id
-from tests.conftest import make_user
-from tests.test_health_archive_api import DISTINCTIVE, SAMPLE_NATIONAL_ID, SAMPLE_PHONE, URL, sample_archive
+from tests.support.archives import DISTINCTIVE, SAMPLE_NATIONAL_ID, SAMPLE_PHONE, URL, sample_archive
+from tests.support.cast import make_user
 
 UNUSED_NATIONAL_ID = national_id("410105", date(1968, 4, 12), 457)  # same birth date and sex as the sample
 UNUSED_PHONE = "13955556666"

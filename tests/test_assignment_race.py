@@ -3,14 +3,13 @@ transactions, each on its own database connection (SQLite here, PostgreSQL with 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dispatch.models import Ambulance, Case, Event
-from tests.conftest import api_client, make_user, tap
+from tests.support.cast import api_client, make_user, tap
+from tests.support.race import race
 
 ROUNDS = 4
 
@@ -18,31 +17,6 @@ ROUNDS = 4
 @pytest.fixture(autouse=True)
 def _no_static_scan(settings):
     settings.WHITENOISE_USE_FINDERS = False
-
-
-def race(*calls):
-    """Run each call in its own thread, released at the same instant; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call()
-        except Exception as exc:  # surfaced in the assertion below
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    for result in results:
-        assert not isinstance(result, Exception), repr(result)
-    return results
 
 
 def assign_call(client, case_id, ambulance_id):

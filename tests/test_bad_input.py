@@ -13,7 +13,8 @@ from asgiref.sync import async_to_sync
 
 from accounts.services import token_issue
 from dispatch.models import Admission, Ambulance, Case, CaseLocation, Event, StreamCounter
-from tests.conftest import tap
+from tests.support.archives import URL, sample_archive
+from tests.support.cast import tap
 
 HUGE_INT = "1" + "0" * 400  # a JSON number no float can hold
 
@@ -534,7 +535,6 @@ WORDLESS_REASONS = ["12345", "1234567890", "..........", "aaaaaaaaaaaa", "!!!!!!
 
 @pytest.fixture
 def private_case(as_citizen):
-    from tests.test_health_archive_api import URL, sample_archive
 
     assert as_citizen.put(URL, sample_archive(consent_share_with_120=False), format="json").status_code == 201
     return tap(as_citizen, complaint="chest_pain").json()["id"]

@@ -8,7 +8,7 @@ import pytest
 
 from dispatch import selectors
 from dispatch.models import Ambulance
-from tests.conftest import tap
+from tests.support.cast import tap
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dispatch.models import Admission, Ambulance, Case, CaseLocation, Event, StreamCounter
-from tests.conftest import tap
+from tests.support.cast import tap
 
 # Milestones in the order the lifecycle stamps them (NEMSIS v3.5 eTimes).
 MILESTONES = {

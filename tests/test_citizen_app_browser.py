@@ -7,28 +7,15 @@ from __future__ import annotations
 import re
 import secrets
 
-import httpx
 import pytest
 
-from tests.browser import (  # noqa: F401  (fixtures by name)
-    DISPATCHER,
-    api,
-    browser,
-    chromium_path,
-    new_page,
-    page,
-    save_screenshot,
-    sign_in,
-    site,
-    site_env,
-)
-from tests.servers import login
+from tests.support.browser import DISPATCHER, api, new_page, save_screenshot, sign_in
+from tests.support.pages import HERE, register
+from tests.support.servers import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 PHONE_SIZE = {"width": 375, "height": 812}
-# The caller stands in Erqi district (WGS-84), a few kilometres from the nearest demo station.
-HERE = {"latitude": 34.7466, "longitude": 113.6253, "accuracy": 12}
 
 
 @pytest.fixture
@@ -39,18 +26,6 @@ def viewport():
 def phone_page(browser, *, geolocation=HERE):
     options = {"permissions": ["geolocation"], "geolocation": geolocation} if geolocation else {}
     return new_page(browser, viewport=dict(PHONE_SIZE), **options)
-
-
-def register(page, site, *, name="王小明 Wang Xiaoming") -> str:
-    phone = f"137{secrets.randbelow(10**8):08d}"
-    page.goto(site.url + "/app/")
-    page.get_by_role("tab", name=re.compile("Register")).click()
-    form = page.locator("#register-form")
-    form.get_by_label(re.compile("Mobile number")).fill(phone)
-    form.get_by_label(re.compile("Your name")).fill(name)
-    form.get_by_label(re.compile("Choose a password")).fill("a-long-pass-120")
-    form.get_by_role("button", name=re.compile("Register")).click()
-    return phone
 
 
 def test_it_registers_taps_and_follows_its_unit_and_eta(browser, site):

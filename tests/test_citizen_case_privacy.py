@@ -15,20 +15,11 @@ from dispatch import services
 from dispatch.events import case_stream
 from dispatch.models import Event
 from dispatch.services import Fix
-from tests.conftest import tap
+from tests.support.cases import assign, crew_step
+from tests.support.cast import tap
 
 LIVE_FIELDS = ("status", "lat", "lon", "position_at")
 NEXT_PATIENT = (34.8123, 113.5501)
-
-
-def assign(as_dispatcher, case_id, ambulance):
-    response = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
-    assert response.status_code == 200, response.content
-
-
-def crew_says(as_crew, ambulance, status, **extra):
-    response = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": status, **extra}, format="json")
-    assert response.status_code == 200, response.content
 
 
 def crew_moves(as_crew, ambulance, lat, lon):
@@ -59,7 +50,7 @@ def case_in(status, *, as_citizen, as_dispatcher, as_crew, ambulance, hospital) 
     assign(as_dispatcher, case_id, ambulance)
     for name, button in STEPS.items():
         if button is not None:
-            crew_says(as_crew, ambulance, button, **({"hospital": hospital.pk} if button == "transporting" else {}))
+            crew_step(as_crew, ambulance, button, **({"hospital": hospital.pk} if button == "transporting" else {}))
         if name == status:
             return case_id
     raise AssertionError(status)
@@ -96,7 +87,7 @@ def test_it_does_not_let_a_past_patient_follow_the_crew_to_the_next_patient(
     first = case_in("closed", as_citizen=as_citizen, as_dispatcher=as_dispatcher, as_crew=as_crew, ambulance=ambulance, hospital=hospital)
     second = tap(as_other_citizen, lat=NEXT_PATIENT[0], lon=NEXT_PATIENT[1]).json()["id"]
     assign(as_dispatcher, second, ambulance)
-    crew_says(as_crew, ambulance, "en_route")
+    crew_step(as_crew, ambulance, "en_route")
     crew_moves(as_crew, ambulance, *NEXT_PATIENT)
 
     past = citizen_view(as_citizen, first)["ambulance"]
@@ -125,7 +116,7 @@ def test_it_stops_the_case_streams_unit_moves_once_care_is_handed_over(as_citize
 
     crew_moves(as_crew, ambulance, 34.7601, 113.6402)
     assert moves() == 1
-    crew_says(as_crew, ambulance, "handed_over")
+    crew_step(as_crew, ambulance, "handed_over")
     crew_moves(as_crew, ambulance, 34.7701, 113.6502)
     assert moves() == 1
     # Every event the caller's stream did get after the handover shows no live unit.

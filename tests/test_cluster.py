@@ -22,12 +22,13 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers import (
+from tests.support.consoles import ambulance_snapshot, apply_event, comparable, dispatch_snapshot, hospital_snapshot
+from tests.support.servers import (
+    Console,
     DEMO_PASSWORD,
+    DaphneServer,
     PYTHON,
     ROOT,
-    Console,
-    DaphneServer,
     auth,
     base_env,
     check_postgres,
@@ -42,8 +43,8 @@ from tests.servers import (
     register_citizen,
     require,
     start_together,
+    wait_for_polls_outlasting_the_read_timeout,
 )
-from tests.test_event_contract import _comparable, ambulance_snapshot, apply_event, dispatch_snapshot, hospital_snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -61,6 +62,7 @@ class Cluster:
     a: DaphneServer
     b: DaphneServer
     dispatchers: tuple[str, str]
+    channel_prefix: str
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def cluster():
         )
         a, b = DaphneServer(env, name="worker-a"), DaphneServer(env, name="worker-b")
         with start_together(a, b, while_starting=lambda: manage(env, "shell", "-c", _SECOND_DISPATCHER)):
-            yield Cluster(a, b, (login(a.url, "dispatcher1"), login(b.url, "dispatcher2")))
+            yield Cluster(a, b, (login(a.url, "dispatcher1"), login(b.url, "dispatcher2")), env["CHANNEL_LAYER_PREFIX"])
 
 
 async def tap(http: httpx.AsyncClient, token: str) -> dict:
@@ -99,10 +101,14 @@ async def test_it_delivers_a_tap_on_worker_a_to_a_console_on_worker_b(cluster):
 
 async def test_it_keeps_an_idle_console_open_and_delivering(cluster):
     # A quiet night: nothing happens for longer than the Redis client's read timeout once was
-    # (5 s, channels_redis#422), then a tap must still arrive on the same socket.
+    # (5 s, channels_redis#422): the worker's blocking read comes back empty and it reads again.
+    # Then a tap must still arrive on the same socket.
+    watching = asyncio.ensure_future(
+        asyncio.to_thread(wait_for_polls_outlasting_the_read_timeout, redis_url(), cluster.channel_prefix)
+    )
     console = await Console.open(cluster.b.ws_url, "/ws/dispatch/", cluster.dispatchers[1])
     try:
-        await asyncio.sleep(7)
+        await watching
         async with httpx.AsyncClient(base_url=cluster.a.url, timeout=10) as on_a:
             case = await tap(on_a, await register_citizen(on_a, prefix="137", name="集群 市民"))
         await console.until("case.created", lambda d: d["id"] == case["id"], timeout=5)
@@ -119,7 +125,7 @@ async def test_it_resumes_a_console_on_the_other_worker_without_gaps_or_duplicat
         console = await Console.open(cluster.a.ws_url, "/ws/dispatch/", dispatcher)
         first = await tap(on_a, citizen)
         await console.until("case.created", lambda d: d["id"] == first["id"])
-        await console.drain(0.2)
+        await console.drain()
         seen = console.last_seq
         await console.close()
 
@@ -131,11 +137,11 @@ async def test_it_resumes_a_console_on_the_other_worker_without_gaps_or_duplicat
             replayed = await back.take(len(missed))  # Console fails on a gap, duplicate or reorder
             assert [f["seq"] for f in replayed] == list(range(seen + 1, seen + len(missed) + 1))
             assert [(f["event"], f["data"]["id"]) for f in replayed] == [("case.created", c["id"]) for c in missed]
-            await back.quiet(0.3)
+            await back.quiet()
             live = await tap(on_a, citizen)
             frame = await back.next()
             assert (frame["event"], frame["data"]["id"], frame["seq"]) == ("case.created", live["id"], seen + len(missed) + 1)
-            await back.quiet(0.3)
+            await back.quiet()
         finally:
             await back.close()
 
@@ -177,7 +183,7 @@ async def test_it_lets_exactly_one_of_two_dispatchers_on_two_workers_take_one_fr
 
                 await console.until("case.assigned", lambda d: d["id"] == winner)
             # Exactly one assignment per round reached the console, and nothing else is pending.
-            await console.drain(0.3)
+            await console.drain()
             assigned = [e["data"]["id"] for e in console.events if e["event"] == "case.assigned"]
             assert len(assigned) == 3 == len(set(assigned))
         finally:
@@ -357,11 +363,11 @@ async def test_it_keeps_consoles_on_two_workers_equal_to_each_other_and_to_a_fre
             with client(other, token) as fresh_reader:
                 fresh_seq, fresh = await asyncio.to_thread(snapshots[follower.kind], fresh_reader)
             await follower.catch_up(fresh_seq)
-            # _comparable: the contract's own rule for what a console can be held to (a crew's
+            # comparable: the contract's own rule for what a console can be held to (a crew's
             # offered hospitals follow a ranking no event carries).
-            state, fresh = _comparable(follower.kind, follower.state, fresh)
+            state, fresh = comparable(follower.kind, follower.state, fresh)
             assert state == fresh, f"a {follower.kind} console differs from a fresh snapshot on the other worker"
-            await follower.console.quiet(0.3)
+            await follower.console.quiet()
         first_desk, second_desk = (f for f, _, _ in followers if f.kind == "dispatch")
         assert first_desk.console.last_seq == second_desk.console.last_seq
         assert first_desk.state == second_desk.state

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.browser import (  # noqa: F401  (fixtures are used by name)
+from tests.support.browser import (
     CITIZEN,
     DISPATCHER,
     Site,
@@ -25,22 +25,17 @@ from tests.browser import (  # noqa: F401  (fixtures are used by name)
     api,
     assert_same_document,
     backdate,
-    browser,
-    chromium_path,
     citizen_with_archive,
     dispatch_last_seq,
     local_hms,
     login,
-    mark_document,
-    page,
     save_screenshot,
     sign_in,
-    site,
     tap,
-    viewport,
     watch_health_reads,
 )
-from tests.servers import DaphneServer
+from tests.support.pages import details_of, open_console, row_of
+from tests.support.servers import DaphneServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -73,27 +68,6 @@ def dispatcher_token(site) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def open_console(page, site: Site):
-    from playwright.sync_api import expect
-
-    # Anonymous: the console sends us to the login page, which sends us back after signing in.
-    sign_in(page, site, DISPATCHER, start="/console/dispatch/")
-    expect(page).to_have_url(site.url + "/console/dispatch/")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-    page.wait_for_function("window.oneKeyConsole && window.oneKeyConsole.connected")
-    # Marks this document: if the page ever reloads, the mark is gone.
-    mark_document(page)
-
-
-def row_of(page, case_id: int):
-    return page.locator(f'#case-rows tr.case-row[data-case-id="{case_id}"]')
-
-
-def details_of(page, case_id: int):
-    """The side panel, while it shows this case."""
-    return page.locator(f'#details[data-case-id="{case_id}"]')
 
 
 def open_details(page, case_id: int):

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.browser import (  # noqa: F401  (fixtures are used by name)
+from tests.support.browser import (
     CITIZEN,
     DEMO_PASSWORD,
     DISPATCHER,
@@ -20,17 +20,13 @@ from tests.browser import (  # noqa: F401  (fixtures are used by name)
     alert_due_now,
     api,
     assert_same_document,
-    browser,
-    chromium_path,
     login,
     mark_document,
     new_page,
-    page,
     save_screenshot,
-    site,
     tap,
-    viewport,
 )
+from tests.support.pages import details_of, row_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -72,14 +68,6 @@ def open_console(page, site: Site, username: str = DISPATCHER):
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     page.wait_for_function("window.oneKeyConsole && window.oneKeyConsole.connected")
     mark_document(page)
-
-
-def row_of(page, case_id: int):
-    return page.locator(f'#case-rows tr.case-row[data-case-id="{case_id}"]')
-
-
-def details_of(page, case_id: int):
-    return page.locator(f'#details[data-case-id="{case_id}"]')
 
 
 def row_ids(page) -> list[int]:

@@ -29,7 +29,7 @@ def eta(lat1, lon1, lat2, lon2) -> int:
 @pytest.fixture
 def on_scene(as_citizen, as_dispatcher, as_crew, ambulance):
     """A chest-pain case whose unit (the crew's) is on scene."""
-    from tests.conftest import tap
+    from tests.support.cast import tap
 
     case_id = tap(as_citizen, complaint="chest_pain").json()["id"]
     assert as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json").status_code == 200
@@ -64,7 +64,7 @@ def test_it_shows_a_free_crew_that_it_has_no_assignment(as_crew, ambulance):
 def test_it_shows_the_crew_its_case_with_the_patient_location_and_suggested_hospitals(
     as_citizen, as_dispatcher, as_crew, ambulance, hospital, other_hospital
 ):
-    from tests.conftest import tap
+    from tests.support.cast import tap
 
     case_id = tap(as_citizen, complaint="chest_pain", note="3rd floor", accuracy_m=10).json()["id"]
     as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
@@ -92,7 +92,7 @@ def test_it_lets_the_crew_report_its_gps_and_stores_it_as_wgs84(as_crew, ambulan
 
 
 def test_it_tells_the_caller_the_new_eta_when_the_unit_moves(as_citizen, as_dispatcher, as_crew, ambulance):
-    from tests.conftest import tap
+    from tests.support.cast import tap
 
     case_id = tap(as_citizen).json()["id"]
     as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from dispatch.models import Ambulance, Case, CrewCommand, CrewMember, Event
-from tests.conftest import api_client, make_user, tap
-from tests.test_assignment_race import race
+from tests.support.cast import api_client, make_user, tap
+from tests.support.race import race
 
 
 @pytest.fixture

@@ -12,26 +12,10 @@ import sqlite3
 import pytest
 
 from dispatch import geo
-from tests.browser import (  # noqa: F401  (fixtures are used by name)
-    CITIZEN,
-    DISPATCHER,
-    TABLET,
-    api,
-    browser,
-    chromium_path,
-    login,
-    new_page,
-    save_screenshot,
-    sign_in,
-    site,
-    site_env,
-    tap,
-)
+from tests.support.browser import CITIZEN, DISPATCHER, TABLET, api, login, new_page, save_screenshot, tap
+from tests.support.pages import TABLET_FIX, assign, button, open_crew_console, unit_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-# Where the tablet's GPS says the unit is: a few hundred metres from the demo taps.
-TABLET_FIX = {"latitude": 34.7510, "longitude": 113.6300, "accuracy": 12}
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +28,6 @@ def citizen_token(site) -> str:
     return login(site.url, CITIZEN)
 
 
-def unit_id(site, token: str, call_sign: str) -> int:
-    units = api(site, "get", "/api/v1/ambulances", headers={"Authorization": f"Token {token}"})
-    return next(u["id"] for u in units if u["call_sign"] == call_sign)
-
-
-def assign(site, token: str, case_id: int, ambulance: int) -> None:
-    api(site, "post", f"/api/v1/dispatch/cases/{case_id}/assign", json={"ambulance": ambulance}, headers={"Authorization": f"Token {token}"})
-
-
 def case_of(site, token: str, case_id: int) -> dict:
     return api(site, "get", f"/api/v1/dispatch/cases/{case_id}", headers={"Authorization": f"Token {token}"})
 
@@ -63,18 +38,6 @@ def stored_status_events(site, ambulance: int, status: str) -> int:
             "SELECT data FROM dispatch_event WHERE stream = ? AND type = 'unit.status_changed'", (f"ambulance.{ambulance}",)
         ).fetchall()
     return sum(1 for (data,) in rows if json.loads(data)["status"] == status)
-
-
-def open_crew_console(page, site, call_sign: str, *, start: str = "/console/crew/"):
-    from playwright.sync_api import expect
-
-    sign_in(page, site, call_sign, start=start)
-    expect(page).to_have_url(site.url + "/console/crew/")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-
-
-def button(page, status: str):
-    return page.locator(f'#status-buttons button[data-status="{status}"]')
 
 
 def enabled_buttons(page) -> list[str]:

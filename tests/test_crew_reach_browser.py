@@ -8,25 +8,27 @@ import re
 
 import pytest
 
-from tests.browser import (  # noqa: F401  (fixtures are used by name)
+from tests.support.browser import (
     CITIZEN,
     DISPATCHER,
     TABLET,
     api,
     assert_same_document,
-    browser,
-    chromium_path,
     login,
     mark_document,
     new_page,
-    page,
-    site,
-    site_env,
     tap,
-    viewport,
 )
-from tests.test_console_browser import details_of, open_console, row_of
-from tests.test_crew_console_browser import TABLET_FIX, assign, button, open_crew_console, unit_id
+from tests.support.pages import (
+    TABLET_FIX,
+    assign,
+    button,
+    details_of,
+    open_console,
+    open_crew_console,
+    row_of,
+    unit_id,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -22,10 +22,10 @@ import time
 import httpx
 import pytest
 
-from tests.servers import (
-    IN_CI,
+from tests.support.servers import (
     Console,
     DaphneServer,
+    IN_CI,
     auth,
     base_env,
     check_postgres,

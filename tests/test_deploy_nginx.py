@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import (
-    DEMO_PASSWORD,
+from tests.support.servers import (
     Console,
+    DEMO_PASSWORD,
     DaphneServer,
     NginxServer,
     auth,

@@ -8,7 +8,7 @@ import pytest
 
 from dispatch import geo, selectors
 from dispatch.models import Ambulance, Case, Event, Station, StreamCounter
-from tests.conftest import tap
+from tests.support.cast import tap
 
 SPEED_MPS = 36 / 3.6
 ROAD_FACTOR = 1.4

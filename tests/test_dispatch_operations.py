@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from dispatch.models import Admission, Ambulance, Case, Event
-from tests.conftest import api_client, make_user, tap
-from tests.test_assignment_race import race
+from tests.support.cast import api_client, make_user, tap
+from tests.support.race import race
 
 
 def assign(client, case_id, ambulance_id):

@@ -19,8 +19,7 @@ from dispatch import geo
 from dispatch.geocoding import DISTRICTS_FILE, Gazetteer
 from dispatch.management.commands.build_district_map import douglas_peucker
 
-from tests.browser import browser, chromium_path, page, site, viewport  # noqa: F401  (fixtures)
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -285,7 +284,7 @@ MAP_SETUP = """async (tileUrl) => {
 
 @pytest.mark.browser
 def test_map_js_draws_districts_cases_units_and_hospitals_under_csp(site, page, tile_server):
-    from tests.browser import save_screenshot
+    from tests.support.browser import save_screenshot
 
     page.goto(site.url + "/accounts/login/")
     tile_url = site.env["MAP_TILE_URL"]

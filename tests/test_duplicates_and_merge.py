@@ -10,11 +10,11 @@ import pytest
 
 from dispatch import selectors
 from dispatch.models import Case
-from tests.conftest import tap
+from tests.support.cast import tap
 
 pytestmark = pytest.mark.django_db
 
-# ~110 m north of the default tap position (tests.conftest.tap), and ~1.1 km north.
+# ~110 m north of the default tap position (tests.support.cast.tap), and ~1.1 km north.
 NEAR = {"lat": 34.7476, "lon": 113.6253}
 FAR = {"lat": 34.7566, "lon": 113.6253}
 

@@ -8,9 +8,9 @@ import json
 import re
 
 import pytest
+from tests.support.archives import URL, sample_archive
+from tests.support.cases import assign, crew_step, new_case
 
-from tests.test_health_archive_api import URL, sample_archive
-from tests.test_health_on_a_case import assign, crew_step, new_case
 
 PROLOGUE = {"$id", "lastUpdateTimeStamp", "updatedByAgencyReference"}
 

@@ -19,7 +19,7 @@ from geopy.geocoders.base import Geocoder
 from dispatch import geocoding
 from dispatch.geocoding import OfflineGeocoder, parse_geocoder_setting, place_of
 from dispatch.models import Event
-from tests.conftest import tap
+from tests.support.cast import tap
 
 ROOT = Path(__file__).resolve().parent.parent
 HPPH = (34.7725, 113.6935)  # Henan Provincial People's Hospital, Jinshui district

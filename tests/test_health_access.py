@@ -10,10 +10,8 @@ from django.utils import timezone
 from accounts.models import Role
 from health_records import crypto, services
 from health_records.models import AccessGrant, AccessLogEntry, Archive, OverrideReview
-from tests.conftest import make_user
-from tests.test_health_archive_api import sample_archive
-
-CASE = "case:42"
+from tests.support.archives import CASE, sample_archive
+from tests.support.cast import make_user
 
 
 @pytest.fixture

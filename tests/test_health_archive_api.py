@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import date, timedelta
 
 import pytest
@@ -10,53 +9,7 @@ import pytest
 from health_records import services
 from health_records.models import Archive, ArchiveVersion
 from health_records.selectors import history_of
-from health_records.synthetic import national_id
-
-URL = "/api/v1/me/health-archive"
-LOG_URL = "/api/v1/me/health-archive/access-log"
-
-SAMPLE_NATIONAL_ID = national_id("410105", date(1968, 4, 12), 123)  # 123: odd, a man
-SAMPLE_PHONE = "13912340099"
-# Words that appear nowhere but in this archive: tests look for them where they must not be.
-DISTINCTIVE = [
-    "Ouyang Qingfeng",
-    "欧阳青峰",
-    "Zorblaxamine",
-    "Vexillum",
-    "Hashimoto-Quokka",
-    "Levothyroxquin",
-    "Medtronic-Azure-XT",
-    "Wenxiu Brightwater",
-    "Flowerpot-Marigold",
-    "No-Intubation-Sapphire",
-    "Appendectomy-Lazuli",
-    "Dr Pelagia Moon",
-    SAMPLE_NATIONAL_ID,
-    SAMPLE_PHONE,
-]
-
-
-def sample_archive(**overrides) -> dict:
-    data = {
-        "name": "欧阳青峰 Ouyang Qingfeng",
-        "sex": "male",
-        "date_of_birth": "1968-04-12",
-        "national_id": SAMPLE_NATIONAL_ID,
-        "phone": SAMPLE_PHONE,
-        "blood_type": {"abo": "AB", "rh": "negative"},
-        "allergies": [{"substance": "Zorblaxamine", "reaction": "purple Vexillum hives", "severity": "severe"}],
-        "chronic_conditions": ["Hashimoto-Quokka thyroiditis"],
-        "medications": [{"name": "Levothyroxquin", "dose": "75 μg once daily"}],
-        "past_surgeries": [{"name": "Appendectomy-Lazuli", "year": 1999}],
-        "implanted_devices": ["Medtronic-Azure-XT pacemaker"],
-        "pregnancy": None,
-        "emergency_contacts": [{"name": "Wenxiu Brightwater", "relation": "spouse", "phone": "13700001111"}],
-        "family_doctor": {"name": "Dr Pelagia Moon", "phone": "0371-66881234"},
-        "advance_directives": "No-Intubation-Sapphire",
-        "notes": "Spare key under the Flowerpot-Marigold",
-    }
-    data.update(overrides)
-    return copy.deepcopy(data)
+from tests.support.archives import LOG_URL, SAMPLE_NATIONAL_ID, URL, sample_archive
 
 
 def test_it_answers_404_with_a_clear_detail_before_any_archive_exists(as_citizen):
@@ -209,7 +162,7 @@ def test_it_shows_the_citizen_who_read_their_archive(as_citizen, citizen, dispat
     assert entry["at"]
     assert body["next_before"] is None
     # Nobody else sees it.
-    from tests.conftest import api_client
+    from tests.support.cast import api_client
 
     assert api_client(other_citizen).get(LOG_URL).json()["entries"] == []
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from health_records import audit, services
 from health_records.models import AccessLogEntry, AccessLogHead, Archive
-from tests.test_health_archive_api import DISTINCTIVE, sample_archive
+from tests.support.archives import DISTINCTIVE, sample_archive
 
 CASE = "case:42"
 

@@ -6,17 +6,15 @@ import base64
 import json
 import logging
 import os
-import subprocess
 import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from health_records import blind_index, crypto, fhir, keys, selectors, services
 from health_records.models import Archive
-from tests.conftest import api_client
-from tests.test_health_archive_api import DISTINCTIVE, SAMPLE_NATIONAL_ID, URL, sample_archive
+from tests.support.archives import DISTINCTIVE, SAMPLE_NATIONAL_ID, URL, dump_database, needles, sample_archive
+from tests.support.cast import api_client
 
 OTHER_KEY = base64.b64encode(b"k" * 32).decode()
 TEST_KEY = os.environ["HEALTH_KEYS"].split(":", 1)[1]
@@ -169,42 +167,6 @@ def test_it_refuses_to_read_an_archive_whose_key_is_missing(citizen, as_citizen,
 # --- nothing in plaintext, anywhere ----------------------------------------------------------
 
 
-def _needles() -> list[bytes]:
-    needles = []
-    for word in DISTINCTIVE:
-        raw = word.encode()
-        needles += [raw, raw.hex().encode(), raw.hex().upper().encode()]
-        escaped = json.dumps(word)[1:-1].encode()
-        if escaped != raw:
-            needles.append(escaped)
-    return needles
-
-
-def _dump_database(tmp_path) -> bytes:
-    connection.ensure_connection()
-    if connection.vendor == "sqlite":
-        name = str(connection.settings_dict["NAME"])
-        parts = ["\n".join(connection.connection.iterdump()).encode()]
-        if connection.is_in_memory_db():
-            copy_path = tmp_path / "dump.sqlite3"
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM INTO %s", [str(copy_path)])
-            parts.append(copy_path.read_bytes())
-        else:
-            for suffix in ("", "-wal"):
-                if os.path.exists(name + suffix):
-                    with open(name + suffix, "rb") as handle:
-                        parts.append(handle.read())
-        return b"\n".join(parts)
-    db = connection.settings_dict
-    env = {**os.environ, "PGPASSWORD": db.get("PASSWORD") or ""}
-    command = ["pg_dump", "--no-owner", "-h", db.get("HOST") or "127.0.0.1", "-p", str(db.get("PORT") or 5432),
-               "-U", db.get("USER") or "postgres", "-d", db["NAME"]]
-    result = subprocess.run(command, capture_output=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout
-
-
 @pytest.mark.django_db(transaction=True)
 def test_it_leaves_no_archive_word_in_a_database_dump_or_the_logs(
     citizen, other_citizen, dispatcher, crew, caplog, capfd, tmp_path
@@ -225,12 +187,12 @@ def test_it_leaves_no_archive_word_in_a_database_dump_or_the_logs(
     assert as_citizen.get("/api/v1/me/health-archive/access-log").json()["entries"]
     services.grants_close(case_ref="case:42")
 
-    dump = _dump_database(tmp_path)
+    dump = dump_database(tmp_path)
     assert b"case:42" in dump and b"dispatcher1" in dump  # the dump is real: it holds the log entries
     out, err = capfd.readouterr()
     logs = (caplog.text + out + err).encode()
     assert b"health archive" in logs  # and the logs were captured
-    for needle in _needles():
+    for needle in needles():
         assert needle not in dump, f"{needle!r} found in the database dump"
         assert needle not in logs, f"{needle!r} found in the log output"
 

@@ -15,7 +15,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from health_records import fhir, services
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import sample_archive
 
 WHEN = datetime(2026, 3, 1, 8, 30, tzinfo=timezone.utc)
 

@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from health_records import services
 from health_records.models import AccessGrant, AccessLogEntry
-from tests.test_health_access import CASE
-from tests.test_health_archive_api import DISTINCTIVE, URL, sample_archive
-from tests.test_health_on_a_case import assign, dispatcher_view, new_case
+from tests.support.archives import CASE, DISTINCTIVE, URL, sample_archive
+from tests.support.cases import assign, dispatcher_view, new_case
 
 REASON = "still on scene, patient unconscious, need allergies"
 

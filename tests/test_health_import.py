@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from health_records import importer, services, synthetic
 from health_records.models import Archive, ArchiveVersion, Source
 from health_records.validation import validate_archive
-from tests.test_health_archive_api import SAMPLE_NATIONAL_ID, sample_archive
+from tests.support.archives import SAMPLE_NATIONAL_ID, sample_archive
 
 
 def _rows(n: int, seed: int = 7) -> list[dict]:

@@ -17,8 +17,8 @@ from django.core.management import call_command
 
 from health_records import crypto, keys, services
 from health_records.models import Archive, ArchiveVersion
-from tests.conftest import make_user
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import sample_archive
+from tests.support.cast import make_user
 
 REPO = Path(__file__).resolve().parent.parent
 OLD = os.environ["HEALTH_KEYS"]  # "t1:..."

@@ -15,11 +15,9 @@ from accounts.services import token_issue
 from config.asgi import application
 from dispatch.models import Event
 from health_records.models import AccessGrant
-from tests.conftest import api_client, tap
-from tests.test_health_archive_api import DISTINCTIVE, URL, sample_archive
-from tests.test_health_crypto import _dump_database, _needles
-
-LOG_URL = "/api/v1/me/health-archive/access-log"
+from tests.support.archives import DISTINCTIVE, LOG_URL, URL, dump_database, needles, sample_archive
+from tests.support.cases import assign, crew_step, dispatcher_view, new_case, to_hospital
+from tests.support.cast import api_client, tap
 
 
 @pytest.fixture
@@ -30,35 +28,6 @@ def consenting(as_citizen):
 @pytest.fixture
 def private(as_citizen):
     assert as_citizen.put(URL, sample_archive(consent_share_with_120=False), format="json").status_code == 201
-
-
-def new_case(as_citizen, **body) -> int:
-    response = tap(as_citizen, complaint="chest_pain", **body)
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def dispatcher_view(as_dispatcher, case_id) -> dict:
-    response = as_dispatcher.get(f"/api/v1/dispatch/cases/{case_id}")
-    assert response.status_code == 200, response.content
-    return response.json()["health_summary"]
-
-
-def assign(as_dispatcher, case_id, ambulance):
-    response = as_dispatcher.post(f"/api/v1/dispatch/cases/{case_id}/assign", {"ambulance": ambulance.pk}, format="json")
-    assert response.status_code == 200, response.content
-
-
-def crew_step(as_crew, ambulance, status, **extra):
-    response = as_crew.post(f"/api/v1/ambulances/{ambulance.pk}/status", {"status": status, **extra}, format="json")
-    assert response.status_code == 200, response.content
-
-
-def to_hospital(as_dispatcher, as_crew, case_id, ambulance, hospital):
-    assign(as_dispatcher, case_id, ambulance)
-    for step in ("en_route", "on_scene"):
-        crew_step(as_crew, ambulance, step)
-    crew_step(as_crew, ambulance, "transporting", hospital=hospital.pk)
 
 
 def test_it_shows_the_dispatcher_the_summary_of_a_consenting_caller(consenting, as_citizen, as_dispatcher):
@@ -271,10 +240,10 @@ def test_it_leaves_no_archive_word_anywhere_after_a_full_case(
     for step in ("at_hospital", "handed_over", "available"):
         crew_step(as_crew, ambulance, step)
 
-    dump = _dump_database(tmp_path)
+    dump = dump_database(tmp_path)
     assert f"case:{case_id}".encode() in dump and b"case.created" in dump  # the dump holds the case and its events
     out, err = capfd.readouterr()
     logs = (caplog.text + out + err).encode()
-    for needle in _needles():
+    for needle in needles():
         assert needle not in dump, f"{needle!r} found in the database dump"
         assert needle not in logs, f"{needle!r} found in the log output"

@@ -14,8 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from health_records import audit, services
 from health_records.models import AccessGrant, AccessLogEntry, AccessLogHead
-from tests.test_health_access import CASE
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import CASE, sample_archive
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one-statement path")
 

@@ -9,8 +9,8 @@ import pytest
 
 from dispatch import hl7v2
 from dispatch.models import Admission
-from tests.test_health_archive_api import URL, sample_archive
-from tests.test_health_on_a_case import LOG_URL, new_case, to_hospital
+from tests.support.archives import LOG_URL, URL, sample_archive
+from tests.support.cases import new_case, to_hospital
 
 HOSTILE = "Pea|nut^s & ~co\\re"
 

@@ -15,9 +15,9 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Role
 from dispatch.models import Admission
-from tests.conftest import make_user
-from tests.test_health_archive_api import DISTINCTIVE
-from tests.test_health_on_a_case import LOG_URL, assign, crew_step, new_case, to_hospital
+from tests.support.archives import DISTINCTIVE, LOG_URL, URL, sample_archive
+from tests.support.cases import assign, crew_step, new_case, to_hospital
+from tests.support.cast import make_user
 
 BOARD = "/console/hospital/"
 
@@ -96,7 +96,6 @@ def test_it_tells_a_hospital_user_bound_to_no_hospital_what_to_do(db):
 
 @pytest.fixture
 def consenting(as_citizen):
-    from tests.test_health_archive_api import URL, sample_archive
 
     assert as_citizen.put(URL, sample_archive(consent_share_with_120=True), format="json").status_code == 201
 

@@ -11,83 +11,19 @@ import re
 
 import pytest
 
-from tests.browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    api,
-    browser,
-    chromium_path,
-    citizen_with_archive,
-    mark_document,
-    assert_same_document,
-    new_page,
-    page,
-    save_screenshot,
-    sign_in,
-    site,
-    site_env,
-    tap,
-    viewport,
+from tests.support.browser import DISPATCHER, api, assert_same_document, new_page, save_screenshot
+from tests.support.pages import (
+    HOSPITAL_CODE,
+    board_alerts_played,
+    crew_step,
+    hospital_of,
+    on_board,
+    open_board,
+    unit_of,
 )
-from tests.servers import login
+from tests.support.servers import auth, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-HOSPITAL_CODE = "HPPH"  # the demo's Henan Provincial People's Hospital; its staff signs in by the code
-DISPATCHER = "dispatcher1"
-BOARD = "/console/hospital/"
-
-# Counts the tones sound.js schedules (an oscillator per beep): the board's sound, heard or not.
-_COUNT_OSCILLATORS = """
-window.__oscillators = 0;
-for (const Ctor of [window.AudioContext, window.webkitAudioContext].filter(Boolean)) {
-  const original = Ctor.prototype.createOscillator;
-  Ctor.prototype.createOscillator = function () { window.__oscillators += 1; return original.call(this); };
-}
-"""
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}"}
-
-
-def open_board(page, site):
-    from playwright.sync_api import expect
-
-    page.context.add_init_script(_COUNT_OSCILLATORS)
-    sign_in(page, site, HOSPITAL_CODE, start=BOARD)
-    expect(page).to_have_url(site.url + BOARD)
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-    mark_document(page)
-
-
-def alerts_played(page) -> int:
-    return page.evaluate("import('/static/onekey/sound.js').then((m) => m.alertStats().played)")
-
-
-def hospital_of(site, token: str, code: str) -> dict:
-    return next(h for h in api(site, "get", "/api/v1/hospitals", headers=auth(token)) if h["code"] == code)
-
-
-def unit_of(site, token: str, call_sign: str) -> dict:
-    return next(u for u in api(site, "get", "/api/v1/ambulances", headers=auth(token)) if u["call_sign"] == call_sign)
-
-
-def crew_step(site, crew_token: str, unit_id: int, status: str, **extra) -> None:
-    api(site, "post", f"/api/v1/ambulances/{unit_id}/status", json={"status": status, **extra}, headers=auth(crew_token))
-
-
-def on_board(site, dispatcher_token: str, call_sign: str, hospital_id: int, *, consent: bool = True, **tap_body) -> tuple[int, int, str]:
-    """A citizen with an archive (shared with 120 or not) taps, the dispatcher sends ``call_sign``, the crew takes the patient on
-    board for ``hospital_id``. Returns (case id, unit id, crew token)."""
-    citizen = citizen_with_archive(site, consent=consent)
-    case = tap(site.url, citizen, **tap_body)
-    unit = unit_of(site, dispatcher_token, call_sign)
-    api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/assign", json={"ambulance": unit["id"]}, headers=auth(dispatcher_token))
-    crew = login(site.url, call_sign)
-    for step in ("en_route", "on_scene"):
-        crew_step(site, crew, unit["id"], step)
-    crew_step(site, crew, unit["id"], "transporting", hospital=hospital_id)
-    return case["id"], unit["id"], crew
 
 
 def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_department(page, site):
@@ -98,7 +34,7 @@ def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_depart
     hospital = hospital_of(site, dispatcher, HOSPITAL_CODE)
     open_board(page, site)
     expect(page.locator("#incoming-empty")).to_be_visible()
-    assert alerts_played(page) == 0
+    assert board_alerts_played(page) == 0
 
     # The patient comes on board: the card appears live, with a sound and the health summary.
     case_id, unit_id, crew = on_board(site, dispatcher, "ZZ120-JS-1-2", hospital["id"], complaint="chest_pain")
@@ -116,7 +52,7 @@ def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_depart
     expect(card.locator(".allergy-box")).to_contain_text("Zorblaxamine")
     expect(page.locator("#incoming-count")).to_have_text("1")
     page.wait_for_function("window.__oscillators > 0")
-    assert alerts_played(page) == 1
+    assert board_alerts_played(page) == 1
 
     # The ETA counts down between events...
     eta = card.locator(".pt-eta")
@@ -179,7 +115,7 @@ def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_depart
     expect(row.locator(".reg-no")).to_have_text("ED-2026-0042")
     assert "Zorblaxamine" not in page.locator("section.arrivals").inner_text()
     expect(page.locator("#incoming-empty")).to_be_visible()
-    assert alerts_played(page) == 1  # updates and handover are not new patients
+    assert board_alerts_played(page) == 1  # updates and handover are not new patients
     # The layout holds at 1366x768: nothing runs off the side.
     assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     assert_same_document(page)
@@ -203,7 +139,7 @@ def test_a_muted_board_shows_a_new_patient_without_a_sound_and_keeps_the_choice(
     card = page.locator(f'article.patient[data-admission-id="{admission["id"]}"]')
     expect(card).to_be_visible()
     expect(card).to_have_class(re.compile("is-new"))
-    assert alerts_played(page) == 0
+    assert board_alerts_played(page) == 0
     assert page.evaluate("window.__oscillators") == 0
 
     # A wall screen at 1920x1080 shows the same board, a second patient beside the first: one who

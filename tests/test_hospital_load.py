@@ -103,7 +103,7 @@ def test_it_names_the_field_when_the_capability_is_unknown_or_not_the_hospitals(
 def _staff_client(hospital: Hospital):
     from accounts.models import Role
     from dispatch.models import HospitalStaff
-    from tests.conftest import api_client, make_user
+    from tests.support.cast import api_client, make_user
 
     user = make_user(f"ed-{hospital.code}", Role.HOSPITAL)
     HospitalStaff.objects.create(user=user, hospital=hospital)

@@ -11,7 +11,7 @@ from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
 from dispatch.models import Event, Hospital
 from dispatch.selectors import suggest_hospitals
 from dispatch.services import Fix
-from tests.test_streams import receive, stream
+from tests.support.streams import receive, stream
 
 
 def declare(client, hospital, **body):

@@ -17,7 +17,7 @@ import pytest
 from django.utils.translation.template import templatize
 
 from accounts.models import Role
-from tests.conftest import make_user
+from tests.support.cast import make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 # Our apps (a directory with apps.py); each keeps its own catalogs in <app>/locale/zh_Hans/LC_MESSAGES.

@@ -16,33 +16,19 @@ import re
 
 import pytest
 
-from tests.browser import (  # noqa: F401 (fixtures)
-    PHONE,
-    TABLET,
-    api,
-    browser,
-    chromium_path,
-    new_page,
-    page,
-    save_screenshot,
-    sign_in,
-    site,
-    tap,
-    viewport,
-)
-from tests.servers import login
-from tests.test_citizen_app_browser import HERE, register
-from tests.test_crew_console_browser import open_crew_console
-from tests.test_hospital_board_browser import (
-    DISPATCHER,
+from tests.support.browser import DISPATCHER, PHONE, TABLET, api, new_page, save_screenshot, tap
+from tests.support.pages import (
+    HERE,
     HOSPITAL_CODE,
-    alerts_played,
-    auth,
+    board_alerts_played,
     hospital_of,
     on_board,
     open_board,
+    open_crew_console,
+    register,
     unit_of,
 )
+from tests.support.servers import auth, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -80,7 +66,7 @@ def test_it_repeats_an_unacknowledged_patient_on_the_board_until_acknowledged_an
     expect(page.locator("#alerts")).to_be_visible()
     expect(page.locator(f'#alerts-list li[data-admission-id="{admission["id"]}"]')).to_contain_text("ZZ120-JS-1-2")
     page.wait_for_function("import('/static/onekey/sound.js').then((m) => m.alertStats().lastKind === 'overdue')")
-    rung = alerts_played(page)
+    rung = board_alerts_played(page)
     assert rung >= 2  # the new patient, then the overdue one
 
     # Asked again every ALERT_ADMISSION_ACK_S: the repeats count grows, and each repeat sounds again.

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import Role
-from tests.conftest import make_user
+from tests.support.cast import make_user
 
 PASSWORD = "s3cret-pass!"
 HOMES = {

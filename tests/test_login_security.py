@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from config.client_ip import client_ip_from_meta, is_trusted_proxy, request_client_ip
-from tests.conftest import make_user
+from tests.support.cast import make_user
 
 TOKEN = "/api/v1/auth/token"
 REGISTER = "/api/v1/auth/register"

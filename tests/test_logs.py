@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from health_records.synthetic import national_id
-from tests.servers import DEMO_PASSWORD, Console, DaphneServer, auth, base_env, prepare_database
-from tests.test_health_archive_api import DISTINCTIVE, sample_archive
+from tests.support.archives import DISTINCTIVE, sample_archive
+from tests.support.servers import Console, DEMO_PASSWORD, DaphneServer, auth, base_env, prepare_database
 
 pytestmark = pytest.mark.e2e
 

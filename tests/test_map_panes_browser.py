@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, chromium_path, page, site, site_env, viewport  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

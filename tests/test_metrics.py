@@ -8,10 +8,9 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_user, tap
-from tests.servers import free_port
-from tests.test_health_archive_api import URL as ARCHIVE_URL
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import URL as ARCHIVE_URL, sample_archive
+from tests.support.cast import make_user, tap
+from tests.support.servers import free_port
 
 SCRAPER_TOKEN = "scraper-token-for-tests-only-0123456789"
 
@@ -136,7 +135,7 @@ def test_it_tracks_open_websockets_per_stream_kind(operator):
 @pytest.mark.django_db(transaction=True)
 async def test_it_counts_a_real_dispatch_socket_while_it_is_open(dispatcher):
     from config.metrics import WS_CONNECTIONS
-    from tests.test_streams import stream
+    from tests.support.streams import stream
 
     gauge = WS_CONNECTIONS.labels(kind="dispatch")
     before = gauge._value.get()

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from dispatch.models import Admission, Ambulance, Case, CrewMember, Event
-from tests.conftest import tap
+from tests.support.cast import tap
 
 CLIENTS = ["anonymous", "as_citizen", "as_other_citizen", "as_dispatcher", "as_crew", "as_other_crew", "as_hospital", "as_other_hospital"]
 

@@ -48,7 +48,7 @@ def test_a_dispatcher_creates_a_case_for_a_caller_on_the_phone(as_dispatcher, di
 
 
 def test_a_tap_still_shows_the_citizens_phone_and_name_and_says_it_was_a_tap(as_citizen, as_dispatcher, citizen):
-    from tests.conftest import tap
+    from tests.support.cast import tap
 
     case_id = tap(as_citizen).json()["id"]
     detail = as_dispatcher.get(f"/api/v1/dispatch/cases/{case_id}").json()

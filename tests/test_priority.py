@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dispatch import selectors, triage
 from dispatch.models import Case, Complaint
-from tests.conftest import tap
+from tests.support.cast import tap
 
 
 def ok(response, status=200):

@@ -142,7 +142,7 @@ def test_the_docs_start_up_script_is_served_as_a_file(db):
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/accounts/user/", "/admin/accounts/user/{id}/change/", "/admin/accounts/user/add/"])
 def test_the_admin_pages_an_operator_uses_have_no_inline_script(db, path):
-    from tests.conftest import make_user
+    from tests.support.cast import make_user
 
     operator = make_user("ops-csp", "admin")
     operator.is_staff = operator.is_superuser = True

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dispatch.models import Case, CentreState
-from tests.conftest import tap
+from tests.support.cast import tap
 
 
 def ok(response, status=200):

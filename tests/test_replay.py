@@ -56,6 +56,8 @@ def test_it_plays_the_same_calls_to_both_policies_through_the_services_and_leave
             assert abs((case["received_at"] - expected).total_seconds()) < 0.001
         assert all(c["notified_s"] is not None for c in run.cases), "every case got a unit by the end of the drain"
         assert run.stats["assigned"] >= len(run.cases) and run.stats["buttons"] > 4 * len(run.cases)
+    # A centre without the software has no surge proposal to act on and no unit offered at a hospital.
+    assert baseline.stats["assigned_at_hospital"] == 0
     # Each policy ran in a transaction rolled back at its end: no case, unit or event remains.
     assert not Case.objects.exists() and not Ambulance.objects.exists() and not Event.objects.exists()
     # Priority first: in a crowded queue priority-1 callers wait less for a unit than first come, first served.
@@ -113,3 +115,22 @@ def test_by_default_it_replays_in_a_scratch_database_and_never_touches_the_confi
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Scratch database" in done.stderr and "cases needing a unit" in done.stdout
     assert live.read_bytes() == before
+
+
+@pytest.mark.django_db
+def test_in_surge_the_simulated_centre_declares_it_and_sends_crews_still_at_hospital_after_their_handover(settings):
+    # Proposed as soon as three urgent cases wait, so the crowded evening reaches it in minutes.
+    settings.SURGE_PROPOSE_UNASSIGNED = 3
+    (service,) = run_replay(CROWDED, policies=["service"], seed=11).runs
+    # The supervisor declared surge when proposed, and the dispatchers took units offered at a hospital.
+    assert service.stats["assigned_at_hospital"] > 0
+    sent_on = [c for c in service.cases if c["handover_until_s"] is not None]
+    assert sent_on
+    for case in sent_on:
+        # Notified at once, yet the crew rolled only after handing over the patient it had, plus its usual delay.
+        assert case["notified_s"] is not None
+        first_unit_kept = abs((case["notified_at"] - case["received_at"]).total_seconds() - (case["notified_s"] - case["tap_s"])) < 0.001
+        if case["en_route_at"] is not None and first_unit_kept:
+            rolled_s = (case["en_route_at"] - case["notified_at"]).total_seconds()
+            assert rolled_s >= case["handover_until_s"] - case["notified_s"] + 20 - 0.001
+    assert all(c["notified_s"] is not None for c in service.cases), "every case got a unit by the end of the drain"

@@ -11,9 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import (  # noqa: F401
-    CITIZEN, TIMEOUT_MS, browser, chromium_path, login, page, save_screenshot, sign_in, site, site_env, tap, viewport,
-)
+from tests.support.browser import CITIZEN, TIMEOUT_MS, login, save_screenshot, sign_in, tap
 
 SUPERVISOR = "supervisor1"
 REPLAY_CSV = """scenario,policy,seed,priority,cases,notified_p50_s,notified_p90_s,en_route_p50_s,en_route_p90_s,on_scene_p50_s,on_scene_p90_s,notified_within_30s_share,longest_wait_s,desk_wait_p90_s,never_notified

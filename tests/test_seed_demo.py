@@ -3,17 +3,16 @@ changes nothing."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest
 from django.apps import apps
 from django.conf import settings as django_settings
-from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from dispatch.models import Ambulance, CrewMember, Hospital, HospitalStaff, Station
+from tests.support.demo import PASSWORD, seed
 
 # The hospitals of ZHENGZHOU.md: code -> (lat, lon), WGS-84.
 ZHENGZHOU_HOSPITALS = {
@@ -48,19 +47,12 @@ DISTRICTS = {
     "Airport": (34.520, 113.840),
 }
 CAPABILITIES = {"chest_pain", "stroke", "trauma", "critical_maternal", "critical_neonatal", "pci", "paediatrics", "burns"}
-PASSWORD = "demo-pass-for-tests"
 
 
 @pytest.fixture(autouse=True)
 def _no_static_scan(settings):
     # WhiteNoise scans every static file each time a test client starts; the API needs none.
     settings.WHITENOISE_USE_FINDERS = False
-
-
-def seed(*args: str) -> str:
-    out = io.StringIO()
-    call_command("seed_demo", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 def dump() -> dict:

@@ -11,7 +11,7 @@ from accounts.services import token_issue
 from config.asgi import application
 from dispatch import selectors
 from dispatch.models import CaseMessage
-from tests.conftest import tap
+from tests.support.cast import tap
 
 
 def ok(response, status=200):

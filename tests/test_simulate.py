@@ -14,7 +14,7 @@ from dispatch.management.commands.simulate import Simulator
 from dispatch.events import case_stream
 from dispatch.models import Admission, Case, Event
 from dispatch.selectors import eta_between
-from tests.conftest import tap
+from tests.support.cast import tap
 
 
 def drive(simulator: Simulator, case_id: int, until: set[str], *, dt: float = 5.0, limit_s: float = 3 * 3600) -> list[str]:

@@ -1,4 +1,4 @@
-from tests.conftest import tap
+from tests.support.cast import tap
 
 
 def test_it_answers_the_health_check(client):

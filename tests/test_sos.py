@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from dispatch import geo
 from dispatch.models import Case, CaseLocation, Event
-from tests.conftest import tap
+from tests.support.cast import tap
+from tests.support.race import race
 
 ZHENGZHOU_WGS = (34.829793, 113.647881)
 ZHENGZHOU_GCJ = (34.8287280094783, 113.65396374215176)
@@ -88,8 +89,7 @@ def test_it_treats_the_same_body_with_keys_in_another_order_as_the_same_request(
 
 @pytest.mark.django_db(transaction=True)
 def test_it_creates_one_case_when_retries_of_a_tap_race_each_other(citizen):
-    from tests.conftest import api_client
-    from tests.test_assignment_race import race
+    from tests.support.cast import api_client
 
     phones = [api_client(citizen) for _ in range(4)]
     responses = race(*(lambda c=c: tap(c, key="racing-retry", complaint="stroke") for c in phones))

@@ -6,19 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.browser import (  # noqa: F401  (fixtures are used by name)
-    CITIZEN,
-    DISPATCHER,
-    browser,
-    chromium_path,
-    page,
-    sign_in,
-    site,
-    site_env,
-    tap,
-    viewport,
-)
-from tests.servers import login
+from tests.support.browser import CITIZEN, DISPATCHER, sign_in, tap
+from tests.support.servers import login
 
 # Starts a StreamClient in the page and records what it hands the page. Runs as a same-origin ES
 # module import (allowed by script-src 'self'); the page's own scripts are not involved.

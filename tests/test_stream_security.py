@@ -13,21 +13,19 @@ import json
 import pytest
 import websockets
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
 
 from accounts.models import ApiToken, Role, User
 from accounts.services import token_issue, token_revoke
-from config.asgi import application
 from config.ws_origin import origin_allowed
 from dispatch.consumers import CLOSE_SESSION_ENDED
 from dispatch.models import CrewMember
 from health_records.models import AccessLogEntry
-from tests.conftest import api_client, tap
-from tests.servers import DaphneServer, base_env, manage, recv_json
-from tests.test_health_archive_api import URL as ARCHIVE_URL
-from tests.test_health_archive_api import sample_archive
+from tests.support.archives import URL as ARCHIVE_URL, sample_archive
+from tests.support.cast import api_client, tap
+from tests.support.servers import DaphneServer, base_env, manage, recv_json
+from tests.support.streams import closed_for_good, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,18 +42,6 @@ def _stream_settings(settings):
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def socket(path: str, *, headers: list[tuple[bytes, bytes]] | None = None):
-    communicator = WebsocketCommunicator(application, path, headers=headers or [])
-    communicator.server_closed = False
-    try:
-        connected, _ = await communicator.connect(timeout=5)
-        assert connected
-        yield communicator
-    finally:
-        await communicator.disconnect(timeout=0.2 if communicator.server_closed else 1)
 
 
 @contextlib.asynccontextmanager
@@ -131,7 +117,7 @@ async def test_it_closes_a_crews_open_socket_when_the_account_is_deactivated_and
         assert (frame["type"], frame["code"], frame["reason"]) == ("error", "session_ended", "deactivated")
         assert code == CLOSE_SESSION_ENDED
         await assign(dispatcher, case_id, ambulance)
-        assert await communicator.receive_nothing(timeout=0.3)
+        assert await closed_for_good(communicator)
     assert crew.pk not in await readers_in_access_log(citizen)
 
 

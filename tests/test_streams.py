@@ -9,7 +9,6 @@ really published; every communicator is disconnected in a ``finally``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
 import subprocess
@@ -22,7 +21,6 @@ from unittest import mock
 import pytest
 from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -30,13 +28,21 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
-from accounts.services import token_issue
-from config.asgi import application
 from dispatch import events, services
 from dispatch.events import DISPATCH_STREAM, Outgoing, case_stream
 from dispatch.models import Case, Event, StreamCounter
 from dispatch.services import Fix
-from tests.conftest import make_user
+from tests.support.cast import make_user
+from tests.support.streams import (
+    authed,
+    closed_for_good,
+    nothing_pending,
+    receive,
+    refused_with,
+    socket,
+    stream,
+    token_of,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,55 +71,6 @@ def cast(citizen, crew, other_crew, hospital_user, other_hospital_user):
         "hospital_user": hospital_user,
         "other_hospital_user": other_hospital_user,
     }
-
-
-def token_of(user) -> str:
-    return token_issue(user=user).key
-
-
-@contextlib.asynccontextmanager
-async def socket(path: str, *, headers: list[tuple[bytes, bytes]] | None = None, expect_open: bool = True):
-    communicator = WebsocketCommunicator(application, path, headers=headers or [])
-    communicator.server_closed = False
-    try:
-        connected, _ = await communicator.connect(timeout=5)
-        assert connected is expect_open
-        yield communicator
-    finally:
-        # After the server closed the socket, do not wait the full second for the application
-        # to notice the disconnect: with channels_redis a channel receive that is just starting
-        # holds the consumer for up to its 5 s poll, and the communicator cancels it after the
-        # timeout anyway.
-        await communicator.disconnect(timeout=0.2 if communicator.server_closed or not expect_open else 1)
-
-
-async def authed(communicator, token: str) -> dict:
-    await communicator.send_json_to({"type": "auth", "token": token})
-    return await communicator.receive_json_from(timeout=5)
-
-
-@contextlib.asynccontextmanager
-async def stream(path: str, user, *, expect_ready: bool = True):
-    """A socket authenticated by first message; yields (communicator, ready)."""
-    token = await database_sync_to_async(token_of)(user)
-    async with socket(path) as communicator:
-        first = await authed(communicator, token)
-        if expect_ready:
-            assert first["type"] == "ready", first
-        yield communicator, first
-
-
-async def receive(communicator, count: int, timeout: float = 5) -> list[dict]:
-    return [await communicator.receive_json_from(timeout=timeout) for _ in range(count)]
-
-
-async def refused_with(communicator) -> tuple[dict, int]:
-    """The error frame and the close code that follows it."""
-    frame = await communicator.receive_json_from(timeout=5)
-    closing = await communicator.receive_output(timeout=5)
-    assert closing["type"] == "websocket.close", closing
-    communicator.server_closed = True
-    return frame, closing["code"]
 
 
 def _tap(user, **body) -> Case:
@@ -173,9 +130,10 @@ async def test_it_accepts_a_browser_session_from_an_allowed_origin_without_an_au
 async def test_it_ignores_a_session_cookie_sent_without_an_origin_so_the_client_must_send_a_token(dispatcher):
     cookie = await database_sync_to_async(_session_cookie)(dispatcher)
     async with socket("/ws/dispatch/", headers=[(b"cookie", cookie)]) as communicator:
-        assert await communicator.receive_nothing(timeout=0.3)
         token = await database_sync_to_async(token_of)(dispatcher)
         assert await authed(communicator, token) == {"type": "ready", "last_seq": 0}
+        # Had the cookie signed it in, that ready came unasked and this auth is refused before the pong.
+        assert await nothing_pending(communicator)
 
 
 async def test_it_does_not_let_a_cookie_without_an_origin_stand_in_for_a_token(dispatcher, settings):
@@ -244,7 +202,7 @@ async def test_it_closes_a_socket_that_sends_no_auth_message_in_time(settings):
         frame, code = await refused_with(communicator)
         assert frame["type"] == "error" and frame["code"] == "auth_timeout" and frame["detail"]
         assert code == 4008
-        assert await communicator.receive_nothing(timeout=0.3)
+        assert await closed_for_good(communicator)
 
 
 # --- scoping ------------------------------------------------------------------------------------
@@ -328,8 +286,8 @@ async def test_it_sends_each_stream_only_its_own_events(citizen, other_citizen, 
         unit_frames = await receive(unit_socket, 2)
         assert [f["event"] for f in unit_frames] == ["case.assigned", "unit.status_changed"]
         assert seqs(unit_frames) == [1, 2]
-        assert await case_socket.receive_nothing(timeout=0.2)
-        assert await unit_socket.receive_nothing(timeout=0.1)
+        assert await nothing_pending(case_socket)
+        assert await nothing_pending(unit_socket)
 
 
 # --- sequence, resume, retention ------------------------------------------------------------------
@@ -344,7 +302,7 @@ async def test_it_numbers_the_events_of_a_stream_one_by_one(dispatcher, citizen)
         assert [f["event"] for f in frames] == ["case.created"] * 3
         assert [f["data"]["id"] for f in frames] == [c.pk for c in created]
         assert all(f["at"].endswith("Z") for f in frames)
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
 
 
 async def test_it_replays_exactly_what_came_after_the_resume_point_once_in_order_then_goes_live(dispatcher, citizen):
@@ -355,10 +313,10 @@ async def test_it_replays_exactly_what_came_after_the_resume_point_once_in_order
         replayed = await receive(communicator, 3)
         assert seqs(replayed) == [3, 4, 5]
         assert [f["data"]["id"] for f in replayed] == [c.pk for c in created[2:]]
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
         await tap(citizen)
         assert seqs(await receive(communicator, 1)) == [6]
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
 
 
 async def test_it_drops_late_doorbells_for_events_a_resume_already_replayed(dispatcher, citizen):
@@ -369,10 +327,10 @@ async def test_it_drops_late_doorbells_for_events_a_resume_already_replayed(disp
         assert seqs(await receive(communicator, 2)) == [1, 2]
         await ring_late(held_one)
         await ring_late(held_two)
-        assert await communicator.receive_nothing(timeout=0.3)
+        assert await nothing_pending(communicator)
         await tap(citizen)
         assert seqs(await receive(communicator, 1)) == [3]
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
 
 
 async def test_it_fills_a_lost_doorbell_from_the_log_before_the_next_live_event(dispatcher, citizen):
@@ -380,14 +338,14 @@ async def test_it_fills_a_lost_doorbell_from_the_log_before_the_next_live_event(
         first = await tap(citizen)
         assert seqs(await receive(communicator, 1)) == [1]
         lost, held = await tap_without_doorbell(citizen)
-        assert await communicator.receive_nothing(timeout=0.3), "the doorbell really was lost"
+        assert await nothing_pending(communicator), "the doorbell really was lost"
         third = await tap(citizen)
         frames = await receive(communicator, 2)
         assert seqs(frames) == [2, 3]
         assert [f["data"]["id"] for f in frames] == [lost.pk, third.pk]
         # The lost doorbell turning up after all changes nothing.
         await ring_late(held)
-        assert await communicator.receive_nothing(timeout=0.3)
+        assert await nothing_pending(communicator)
         assert first.pk < lost.pk < third.pk
 
 
@@ -398,7 +356,7 @@ async def test_it_catches_up_on_a_lost_last_doorbell_without_waiting_for_another
         assert seqs(await receive(communicator, 1, timeout=3)) == [1]
         await tap(citizen)
         assert seqs(await receive(communicator, 1)) == [2]
-        assert await communicator.receive_nothing(timeout=0.5)
+        assert await nothing_pending(communicator)
 
 
 async def test_it_refuses_a_malformed_resume_and_keeps_the_socket_open(dispatcher, citizen):
@@ -429,7 +387,7 @@ async def test_it_answers_a_resume_too_far_behind_with_resync_instead_of_a_flood
         assert await communicator.receive_json_from(timeout=5) == {"type": "resync", "last_seq": 5}
         await communicator.send_json_to({"type": "resume", "since": 3})
         assert seqs(await receive(communicator, 2)) == [4, 5]
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
 
 
 def _age_events(stream_name: str, upto_seq: int, hours: float) -> None:
@@ -454,7 +412,7 @@ async def test_it_answers_a_resume_older_than_retention_with_resync_after_prunin
         # Numbering goes on where it was, never reusing a pruned number.
         await tap(citizen)
         assert seqs(await receive(communicator, 1)) == [6]
-        assert await communicator.receive_nothing(timeout=0.2)
+        assert await nothing_pending(communicator)
 
 
 async def test_it_resyncs_a_gap_that_retention_already_pruned(dispatcher, citizen):
@@ -543,7 +501,7 @@ async def test_it_numbers_concurrent_taps_without_gaps_or_duplicates(dispatcher,
         frames = await receive(communicator, WRITERS)
         assert seqs(frames) == list(range(1, WRITERS + 1))
         assert sorted(f["data"]["id"] for f in frames) == sorted(case_ids)
-        assert await communicator.receive_nothing(timeout=0.3)
+        assert await nothing_pending(communicator)
 
     def stored():
         return (

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from dispatch import selectors, services
 from dispatch.alerts import alerts_tick
-from dispatch.models import Admission, Alert, Case
-from tests.conftest import tap
+from dispatch.models import Admission, Alert, Ambulance, Case
+from tests.support.cast import tap
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +150,21 @@ def test_it_counts_the_waiting_cases_by_district_and_priority(as_citizen, as_oth
 def test_it_shows_the_district_list_to_dispatchers_only(as_citizen, as_crew):
     for client in (as_citizen, as_crew):
         assert client.get("/api/v1/dispatch/queue/districts").status_code == 403
+
+
+def test_it_holds_the_last_free_units_for_priority_1_in_surge_and_only_then(settings, as_supervisor, ambulance, other_ambulance):
+    from dispatch.surge import reserve_holds
+
+    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY = 1, 1
+    assert not reserve_holds(priority=3), "no reserve outside surge"
+    declare(as_supervisor)
+    # Two units free and a reserve of one: a priority-3 case may still have one.
+    assert not reserve_holds(priority=3)
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(status="out_of_service")
+    # The last free unit: held for priority 1, for priority 2 and 3 it is reserved.
+    assert reserve_holds(priority=3) and reserve_holds(priority=2)
+    assert not reserve_holds(priority=1)
+    settings.SURGE_RESERVE_PRIORITY = 2
+    assert not reserve_holds(priority=2) and reserve_holds(priority=3)
+    settings.SURGE_RESERVE_UNITS = 0
+    assert not reserve_holds(priority=4), "0 switches the reserve off"

@@ -17,7 +17,7 @@ from accounts.models import ApiToken, Role
 from accounts.services import token_issue, token_revoke
 from accounts.sockets import user_group
 from accounts.tokens import hash_key, user_for_token
-from tests.conftest import make_user
+from tests.support.cast import make_user
 
 TOKEN = "/api/v1/auth/token"
 LOGOUT = "/api/v1/auth/logout"

@@ -10,8 +10,8 @@ from django.test import Client
 from accounts.models import Role
 from dispatch.models import Ambulance
 from dispatch.phones import normalize_caller_phone
-from tests.conftest import make_user, tap
-from tests.test_seed_demo import PASSWORD, seed
+from tests.support.cast import make_user, tap
+from tests.support.demo import PASSWORD, seed
 
 PHONE = "13903710101"
 

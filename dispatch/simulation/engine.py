@@ -19,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+
 from accounts.models import Role, User
 from dispatch import geo, selectors, services
 from dispatch.errors import DispatchError
@@ -31,6 +34,7 @@ CALLER_POOL = 40
 CALLER_PHONE_PREFIX = "1990371"  # 11 digits with the 4-digit serial: a valid mobile, unmistakably simulated
 SIMULATED_NOTE = "Simulated call 模拟演练"
 RESOLVED_BY_PHONE = "Resolved by phone, no unit needed (simulated) 电话处置"
+SURGE_REASON = "Declared on the service's proposal (simulated supervisor) 模拟值班长按系统建议启动"
 POLICIES = ("service", "baseline")
 _EPSILON_S = 1e-6
 
@@ -127,12 +131,22 @@ class Engine:
     priority: dict[int, int] = field(default_factory=dict)
     handled: set[int] = field(default_factory=set)
     tapped_s: dict[int, float] = field(default_factory=dict)  # case -> simulated second of the tap
+    call_index: dict[int, int] = field(default_factory=dict)  # case -> its call in ``calls`` (replay)
     picked: dict[int, float] = field(default_factory=dict)  # case -> when a dispatcher first took it
     # case -> when its first unit was notified: a reassignment stamps notified_at again, and the
     # caller's wait ended with the first unit.
     notified: dict[int, float] = field(default_factory=dict)
+    # case -> when its crew, sent on while still at a hospital (surge), has finished the handover
+    # there and can roll: until then it is not "not rolling", and its roll delay starts there.
+    handover_until: dict[int, float] = field(default_factory=dict)
+    # The simulated shift supervisor (service policy with alerts): declares surge mode this long
+    # after the service proposes it, as a person prompted by the alert would. None: never.
+    declare_surge_after_s: float | None = 60.0
+    surge_declared_s: float | None = None
     stats: dict[str, int] = field(
-        default_factory=lambda: {"taps": 0, "buttons": 0, "fixes": 0, "assigned": 0, "resolved": 0, "reassigned": 0}
+        default_factory=lambda: {
+            "taps": 0, "buttons": 0, "fixes": 0, "assigned": 0, "resolved": 0, "reassigned": 0, "assigned_at_hospital": 0,
+        }
     )
 
     def __post_init__(self):
@@ -228,6 +242,8 @@ class Engine:
         self.stats["taps"] += 1
         self.needs_unit[case.pk] = call.needs_unit
         self.tapped_s[case.pk] = self.clock
+        if self.calls:
+            self.call_index[case.pk] = self._next_call
         # The service's own priority once triage sets it at creation (it says why); the issue's
         # complaint policy otherwise, so the queue order and the report do not wait for it.
         self.priority[case.pk] = case.priority if case.priority_reason else derived_priority(call.complaint)
@@ -274,12 +290,25 @@ class Engine:
             return
         status, due = self.timers.get(case.pk, (None, None))
         if status != case.status:
-            low, high = city.CREW_DELAYS_S[case.status]
-            self.timers[case.pk] = (case.status, self.clock + self.crew_rng.uniform(low, high))
+            start = self.clock
+            if case.status == CaseStatus.DISPATCHED:
+                # Sent on from a hospital: the crew hands the patient over first, then heads out.
+                start = max(start, self.handover_until.get(case.pk, start))
+            self.timers[case.pk] = (case.status, start + self._crew_delay(case.pk, case.status))
         elif self.clock >= due - _EPSILON_S:
             self.timers.pop(case.pk, None)
             self._press(unit.pk, city.NEXT_BUTTON[case.status])
             self._follow(case.pk)
+
+    def _crew_delay(self, case_id: int, status: str) -> float:
+        """A crew's delay before its next button. In a replay each call draws its own, from the seed,
+        the call and the step: both policies then give the same call the same crew, and a
+        difference in the figures is the policy's, not the order in which crews happened to draw."""
+        low, high = city.CREW_DELAYS_S[status]
+        index = self.call_index.get(case_id)
+        if self.seed is None or index is None:
+            return self.crew_rng.uniform(low, high)
+        return random.Random(f"{self.seed}:{index}:{status}").uniform(low, high)
 
     def _drive(self, case: Case, unit: Ambulance, lat: float, lon: float, arrived: str) -> None:
         leg = self.legs.get(case.pk)
@@ -346,7 +375,7 @@ class Engine:
         if not idle:
             return
         working = {desk.case_id for desk in self.desks if desk.case_id is not None}
-        free_units = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count()
+        free_units = self._assignable_units()
         for case in self.waiting_queue():
             if not idle:
                 break
@@ -367,7 +396,25 @@ class Engine:
                 desk.case_id = None
                 idle.append(desk)
                 working.discard(case.pk)
-                free_units = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count()
+                free_units = self._assignable_units()
+
+    def _surge_offers(self) -> bool:
+        """Whether the service offers (and unit_assign accepts) units still at a hospital."""
+        if self.policy != "service":
+            return False
+        try:
+            from dispatch.surge import surge_active
+        except ImportError:  # pragma: no cover - before surge mode existed
+            return False
+        return surge_active()
+
+    def _assignable_units(self) -> int:
+        free = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count()
+        if self._surge_offers():
+            free += Case.objects.filter(
+                status__in=(CaseStatus.AT_HOSPITAL, CaseStatus.HANDED_OVER), ambulance__status=UnitStatus.AT_HOSPITAL
+            ).count()
+        return free
 
     def _finish(self, case_id: int) -> None:
         case = Case.objects.filter(pk=case_id, status=CaseStatus.RECEIVED).first()
@@ -382,14 +429,37 @@ class Engine:
                 pass
             return
         for ambulance_id in self.recommended(case):
+            handover_left = self._handover_left(ambulance_id)
             try:
                 services.unit_assign(case_id=case_id, ambulance_id=ambulance_id)
             except DispatchError:
                 continue  # taken meanwhile: the next one
             self.notified.setdefault(case_id, self.clock)
             self.stats["assigned"] += 1
-            self._crews_due = True
+            if handover_left is not None:
+                self.stats["assigned_at_hospital"] += 1
+                self.handover_until[case_id] = self.clock + handover_left
+            # The crew hears it now: its delay starts at the notification, not at the next poll.
+            self._follow(case_id)
             return
+
+    def _handover_left(self, ambulance_id: int) -> float | None:
+        """For a unit still at a hospital: how long its crew needs to hand the patient over (what is
+        left of the at-hospital delay it drew; nothing once handed over, the restocking waits).
+        None for a unit that is not at a hospital."""
+        held = (
+            Case.objects.filter(ambulance_id=ambulance_id, status__in=(CaseStatus.AT_HOSPITAL, CaseStatus.HANDED_OVER))
+            .values_list("pk", "status").first()
+        )
+        if held is None:
+            return None
+        case_id, status = held
+        if status != CaseStatus.AT_HOSPITAL:
+            return 0.0
+        timer = self.timers.get(case_id)
+        if timer is not None and timer[0] == CaseStatus.AT_HOSPITAL:
+            return max(0.0, timer[1] - self.clock)
+        return self._crew_delay(case_id, CaseStatus.AT_HOSPITAL)
 
     def recommended(self, case: Case) -> list[int]:
         if self.policy == "baseline":
@@ -402,8 +472,25 @@ class Engine:
             )
             return [unit_id for _, unit_id in ranked[:5]]
         recommendations = selectors.recommend_units(lat=case.lat, lon=case.lon, count=5)
-        # Units "about to be free" (surge) carry a free time; only a free unit can be assigned now.
-        return [r.ambulance.pk for r in recommendations if r.ambulance.status == UnitStatus.AVAILABLE]
+        offered = [(r.eta_s, r.ambulance.pk) for r in recommendations if r.ambulance.status == UnitStatus.AVAILABLE]
+        if self._surge_offers():
+            from dispatch.surge import reserve_holds
+
+            if reserve_holds(priority=self.case_priority(case)):
+                # The service flags the last free units as held for priority 1: the dispatcher
+                # leaves them and takes a unit about to be free, or waits.
+                offered = []
+            # What GET .../recommendations offers in surge: units about to be free beside the free
+            # ones, best first by free in + travel. unit_assign takes them at once (the crew's case
+            # there is closed), so the dispatcher takes the best whatever it is.
+            from django.utils import timezone
+
+            from dispatch.surge import units_about_to_be_free
+
+            soon = units_about_to_be_free(lat=case.lat, lon=case.lon, now=timezone.now(), count=5)
+            offered += [(f.eta_s + f.free_in_s, f.ambulance.pk) for f in soon]
+            offered.sort()
+        return [unit_id for _, unit_id in offered]
 
     # --- alerts -------------------------------------------------------------------------------
 
@@ -419,6 +506,7 @@ class Engine:
             self.alerts_error = f"{exc.__class__.__name__}: {exc}"
             self._alerts_tick = None
             return
+        self._supervisor(timezone.now())
         # The dispatcher first calls the crew; only when it still has not rolled half a minute after
         # the alert does it send the next unit (a crew about to roll beats a farther one).
         patience = timezone.now() - timedelta(seconds=30)
@@ -427,6 +515,10 @@ class Engine:
         )
         for alert in stuck.select_related("case")[:20]:
             case = alert.case
+            if self.clock < self.handover_until.get(case.pk, -math.inf) + settings.ALERT_NOT_ROLLING_S + 30:
+                # Sent on from a hospital: the dispatcher knows the crew is finishing a handover, so
+                # its patience starts when the handover ends, not when the unit was notified.
+                continue
             # The crew has not rolled: the dispatcher sends the next unit instead.
             for ambulance_id in self.recommended(case):
                 if ambulance_id == case.ambulance_id:
@@ -438,3 +530,35 @@ class Engine:
                 self.stats["reassigned"] += 1
                 self._crews_due = self._desks_due = True
                 break
+
+    def _supervisor(self, now) -> None:
+        """The shift supervisor declares surge mode when the service proposes it (the alert), after
+        the time a person takes to read it. A centre without the software (baseline) has no one to
+        prompt it, so this runs only with the alerts."""
+        if self.declare_surge_after_s is None or self.surge_declared_s is not None:
+            return
+        try:
+            from dispatch import surge
+            from dispatch.models import Alert, AlertKind, AlertState
+        except ImportError:  # pragma: no cover - before surge mode existed
+            return
+        raised = (
+            Alert.objects.filter(kind=AlertKind.SURGE_PROPOSED, subject=surge.CENTRE_SUBJECT, state=AlertState.RAISED)
+            .values_list("raised_at", flat=True).first()
+        )
+        if raised is None or now < raised + timedelta(seconds=self.declare_surge_after_s):
+            return
+        surge.surge_set(active=True, reason=SURGE_REASON, by=self._supervisor_user())
+        self.surge_declared_s = self.clock
+        self._desks_due = True
+
+    def _supervisor_user(self) -> User:
+        user, _ = User.objects.get_or_create(
+            username="sim-supervisor",
+            # Never signs in: an unusable password, without the cost of hashing one.
+            defaults={
+                "first_name": "Simulated supervisor 模拟值班长", "role": Role.DISPATCHER, "supervisor": True,
+                "password": make_password(None),
+            },
+        )
+        return user

@@ -181,6 +181,8 @@ def _stamps(engine: Engine) -> list[dict]:
         row["tap_s"] = engine.tapped_s[row["id"]]
         row["picked_s"] = engine.picked.get(row["id"])
         row["notified_s"] = engine.notified.get(row["id"])
+        # Sent a unit still at a hospital (surge): when its crew had handed that patient over.
+        row["handover_until_s"] = engine.handover_until.get(row["id"])
         row["end"] = end
     return rows
 

@@ -1,8 +1,9 @@
 """Shared support for the browser tests (Debian's Chromium driven by Playwright against a real daphne).
 
-Import the fixtures into a test module by name, e.g.::
+Its fixtures (chromium_path, site_env, site, browser, viewport, page) reach every test module
+through ``pytest_plugins`` in tests/conftest.py; a module imports only the helpers, e.g.::
 
-    from tests.browser import browser, chromium_path, page, site, save_screenshot, sign_in  # noqa: F401
+    from tests.support.browser import save_screenshot, sign_in
 
 `site` is module-scoped (one daphne + one SQLite database per test module). `page` records script
 errors and Content-Security-Policy violations and fails the test on either. Override the
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, login, prepare_database
+from tests.support.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, login, prepare_database
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -254,7 +255,7 @@ _archive_serials = itertools.count(301, 2)  # odd: a man, as in sample_archive()
 def citizen_with_archive(site: Site, *, consent: bool) -> str:
     """A new citizen with sample_archive() as their health archive; returns their token."""
     from health_records.synthetic import national_id
-    from tests.test_health_archive_api import sample_archive
+    from tests.support.archives import sample_archive
 
     phone = f"139{secrets.randbelow(10**8):08d}"
     registered = httpx.post(

@@ -1,0 +1,301 @@
+"""The benchmarks' harness: daphne workers on free ports, throwaway PostgreSQL databases, the
+services they need, readiness waits, and a stream client. Every process started here is stopped
+here. The end-to-end tests build on it too (tests/support/servers.py), so there is one way to run a
+real server; it imports nothing from tests/.
+
+Importing it puts the repository root on ``sys.path``, so ``python bench/x.py`` can import the
+project's packages."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+DEFAULT_POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEMO_PASSWORD = "onekey120-demo"
+
+
+class ServiceMissing(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "CHANNEL_LAYER_PREFIX"}
+    }
+    env.update(
+        {
+            "SECRET_KEY": "e2e-only-not-a-secret-" + "y" * 40,
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            # e2e runs share one Redis with whatever else runs here: keep our keys apart.
+            "CHANNEL_LAYER_PREFIX": "e2e" + secrets.token_hex(4),
+            "DB_POOL_MAX_SIZE": "8",
+            # Tests talk to daphne over plain HTTP; test_deploy_nginx.py sets HTTPS=1 behind TLS.
+            "HTTPS": "0",
+            # No alert ticker unless a test asks for one (ALERT_TICK_S=… in its overrides, as
+            # test_alerts_cluster.py does): an alert raised on its own would break every e2e test
+            # that fences a stream and expects nothing before the pong.
+            "ALERT_TICK_S": "0",
+        }
+    )
+    # Health-archive keys for the servers, if the test settings define them.
+    for key in ("HEALTH_KEYS", "HEALTH_KEY_PRIMARY", "HEALTH_BLIND_INDEX_KEY", "ACCESS_LOG_HMAC_KEY",
+                "ACCESS_LOG_SIGNING_KEY", "ACCESS_LOG_VERIFY_KEY", "ACCESS_LOG_CHECKPOINT_DIR",
+                "ACCESS_LOG_CHECKPOINT_EVERY"):
+        value = os.environ.get(key)
+        if value:
+            env[key] = value
+    env.update(overrides)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def prepare_database(env: dict[str, str], *, seed: bool = True) -> None:
+    """migrate (+ seed_demo) in one process: Django starts once instead of twice."""
+    steps = ["call_command('migrate', interactive=False, verbosity=0)"]
+    if seed:
+        steps.append("call_command('seed_demo')")
+    manage(env, "shell", "-c", "from django.core.management import call_command; " + "; ".join(steps))
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """End a process this module started: SIGTERM (nginx's master stops its workers), then SIGKILL
+    if it does not go within ten seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+class DaphneServer:
+    """One daphne worker. ``start()`` returns once /healthz answers; ``stop()`` ends exactly it."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        name: str = "daphne",
+        args: tuple[str, ...] = (),
+    ):
+        self.env = env
+        self.args = tuple(args)  # extra daphne options, e.g. ("-v", "0") for no plain-text access log
+        self.port = port or free_port()
+        self.name = name
+        self.log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"{name}-{self.port}-{secrets.token_hex(3)}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> DaphneServer:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> DaphneServer:
+        """Start the process without waiting for it (see ``start_together``)."""
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.args, "config.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        self.stop()
+        raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> DaphneServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def start_together(*servers: DaphneServer, timeout: float = 60, while_starting=None) -> Iterator[tuple[DaphneServer, ...]]:
+    """Launch several workers at once (their start-ups overlap, with ``while_starting()`` too if
+    given), wait for all, stop all after."""
+    try:
+        for server in servers:
+            server.launch()
+        if while_starting is not None:
+            while_starting()
+        for server in servers:
+            server.wait_ready(timeout)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+# --- real services --------------------------------------------------------------------------------
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        return url
+    return os.environ.get("POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def check_postgres() -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(libpq_url(postgres_admin_url(), "postgres"), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        raise ServiceMissing(f"PostgreSQL is not reachable at {redact(postgres_admin_url())}: {exc}") from exc
+
+
+def check_redis() -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url(), socket_connect_timeout=3).ping()
+    except Exception as exc:
+        raise ServiceMissing(f"Redis is not reachable at {redact(redis_url())}: {exc}") from exc
+
+
+def libpq_url(url: str, dbname: str) -> str:
+    parsed = urlparse(url)
+    scheme = "postgresql"
+    return urlunparse(parsed._replace(scheme=scheme, path="/" + dbname))
+
+
+def redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(parsed.password, "***")
+    return url
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "onekey_e2e", *, template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (a copy of ``template`` if given); dropped afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = libpq_url(postgres_admin_url(), "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield libpq_url(postgres_admin_url(), name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+
+def login(base_url: str, username: str, password: str = DEMO_PASSWORD) -> str:
+    response = httpx.post(f"{base_url}/api/v1/auth/token", json={"username": username, "password": password}, timeout=10)
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+async def open_stream(ws_base: str, path: str, token: str, *, since: int | None = None, ssl=None):
+    """Connect, authenticate by first message, wait for ``ready``; optionally resume.
+    Returns (websocket, ready_message). ``ssl``: an SSLContext for a wss:// base."""
+    import websockets
+
+    ws = await websockets.connect(ws_base + path, open_timeout=10, **({"ssl": ssl} if ssl is not None else {}))
+    await ws.send(json.dumps({"type": "auth", "token": token}))
+    ready = await recv_json(ws)
+    if ready.get("type") != "ready":
+        await ws.close()
+        raise AssertionError(f"expected ready, got {ready}")
+    if since is not None:
+        await ws.send(json.dumps({"type": "resume", "since": since}))
+    return ws, ready
+
+
+async def recv_json(ws, timeout: float = 10) -> dict:
+    import asyncio
+
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))

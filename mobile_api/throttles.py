@@ -1,0 +1,60 @@
+"""The citizen API's throttles: sign-in and registration attempts, registrations per number, SOS
+taps. Here, beside the views that use them: the SOS throttle asks dispatch whether a tap was
+already taken, and only the API layer may depend on dispatch."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from accounts.services import normalize_phone
+from config.client_ip import request_client_ip
+from dispatch import idempotency
+
+
+class AuthThrottle(AnonRateThrottle):
+    """Login and registration attempts per client address (AUTH_RATE_LIMIT). The address is the
+    socket peer unless a trusted proxy forwarded the request (config.client_ip): DRF's get_ident
+    believes any X-Forwarded-For, which let a client pick a fresh address per guess."""
+
+    scope = "auth"
+
+    def get_rate(self):
+        return settings.AUTH_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request_client_ip(request)}
+
+
+class RegisterPhoneThrottle(SimpleRateThrottle):
+    """Registrations per phone number (REGISTER_PHONE_RATE_LIMIT), whatever the address: probing
+    one number from many addresses is limited too."""
+
+    scope = "register_phone"
+
+    def get_rate(self):
+        return settings.REGISTER_PHONE_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        data = request.data if isinstance(request.data, dict) else {}
+        phone = data.get("phone")
+        normalized = normalize_phone(phone) if isinstance(phone, str) and len(phone) <= 40 else None
+        if normalized is None:
+            return None  # not a number anyone could register; the serializer refuses it
+        return self.cache_format % {"scope": self.scope, "ident": normalized}
+
+
+class SosThrottle(UserRateThrottle):
+    """SOS taps per citizen (SOS_RATE_LIMIT): stops a stuck button, never a second emergency."""
+
+    scope = "sos"
+
+    def get_rate(self):
+        return settings.SOS_RATE_LIMIT
+
+    def allow_request(self, request, view):
+        # A retry of a tap already taken creates nothing, so it neither counts nor is refused:
+        # a flaky network must not use up the quota a second emergency needs, nor hide the case.
+        if idempotency.tap_seen(request):
+            return True
+        return super().allow_request(request, view)
