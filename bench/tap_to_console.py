@@ -518,29 +518,17 @@ print("BENCH_TOKENS=" + json.dumps(keys))
 # --- what-if: candidate fixes applied to the workers only, without touching the app -------------
 # Each is a settings overlay written to a temporary directory; the workers import it instead of
 # config.settings. They exist to measure a proposed fix before it lands; once the app has it, the
-# switch changes nothing (or should be dropped from here).
+# switch is dropped from here (db-pool, cache-pool, sync-middleware, layer-timeout and
+# no-health-summary were: the app now has each of them).
 
-WHATIF_CHOICES = ("db-pool", "cache-pool", "sync-middleware", "layer-timeout", "pubsub", "no-health-summary")
+WHATIF_CHOICES = ("pubsub",)
 
 _WHATIF_SETTINGS = """
 import os
 from config.settings import *  # noqa: F401,F403
-from config.settings import CACHES, CHANNEL_LAYERS, DATABASES, INSTALLED_APPS, MIDDLEWARE, REDIS_URL
+from config.settings import CHANNEL_LAYERS, REDIS_URL
 
 _on = set(os.environ.get("BENCH_WHATIF", "").split(","))
-if "db-pool" in _on and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # One psycopg pool per process, shared by every request thread (Django >= 5.1).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 16, "timeout": 10}
-if "cache-pool" in _on and "RedisCache" in CACHES["default"]["BACKEND"]:
-    CACHES["default"]["BACKEND"] = "bench_whatif_support.SharedPoolRedisCache"
-if "sync-middleware" in _on:
-    MIDDLEWARE = [*MIDDLEWARE, "bench_whatif_support.SyncOnlyTail"]
-if "layer-timeout" in _on and REDIS_URL:
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 15}]
-if "no-health-summary" in _on:
-    # Measures what computing a health summary per console at delivery costs the delivery path.
-    INSTALLED_APPS = [*INSTALLED_APPS, "bench_whatif_support.NoHealthSummary"]
 if "pubsub" in _on and REDIS_URL:
     CHANNEL_LAYERS["default"] = {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -549,68 +537,8 @@ if "pubsub" in _on and REDIS_URL:
     }
 """
 
-_WHATIF_SUPPORT = """
-import threading
-
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-
-_POOLS = {}
-_LOCK = threading.Lock()
-
-
-class SharedPoolRedisCacheClient(RedisCacheClient):
-    # Django keeps one cache object per request context, so the stock client opens a new pool
-    # (and a new TCP connection to Redis) for every request. Keep one pool per process instead.
-    def _get_connection_pool(self, write):
-        url = self._servers[self._get_connection_pool_index(write)]
-        pool = _POOLS.get(url)
-        if pool is None:
-            with _LOCK:
-                pool = _POOLS.get(url)
-                if pool is None:
-                    pool = _POOLS[url] = self._pool_class.from_url(url, **self._pool_options)
-        return pool
-
-
-class SharedPoolRedisCache(RedisCache):
-    def __init__(self, server, params):
-        super().__init__(server, params)
-        self._class = SharedPoolRedisCacheClient
-
-
-from django.apps import AppConfig
-
-
-class NoHealthSummary(AppConfig):
-    name = "bench_whatif_support"
-    label = "bench_whatif_support"
-
-    def ready(self):
-        try:
-            from dispatch import health
-        except ImportError:
-            return
-        if hasattr(health, "needs_summary"):
-            health.needs_summary = lambda *args, **kwargs: False
-
-
-class SyncOnlyTail:
-    # A sync-only innermost middleware: Django then runs the whole (sync) chain in the request's
-    # thread instead of hopping between the event loop and the thread for every middleware.
-    sync_capable = True
-    async_capable = False
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-"""
-
-
 def whatif_env(env: dict[str, str], choices: list[str], directory: Path) -> dict[str, str]:
     (directory / "bench_whatif_settings.py").write_text(_WHATIF_SETTINGS)
-    (directory / "bench_whatif_support.py").write_text(_WHATIF_SUPPORT)
     worker_env = dict(env)
     worker_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(directory), str(ROOT), env.get("PYTHONPATH", "")) if p)
     worker_env["DJANGO_SETTINGS_MODULE"] = "bench_whatif_settings"

@@ -61,6 +61,10 @@ class RecommendationSerializer(serializers.Serializer):
         "Null for an available unit. Assigning it closes its current case as the crew's 'available' press would.",
     )
     free_in_s = serializers.IntegerField(allow_null=True, help_text="Seconds until expected_free_at (0: free now); null for an available unit.")
+    reserved = serializers.BooleanField(
+        help_text="Surge only: the last SURGE_RESERVE_UNITS available units are held for priority SURGE_RESERVE_PRIORITY "
+        "and better, and this case is less urgent. Advisory: assigning still works (the dispatcher may know better)."
+    )
 
 
 # Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
@@ -258,7 +262,7 @@ class RecommendationsView(APIView):
         offered = [
             {
                 "ambulance": AmbulanceSerializer(r.ambulance).data, "distance_m": round(r.distance_m, 1), "eta_s": r.eta_s,
-                "expected_free_at": None, "free_in_s": None,
+                "expected_free_at": None, "free_in_s": None, "reserved": False,
             }
             for r in ranked
         ]
@@ -274,6 +278,9 @@ class RecommendationsView(APIView):
                 for f in soon
             ]
             offered.sort(key=lambda o: o["eta_s"] + (o["free_in_s"] or 0))
+        reserved = surge.reserve_holds(priority=case.priority)
+        for offer in offered:
+            offer["reserved"] = reserved
         return Response(offered)
 
 

@@ -313,9 +313,10 @@ def reserve_holds(*, priority: int) -> bool:
     """Whether, for a case of this priority, the available units are held in reserve: in surge, when
     no more than SURGE_RESERVE_UNITS are available, they are kept for priority
     SURGE_RESERVE_PRIORITY and better, so that such a call finds a unit at hand instead of waiting
-    for the next one to come free. Other cases are still offered units about to be free (which
-    leaves the free ones alone). Advisory: recommendations flag reserved units, unit_assign does
-    not refuse them (the dispatcher may know better)."""
+    for the next one to come free. While it holds, every unit offered to other cases is reserved,
+    the ones about to be free included: taken from the hospital, they would never come back to the
+    reserve (measured in the replay, bench/README.md). Advisory: recommendations flag reserved
+    units, unit_assign does not refuse them (the dispatcher may know better)."""
     reserve = settings.SURGE_RESERVE_UNITS
     if reserve <= 0 or priority <= settings.SURGE_RESERVE_PRIORITY or not surge_active():
         return False

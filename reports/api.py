@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch.permissions import IsSupervisor
-from reports.intervals import CENTRE_ZONE, intervals_report
+from dispatch.intervals import CENTRE_ZONE, intervals_report
 
 MAX_SPAN = timedelta(days=92)
 CSV_FIELDS = ["dimension", "key", "interval", "start", "end", "count", "p50_s", "p90_s"]

@@ -44,7 +44,9 @@ def test_it_generates_the_same_calls_for_a_seed_and_follows_the_scenario_rate(cr
 
 
 @pytest.mark.django_db
-def test_it_plays_the_same_calls_to_both_policies_through_the_services_and_leaves_nothing_behind():
+def test_it_plays_the_same_calls_to_both_policies_through_the_services_and_leaves_nothing_behind(settings):
+    # Five units: a surge reserve of two would be most of the fleet (the reserve has its own tests).
+    settings.SURGE_RESERVE_UNITS = 0
     result = run_replay(CROWDED, policies=["service", "baseline"], seed=11)
     service, baseline = result.runs
     taps = lambda run: sorted((c["tap_s"], c["lat"], c["lon"]) for c in run.cases)  # noqa: E731
@@ -121,6 +123,8 @@ def test_by_default_it_replays_in_a_scratch_database_and_never_touches_the_confi
 def test_in_surge_the_simulated_centre_declares_it_and_sends_crews_still_at_hospital_after_their_handover(settings):
     # Proposed as soon as three urgent cases wait, so the crowded evening reaches it in minutes.
     settings.SURGE_PROPOSE_UNASSIGNED = 3
+    # No reserve: with five units, holding two would be most of the fleet (the reserve has its own tests).
+    settings.SURGE_RESERVE_UNITS = 0
     (service,) = run_replay(CROWDED, policies=["service"], seed=11).runs
     # The supervisor declared surge when proposed, and the dispatchers took units offered at a hospital.
     assert service.stats["assigned_at_hospital"] > 0

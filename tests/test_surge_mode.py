@@ -168,3 +168,24 @@ def test_it_holds_the_last_free_units_for_priority_1_in_surge_and_only_then(sett
     assert not reserve_holds(priority=2) and reserve_holds(priority=3)
     settings.SURGE_RESERVE_UNITS = 0
     assert not reserve_holds(priority=4), "0 switches the reserve off"
+
+
+def test_it_flags_reserved_units_in_a_less_urgent_cases_recommendations(
+    settings, as_supervisor, as_citizen, as_other_citizen, ambulance, other_ambulance
+):
+    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY = 1, 1
+    urgent = tap(as_citizen, complaint="cardiac_arrest").json()["id"]
+    minor = tap(as_other_citizen, complaint="other", lat=34.80, lon=113.70).json()["id"]
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(status="out_of_service")
+
+    def flags(case_id):
+        response = as_supervisor.get(f"/api/v1/dispatch/cases/{case_id}/recommendations")
+        assert response.status_code == 200
+        return [offer["reserved"] for offer in response.json()]
+
+    assert flags(minor) == [False], "no reserve outside surge"
+    declare(as_supervisor)
+    assert flags(minor) == [True], "the last free unit is held for priority 1"
+    assert flags(urgent) == [False]
+    # Advisory: the dispatcher may still send it.
+    assert as_supervisor.post(f"/api/v1/dispatch/cases/{minor}/assign", {"ambulance": ambulance.pk}, format="json").status_code == 200

@@ -376,6 +376,7 @@ class Engine:
             return
         working = {desk.case_id for desk in self.desks if desk.case_id is not None}
         free_units = self._assignable_units()
+        reserved = self._reserve_holds_below()
         for case in self.waiting_queue():
             if not idle:
                 break
@@ -383,7 +384,7 @@ class Engine:
                 continue
             if case.pk in self.handled:
                 # Spoken to already and waiting for a unit: worth a dispatcher only if one is free.
-                if free_units <= 0:
+                if free_units <= 0 or (reserved is not None and self.case_priority(case) > reserved):
                     continue
                 free_units -= 1
             desk = idle.pop(0)
@@ -407,6 +408,16 @@ class Engine:
         except ImportError:  # pragma: no cover - before surge mode existed
             return False
         return surge_active()
+
+    def _reserve_holds_below(self) -> int | None:
+        """The priority the service's reserve holds the units for, while it holds (the console shows
+        every recommendation for the other cases reserved, so nobody opens them); else None."""
+        if not self._surge_offers():
+            return None
+        from dispatch.surge import reserve_holds
+
+        kept_for = settings.SURGE_RESERVE_PRIORITY
+        return kept_for if kept_for < 4 and reserve_holds(priority=kept_for + 1) else None
 
     def _assignable_units(self) -> int:
         free = Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count()
@@ -477,9 +488,9 @@ class Engine:
             from dispatch.surge import reserve_holds
 
             if reserve_holds(priority=self.case_priority(case)):
-                # The service flags the last free units as held for priority 1: the dispatcher
-                # leaves them and takes a unit about to be free, or waits.
-                offered = []
+                # The service flags every unit offered as held for priority 1: the dispatcher leaves
+                # them (a unit about to be free too, else it would never come back to the reserve).
+                return []
             # What GET .../recommendations offers in surge: units about to be free beside the free
             # ones, best first by free in + travel. unit_assign takes them at once (the crew's case
             # there is closed), so the dispatcher takes the best whatever it is.

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from dispatch.demo_data import HOSPITALS, STATIONS
 from dispatch.models import Ambulance, Case, Hospital, Station, UnitStatus
-from reports.intervals import CENTRE_ZONE, Summary, seconds_between
+from dispatch.intervals import CENTRE_ZONE, Summary, seconds_between
 
 from . import city
 from .clock import VirtualClock, virtual_time

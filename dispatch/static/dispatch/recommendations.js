@@ -110,11 +110,14 @@ export function createRecommendations(ctx, entry, mode) {
       const freeIn = soon
         ? el("span", { class: "free-soon-note small" }, tf("free in %(n)s min", { n: Math.max(0, Math.ceil(item.free_in_s / 60)) }))
         : null;
+      // Surge reserve: the last units are held for the most urgent calls; still assignable.
+      const held = item.reserved ? el("span", { class: "reserved-note small" }, t("held in reserve for the most urgent calls")) : null;
+      const classes = [soon ? "free-soon" : "", item.reserved ? "reserved" : ""].filter(Boolean).join(" ") || null;
       body.append(
         el(
           "tr",
-          { "data-ambulance-id": unit.id, class: soon ? "free-soon" : null, "data-free-in-s": soon ? item.free_in_s : null },
-          el("th", { scope: "row" }, el("span", { class: "call-sign" }, unit.call_sign), el("br"), freeIn || el("span", { class: "small muted station" }, unit.station || "—")),
+          { "data-ambulance-id": unit.id, class: classes, "data-free-in-s": soon ? item.free_in_s : null },
+          el("th", { scope: "row" }, el("span", { class: "call-sign" }, unit.call_sign), el("br"), freeIn || el("span", { class: "small muted station" }, unit.station || "—"), held ? el("br") : null, held),
           // The short code in the narrow side panel; the full "English 中文" name on hover.
           el("td", { class: "level", title: label("unit_level", unit.level) }, String(unit.level || "—").toUpperCase()),
           el("td", { class: "num" }, formatDistance(item.distance_m)),
