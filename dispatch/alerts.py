@@ -155,9 +155,9 @@ def alerts_on_priority_change(*, case: Case, now: datetime) -> list[Outgoing]:
     return []
 
 
-def alerts_on_assigned(*, case: Case, ambulance_id: int, now: datetime) -> list[Outgoing]:
+def alerts_on_assigned(*, case: Case, ambulance_id: int, now: datetime, rolling_grace_s: float = 0.0) -> list[Outgoing]:
     events = alert_clear(kind=AlertKind.CASE_UNASSIGNED, subject=case_subject(case.pk), by="case.assigned", now=now)
-    _arm_unit_clocks(case.pk, ambulance_id, now)
+    _arm_unit_clocks(case.pk, ambulance_id, now, rolling_grace_s=rolling_grace_s)
     return events
 
 
@@ -168,11 +168,11 @@ def alerts_on_reassigned(*, case: Case, old_ambulance_id: int, ambulance_id: int
     return events
 
 
-def _arm_unit_clocks(case_id: int, ambulance_id: int, now: datetime) -> None:
+def _arm_unit_clocks(case_id: int, ambulance_id: int, now: datetime, *, rolling_grace_s: float = 0.0) -> None:
     alert_arm(
         kind=AlertKind.CREW_NOT_ROLLING,
         subject=case_subject(case_id),
-        due_at=now + timedelta(seconds=settings.ALERT_NOT_ROLLING_S),
+        due_at=now + timedelta(seconds=settings.ALERT_NOT_ROLLING_S + rolling_grace_s),
         now=now,
         case_id=case_id,
         ambulance_id=ambulance_id,

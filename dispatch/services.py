@@ -375,12 +375,15 @@ def unit_assign(*, case_id: int, ambulance_id: int) -> Case:
         claimed = Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AVAILABLE).update(
             status=UnitStatus.DISPATCHED, status_at=now
         )
+        handover_left = 0.0
         if not claimed:
             from dispatch.surge import release_unit_at_hospital
 
             # In surge a unit at the hospital may be sent on at once: its case is closed as the
             # crew's "available" press closes it, then the unit is claimed like any other.
-            if release_unit_at_hospital(ambulance_id=ambulance_id):
+            left = release_unit_at_hospital(ambulance_id=ambulance_id, now=now)
+            if left is not None:
+                handover_left = left
                 claimed = Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AVAILABLE).update(
                     status=UnitStatus.DISPATCHED, status_at=now
                 )
@@ -392,7 +395,8 @@ def unit_assign(*, case_id: int, ambulance_id: int) -> Case:
         case.ambulance_id = ambulance_id
         case.notified_at = case.updated_at = now
         case.save(update_fields=["status", "ambulance", "notified_at", "updated_at"])
-        raised = alerts.alerts_on_assigned(case=case, ambulance_id=ambulance_id, now=now)
+        # A crew sent on from a hospital rolls once its handover is done: "not rolling" counts from then.
+        raised = alerts.alerts_on_assigned(case=case, ambulance_id=ambulance_id, now=now, rolling_grace_s=handover_left)
         case = _reload_case(case.pk)
         unit = case.ambulance
         emit(_case_events(case, "case.assigned") + _unit_events(unit, "unit.status_changed") + raised, at=now)

@@ -323,26 +323,31 @@ def reserve_holds(*, priority: int) -> bool:
     return Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count() <= reserve
 
 
-def release_unit_at_hospital(*, ambulance_id: int) -> bool:
+def release_unit_at_hospital(*, ambulance_id: int, now: datetime) -> float | None:
     """In surge, a unit at the hospital may be sent to the next case at once: its current case is
     closed as the crew's own "available" press would close it (admission handed over, grants
     closed, back in service now), and the caller of ``unit_assign`` then claims it. Must run inside
-    the assigning transaction, after the new case was locked. False when not in surge or the unit
-    is not at a hospital (the caller answers 409 as before)."""
+    the assigning transaction, after the new case was locked.
+
+    Returns the seconds the crew is still expected to spend handing over (arrival + HANDOVER_S,
+    as the recommendation offered it; 0 when that time has passed), or None when not in surge or
+    the unit is not at a hospital (the caller answers 409 as before)."""
     if not surge_active():
-        return False
+        return None
     held = services.current_case_of_unit(ambulance_id)
     if held is None or held.status not in (CaseStatus.AT_HOSPITAL, CaseStatus.HANDED_OVER):
-        return False
+        return None
     if not Ambulance.objects.filter(pk=ambulance_id, status=UnitStatus.AT_HOSPITAL).exists():
-        return False
+        return None
+    arrived = held.at_destination_at or held.transfer_of_care_at or now
+    handover_left = max(0.0, (arrived + timedelta(seconds=settings.HANDOVER_S) - now).total_seconds())
     try:
         services.unit_set_status(ambulance_id=ambulance_id, status="available")
     except Conflict:
         # Another dispatcher sent this unit on first (its case was closed meanwhile): the caller
         # answers unit_unavailable, as for any unit lost in a race.
-        return False
-    return True
+        return None
+    return handover_left
 
 
 # --- waiting list by district -------------------------------------------------------------------

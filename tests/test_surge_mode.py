@@ -135,6 +135,23 @@ def test_it_sends_a_unit_at_the_hospital_on_at_once_in_surge_and_closes_its_prev
     assert selectors.current_case_of_unit(ambulance.pk).pk == new["id"]
 
 
+def test_it_counts_not_rolling_from_the_end_of_the_handover_for_a_crew_sent_on_from_a_hospital(
+    settings, unit_at_hospital, as_other_citizen, as_dispatcher, as_supervisor, ambulance
+):
+    settings.HANDOVER_S, settings.ALERT_NOT_ROLLING_S = 600, 60
+    declare(as_supervisor)
+    new = ok(tap(as_other_citizen, lat=34.7700, lon=113.6900), 201)
+    ok(as_dispatcher.post(f"/api/v1/dispatch/cases/{new['id']}/assign", {"ambulance": ambulance.pk}, format="json"))
+    clock = Alert.objects.get(kind="crew_not_rolling", case_id=new["id"], state="pending")
+    assigned_at = Case.objects.get(pk=new["id"]).notified_at
+    # Arrived a moment ago: about ten minutes of handover left, then the usual minute to roll.
+    assert 650 <= (clock.due_at - assigned_at).total_seconds() <= 660
+    alerts_tick(now=assigned_at + timedelta(seconds=120))
+    assert not Alert.objects.filter(kind="crew_not_rolling", state="raised").exists()
+    alerts_tick(now=assigned_at + timedelta(seconds=661))
+    assert Alert.objects.filter(kind="crew_not_rolling", case_id=new["id"], state="raised").count() == 1
+
+
 def test_it_counts_the_waiting_cases_by_district_and_priority(as_citizen, as_other_citizen, as_dispatcher, ambulance):
     ok(tap(as_citizen, complaint="chest_pain"), 201)
     ok(tap(as_other_citizen, complaint="other", lat=34.7470, lon=113.6260), 201)
