@@ -38,10 +38,13 @@ run: venv
 	DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
 
 # The whole suite. SQLite + in-memory layer by default; PostgreSQL + Redis with DATABASE_URL / REDIS_URL.
+# TEST_WORKERS processes share the files (--dist loadfile: a file's module-scoped servers and browser
+# start once, on one worker); TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
 test: venv
 	@bash scripts/install_browser.sh
 	@bash scripts/install_nginx.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 migrate: venv
 	DEBUG=$${DEBUG:-1} HTTPS=$${HTTPS:-0} $(BIN)/python manage.py migrate --noinput

@@ -10,11 +10,6 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from accounts.tokens import TokenInvalid, token_for_key
 
 
-class TokenAuthFailed(exceptions.AuthenticationFailed):
-    def __init__(self, message: str, code: str):
-        super().__init__(message, code)
-
-
 class ApiTokenAuthentication(BaseAuthentication):
     """Same header as DRF's TokenAuthentication; ``request.auth`` is the ApiToken, so the logout
     endpoint knows which token to revoke."""
@@ -26,15 +21,15 @@ class ApiTokenAuthentication(BaseAuthentication):
         if not parts or parts[0].lower() != self.keyword.lower().encode():
             return None
         if len(parts) != 2:
-            raise TokenAuthFailed("Invalid token header: use 'Authorization: Token <key>'.", "token_invalid")
+            raise exceptions.AuthenticationFailed("Invalid token header: use 'Authorization: Token <key>'.", "token_invalid")
         try:
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
-            raise TokenAuthFailed("Invalid token.", "token_invalid") from None
+            raise exceptions.AuthenticationFailed("Invalid token.", "token_invalid") from None
         try:
             token = token_for_key(key)
         except TokenInvalid as exc:
-            raise TokenAuthFailed(exc.message, exc.code) from None
+            raise exceptions.AuthenticationFailed(exc.message, exc.code) from None
         return token.user, token
 
     def authenticate_header(self, request):

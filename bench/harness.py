@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import math
 import secrets
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -107,7 +110,63 @@ def stop_process(process: subprocess.Popen | None) -> None:
         process.wait(timeout=10)
 
 
-class DaphneServer:
+class ManagedProcess:
+    """A server process started here (daphne; nginx in tests/support/servers.py): ``wait_ready``
+    polls ``answers()`` until it holds, ``stop()`` ends exactly this process and closes its log,
+    ``log_tail()`` reads ``log_paths()`` for a failure message. Subclasses start the process."""
+
+    name = "server"
+    process: subprocess.Popen | None = None
+    _log = None
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+    def log_paths(self) -> list[Path]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60) -> ManagedProcess:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if self.answers():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for path in self.log_paths():
+            try:
+                out += path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                pass
+        return "\n".join(out) or "(no log)"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class DaphneServer(ManagedProcess):
     """One daphne worker. ``start()`` returns once /healthz answers; ``stop()`` ends exactly it."""
 
     def __init__(
@@ -151,39 +210,11 @@ class DaphneServer:
         )
         return self
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
-        self.stop()
-        raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log_tail()}")
+    def answers(self) -> bool:
+        return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
 
-    def stop(self) -> None:
-        stop_process(self.process)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> DaphneServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def log_paths(self) -> list[Path]:
+        return [self.log_path]
 
 
 @contextlib.contextmanager
@@ -199,6 +230,10 @@ def start_together(*servers: DaphneServer, timeout: float = 60, while_starting=N
             server.wait_ready(timeout)
         yield servers
     finally:
+        # Their shutdowns overlap too: every worker is told first, then each is waited for.
+        for server in servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.terminate()
         for server in servers:
             server.stop()
 
@@ -299,3 +334,170 @@ async def recv_json(ws, timeout: float = 10) -> dict:
     import asyncio
 
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+# --- benchmark plumbing ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (q a whole number, 1-99), linear between closest ranks (statistics'
+    "inclusive", numpy's default); NaN for no values."""
+    if not values:
+        return math.nan
+    if len(values) == 1:
+        return values[0]  # statistics.quantiles wants two points before Python 3.13
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def fmt_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def check_services() -> None:
+    """Both services a benchmark's workers need; ServiceMissing names the first one missing."""
+    check_postgres()
+    check_redis()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> None:
+    """A SIGTERM unwinds like Ctrl-C, so the workers are stopped and the database dropped."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+@contextlib.contextmanager
+def bench_environment() -> Iterator[dict[str, str]]:
+    """The workers' environment for one benchmark run, on a throwaway database: a unique
+    channel-layer prefix (its Redis keys are deleted afterwards), no SOS rate limit (the load is
+    the point), and throwaway health keys unless the caller's environment provides some."""
+    prefix = "bench" + secrets.token_hex(4)
+    try:
+        with postgres_database("onekey_bench") as database_url:
+            env = base_env(
+                DATABASE_URL=database_url,
+                REDIS_URL=redis_url(),
+                CHANNEL_LAYER_PREFIX=prefix,
+                SOS_RATE_LIMIT="100000/min",
+                LOG_LEVEL="WARNING",
+            )
+            for name, value in throwaway_health_keys().items():
+                env.setdefault(name, value)
+            yield env
+    finally:
+        delete_redis_keys(prefix)
+
+
+def run_bench(name: str, servers: list[DaphneServer], body: Callable[[], int]) -> int:
+    """A benchmark's ``body`` with its exit codes: what it returns, 130 on Ctrl-C (or SIGTERM after
+    ``interrupt_on_sigterm``), 2 on any failure, after the tail of each worker's log (``servers``,
+    as far as the body filled it)."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print("\ninterrupted: workers stopped, database dropped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        for s in servers:
+            print(f"--- {s.name} log ({s.log_path}) tail ---\n{s.log_tail()}", file=sys.stderr)
+        print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def workers_stopped(servers: list[DaphneServer], *, keep_logs: bool) -> Iterator[list[DaphneServer]]:
+    """Stops every worker in ``servers`` (filled inside the block) on the way out. Their logs are
+    removed when the block got through without ``keep_logs``; a failure keeps them for its tail."""
+    succeeded = False
+    try:
+        yield servers
+        succeeded = True
+    finally:
+        stop_all(servers)
+        if succeeded and not keep_logs:
+            for s in servers:
+                s.log_path.unlink(missing_ok=True)
+
+
+def run_outcome(servers: list[DaphneServer], code: int, *, keep_logs: bool) -> int:
+    """A run's exit code once it is over: 1 if a worker died during it (with its log's tail)."""
+    for s in servers:
+        if s.process.poll() is not None:
+            print(f"worker {s.name} died during the run:\n{s.log_tail()}", file=sys.stderr)
+            code = 1
+    if keep_logs:
+        print("worker logs: " + ", ".join(str(s.log_path) for s in servers))
+    return code
+
+
+def throwaway_health_keys() -> dict[str, str]:
+    """Health-archive and access-log keys for a throwaway database (workers refuse to start without
+    them when DEBUG is off), and a checkpoint directory removed at exit."""
+    import atexit
+    import base64
+    import shutil
+    import tempfile
+
+    checkpoints = tempfile.mkdtemp(prefix="bench-checkpoints-")
+    atexit.register(shutil.rmtree, checkpoints, True)
+    return {
+        "HEALTH_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "HEALTH_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ACCESS_LOG_HMAC_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Any 32 random bytes are a raw Ed25519 private key.
+        "ACCESS_LOG_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ACCESS_LOG_CHECKPOINT_DIR": checkpoints,
+    }
+
+
+def delete_redis_keys(prefix: str) -> None:
+    """Best effort: every key a run made under its unique CHANNEL_LAYER_PREFIX."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(redis_url())
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except Exception as exc:  # pragma: no cover - best effort
+        print(f"(could not delete Redis keys {prefix}*: {exc})", file=sys.stderr)
+
+
+def stop_all(servers, grace: float = 5.0) -> None:
+    """Stop every worker at once (an overloaded daphne can take its full close timeout to exit)."""
+    for server in servers:
+        if server.process is not None and server.process.poll() is None:
+            server.process.terminate()
+    deadline = time.monotonic() + grace
+    for server in servers:
+        if server.process is None:
+            continue
+        try:
+            server.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+        server.stop()  # reaps the process and closes its log
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(resident now, peak resident) of a process in MB, from /proc (Linux); NaN elsewhere."""
+    values = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -39,15 +38,19 @@ from harness import (
     ROOT,
     DaphneServer,
     ServiceMissing,
-    base_env,
-    check_postgres,
-    check_redis,
+    bench_environment,
+    check_services,
+    cpu_seconds,
+    fmt_ms,
+    interrupt_on_sigterm,
     login,
     manage,
     open_stream,
-    postgres_database,
+    percentile,
     prepare_database,
-    redis_url,
+    run_bench,
+    run_outcome,
+    workers_stopped,
 )
 
 TARGET_P99_MS = 50.0
@@ -59,25 +62,8 @@ CENTRE = (34.7466, 113.6253)
 # --- statistics ---------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def ms(seconds: float) -> float:
     return seconds * 1000.0
-
-
-def fmt_ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -140,14 +126,6 @@ class CpuMeter:
 
     def __init__(self, pids: list[int]):
         self.pids = pids
-        self._tick = os.sysconf("SC_CLK_TCK")
-
-    def _proc(self, pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / self._tick
-        except (OSError, IndexError, ValueError):
-            return math.nan
 
     def _host(self) -> tuple[float, float]:
         try:
@@ -164,7 +142,7 @@ class CpuMeter:
         busy, total = self._host()
         return {
             "wall": time.perf_counter(),
-            "workers": sum(self._proc(pid) for pid in self.pids),
+            "workers": sum(cpu_seconds(pid) for pid in self.pids),
             "client": usage.ru_utime + usage.ru_stime,
             "host_busy": busy,
             "host_total": total,
@@ -515,37 +493,6 @@ print("BENCH_TOKENS=" + json.dumps(keys))
 """
 
 
-# --- what-if: candidate fixes applied to the workers only, without touching the app -------------
-# Each is a settings overlay written to a temporary directory; the workers import it instead of
-# config.settings. They exist to measure a proposed fix before it lands; once the app has it, the
-# switch is dropped from here (db-pool, cache-pool, sync-middleware, layer-timeout and
-# no-health-summary were: the app now has each of them).
-
-WHATIF_CHOICES = ("pubsub",)
-
-_WHATIF_SETTINGS = """
-import os
-from config.settings import *  # noqa: F401,F403
-from config.settings import CHANNEL_LAYERS, REDIS_URL
-
-_on = set(os.environ.get("BENCH_WHATIF", "").split(","))
-if "pubsub" in _on and REDIS_URL:
-    CHANNEL_LAYERS["default"] = {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
-                   "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "onekey120")},
-    }
-"""
-
-def whatif_env(env: dict[str, str], choices: list[str], directory: Path) -> dict[str, str]:
-    (directory / "bench_whatif_settings.py").write_text(_WHATIF_SETTINGS)
-    worker_env = dict(env)
-    worker_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(directory), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    worker_env["DJANGO_SETTINGS_MODULE"] = "bench_whatif_settings"
-    worker_env["BENCH_WHATIF"] = ",".join(choices)
-    return worker_env
-
-
 def code_under_test() -> str:
     """Which code was measured: the commit, plus a fingerprint of uncommitted changes if any."""
     import hashlib
@@ -569,25 +516,6 @@ def code_under_test() -> str:
             except OSError:
                 pass
     return f"{head} + {len(status.splitlines())} uncommitted file(s), fingerprint {digest.hexdigest()[:10]}"
-
-
-def bench_health_keys() -> dict[str, str]:
-    """Throwaway health-archive and access-log keys, and a checkpoint directory removed at exit."""
-    import atexit
-    import base64
-    import shutil
-    import tempfile
-
-    checkpoints = tempfile.mkdtemp(prefix="bench-checkpoints-")
-    atexit.register(shutil.rmtree, checkpoints, True)
-    return {
-        "HEALTH_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "HEALTH_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "ACCESS_LOG_HMAC_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        # Any 32 random bytes are a raw Ed25519 private key.
-        "ACCESS_LOG_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "ACCESS_LOG_CHECKPOINT_DIR": checkpoints,
-    }
 
 
 def create_citizens(env: dict[str, str], n: int) -> list[str]:
@@ -709,9 +637,8 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
         if percentile(taps.lateness, 99) > 5 or percentile(taps.loop_lag, 99) > 5:
             client_note = " (warning: the client itself lagged > 5 ms at p99; figures include client delay)"
         verdict = "MET" if met else "MISSED"
-        whatif = f" [WHAT-IF {'+'.join(args.what_if)}, not the app as it is]" if args.what_if else ""
         print(
-            f"\nVERDICT{whatif}: target {verdict} - tap->console p99 {fmt_ms(p99)} ms (target < {TARGET_P99_MS:g} ms) at "
+            f"\nVERDICT: target {verdict} - tap->console p99 {fmt_ms(p99)} ms (target < {TARGET_P99_MS:g} ms) at "
             f"{taps.achieved_rate:.1f} taps/s achieved of {args.rate:g} offered (target {TARGET_RATE:g}), "
             f"{taps.lost_taps} taps lost, {taps.lost_deliveries} console deliveries missed; "
             f"baseline /healthz p99 {fmt_ms(percentile(base.http, 99))} ms{client_note}"
@@ -733,34 +660,6 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
         await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
 
 
-def cleanup_redis(prefix: str) -> None:
-    try:
-        import redis
-
-        r = redis.Redis.from_url(redis_url())
-        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            r.delete(*keys)
-    except Exception as exc:  # pragma: no cover - best effort
-        print(f"(could not clean Redis keys {prefix}*: {exc})", file=sys.stderr)
-
-
-def stop_all(servers: list[DaphneServer], grace: float = 5.0) -> None:
-    """Stop every worker at once (an overloaded daphne can take its full close timeout to exit)."""
-    for server in servers:
-        if server.process is not None and server.process.poll() is None:
-            server.process.terminate()
-    deadline = time.monotonic() + grace
-    for server in servers:
-        if server.process is None:
-            continue
-        try:
-            server.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-        server.stop()  # reaps the process and closes its log
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rate", type=float, default=50.0, help="taps per second, open loop (default 50)")
@@ -776,109 +675,50 @@ def parse_args(argv=None):
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra environment for the workers, e.g. --env DB_CONN_MAX_AGE=60 (repeatable)",
-    )
-    p.add_argument(
-        "--what-if",
-        default="",
-        metavar="FIX[,FIX]",
-        help="measure candidate fixes on the workers without changing the app: " + ", ".join(WHATIF_CHOICES),
+        help="extra environment for the workers, e.g. --env CHANNEL_LAYER=pubsub (repeatable)",
     )
     p.add_argument("--keep-logs", action="store_true", help="print the worker log paths and keep the logs")
     args = p.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.consoles < 1 or args.citizens < 1 or args.workers < 1:
         p.error("--rate, --duration, --consoles, --citizens and --workers must be positive")
-    args.what_if = [x.strip() for x in args.what_if.split(",") if x.strip()]
-    unknown = [x for x in args.what_if if x not in WHATIF_CHOICES]
-    if unknown:
-        p.error(f"--what-if: unknown {', '.join(unknown)}; choose from {', '.join(WHATIF_CHOICES)}")
     for item in args.env:
         if "=" not in item:
             p.error(f"--env wants KEY=VALUE, got {item!r}")
     return args
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupt_on_sigterm()
     try:
-        check_postgres()
-        check_redis()
+        check_services()
     except ServiceMissing as missing:
         print(f"tap_to_console needs PostgreSQL and Redis: {missing}", file=sys.stderr)
         print("Start them (see .ci/run) or point DATABASE_URL / POSTGRES_ADMIN_URL and REDIS_URL at them.", file=sys.stderr)
         return 2
 
-    prefix = "bench" + secrets.token_hex(4)
     servers: list[DaphneServer] = []
-    succeeded = False
     log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
-    try:
-        with postgres_database("onekey_bench") as database_url:
-            env = base_env(
-                DATABASE_URL=database_url,
-                REDIS_URL=redis_url(),
-                CHANNEL_LAYER_PREFIX=prefix,
-                SOS_RATE_LIMIT="100000/min",
-                LOG_LEVEL="WARNING",
-            )
-            # Health-archive keys: the workers refuse to start without them when DEBUG is off. A throwaway
-            # database gets throwaway keys (unless the caller's environment provides some).
-            for name, value in bench_health_keys().items():
-                env.setdefault(name, value)
+
+    def run() -> int:
+        with bench_environment() as env:
             env.update(dict(item.split("=", 1) for item in args.env))
             t = time.perf_counter()
             prepare_database(env)
             tokens = create_citizens(env, args.citizens)
             print(f"database ready (migrate + seed_demo + {len(tokens)} citizens) in {time.perf_counter() - t:.1f}s")
-            import tempfile
-
-            whatif_dir = Path(tempfile.mkdtemp(prefix="bench-whatif-"))
-            worker_env = whatif_env(env, args.what_if, whatif_dir) if args.what_if else env
-            try:
+            with workers_stopped(servers, keep_logs=args.keep_logs):
                 for w in range(args.workers):
-                    servers.append(DaphneServer(worker_env, log_dir=log_dir, name=f"bench-worker{w}").start())
+                    servers.append(DaphneServer(env, log_dir=log_dir, name=f"bench-worker{w}").start())
                 notes = []
                 if args.env:
                     notes.append(f"extra env: {' '.join(args.env)}")
-                if args.what_if:
-                    notes.append(f"WHAT-IF (not the app as it is): {', '.join(args.what_if)}")
                 print("workers: " + ", ".join(s.url for s in servers) + (f"  ({'; '.join(notes)})" if notes else ""))
                 dispatcher_token = login(servers[0].url, "dispatcher1")
                 code = asyncio.run(bench(args, servers, tokens, dispatcher_token, env))
-                for s in servers:
-                    if s.process.poll() is not None:
-                        print(f"worker {s.name} died during the run:\n{s.log_tail()}", file=sys.stderr)
-                        code = 1
-                if args.keep_logs:
-                    print("worker logs: " + ", ".join(str(s.log_path) for s in servers))
-                succeeded = True
-                return code
-            finally:
-                stop_all(servers)
-                import shutil
+                return run_outcome(servers, code, keep_logs=args.keep_logs)
 
-                shutil.rmtree(whatif_dir, ignore_errors=True)
-                for s in servers:
-                    if succeeded and not args.keep_logs:
-                        try:
-                            s.log_path.unlink()
-                        except OSError:
-                            pass
-    except KeyboardInterrupt:
-        print("\ninterrupted: workers stopped, database dropped", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        for s in servers:
-            print(f"--- {s.name} log ({s.log_path}) tail ---\n{s.log_tail()}", file=sys.stderr)
-        print(f"tap_to_console failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        cleanup_redis(prefix)
+    return run_bench("tap_to_console", servers, run)
 
 
 if __name__ == "__main__":

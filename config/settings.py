@@ -159,7 +159,26 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url("REDIS_URL")
-if REDIS_URL:
+# "pubsub": Redis pub/sub, one copy of a group message per subscribed worker, fanned out in-process
+# (config/channel_layer.py). "list": channels_redis' list-based layer, one copy per member socket,
+# each popped by its worker in a Redis round trip: one event to 1,000 consoles cost each worker
+# twice the CPU and a p99 five times longer (bench/fanout.py, bench/README.md).
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+if CHANNEL_LAYER not in {"list", "pubsub"}:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER!r}: use list or pubsub")
+if REDIS_URL and CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "config.channel_layer.PubSubChannelLayer",
+            "CONFIG": {
+                # No blocking pop here (the subscriber polls every 0.1 s), but a Redis that hangs
+                # must not hang a publish either.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "onekey120"),
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -302,11 +321,15 @@ SURGE_PROPOSE_UNASSIGNED = env_int("SURGE_PROPOSE_UNASSIGNED", 10, minimum=1, ma
 # How long a crew usually needs at the hospital after arrival (handover, cleaning, restocking):
 # in surge a unit at the hospital is offered as "free in" this much after its arrival.
 HANDOVER_S = env_float("HANDOVER_S", 600.0, minimum=0.0, maximum=7200.0)
-# In surge, the last this many available units are held for priority SURGE_RESERVE_PRIORITY and
-# better: recommendations for other cases flag them reserved (0 = no reserve). When every unit is
-# busy the next priority-1 call would otherwise wait for one to come free (replay, bench/README.md).
+# The last this many available units are held for priority SURGE_RESERVE_PRIORITY and better:
+# recommendations for other cases flag them reserved (0 = no reserve). When every unit is busy the
+# next priority-1 call would otherwise wait for one to come free (replay, bench/README.md).
 SURGE_RESERVE_UNITS = env_int("SURGE_RESERVE_UNITS", 2, minimum=0, maximum=1000)
 SURGE_RESERVE_PRIORITY = env_int("SURGE_RESERVE_PRIORITY", 1, minimum=1, maximum=4)
+# Whether the reserve holds whenever the fleet is down to it (default) or only in declared surge.
+# The 7·20 replay lost its priority-1 calls in the half hour BEFORE the queue grew long enough to
+# propose surge: the units ran out first (bench/README.md, Replay).
+SURGE_RESERVE_ALWAYS = env_bool("SURGE_RESERVE_ALWAYS", True)
 
 # Event log: resumes older than this are answered with "resync".
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72, minimum=1)
@@ -340,6 +363,10 @@ DEMO_PASSWORD = "onekey120-demo"
 LOG_FORMAT = (env_str("LOG_FORMAT") or ("plain" if DEBUG else "json")).strip().lower()
 if LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format; use json or plain")
+_ROOT_LOG_LEVEL = env_log_level("LOG_LEVEL", "INFO")
+# The loggers below may never go under INFO, but must not go under the root's level either: a
+# logger set to INFO under LOG_LEVEL=WARNING still writes its INFO lines.
+_AT_LEAST_INFO = _ROOT_LOG_LEVEL if logging.getLevelName(_ROOT_LOG_LEVEL) > logging.INFO else "INFO"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -349,15 +376,18 @@ LOGGING = {
         "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
-    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": _ROOT_LOG_LEVEL},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         # At DEBUG these print every SQL statement with its parameters (token keys, password
         # hashes, sealed archives) and every websocket frame: never, whatever LOG_LEVEL says.
-        "django.db.backends": {"level": "INFO"},
-        "psycopg": {"level": "INFO"},
-        "channels_redis": {"level": "INFO"},
+        "django.db.backends": {"level": _AT_LEAST_INFO},
+        "psycopg": {"level": _AT_LEAST_INFO},
+        # The pool writes four INFO lines per checkout (requested, given, returning, returned):
+        # noise, and JSON-formatting them cost CPU on every request and every socket's re-check.
+        "psycopg.pool": {"level": "WARNING"},
+        "channels_redis": {"level": _AT_LEAST_INFO},
         "asyncio": {"level": "WARNING"},
         "django.template": {"level": "INFO"},
     },
@@ -399,8 +429,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Dispatcher console ------------------------------------------------------------------------
-# A case still without a unit this many seconds after the call alarms on every dispatcher console
-# (sound + highlight) until a unit is assigned or the case is cancelled.
+# The older name of the priority-1 value of ALERT_UNASSIGNED_S (below), kept so existing
+# deployments that set it still get the threshold they chose.
 UNASSIGNED_ALERT_S = env_int("UNASSIGNED_ALERT_S", 30, minimum=5, maximum=3600)
 
 # --- Escalation alerts (dispatch.alerts; README: Configuration) ---------------------------------

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import alerts, selectors
+from dispatch import alerts, lookups, selectors
 from dispatch.events import DISPATCH_STREAM, hospital_stream
-from dispatch.models import Hospital
-from dispatch.permissions import IsDispatcher, is_dispatcher, is_staff_of
+from dispatch.permissions import IsDispatcher
 from dispatch.serializers import AlertSerializer
 
 
@@ -53,9 +50,9 @@ class HospitalAlertsView(APIView):
         responses=AlertListSerializer,
     )
     def get(self, request, hospital_id: int):
-        get_object_or_404(Hospital, pk=hospital_id)
-        if not (is_staff_of(request.user, hospital_id) or is_dispatcher(request.user)):
-            raise PermissionDenied("Only this hospital's staff (or a dispatcher) may read its alerts.")
+        lookups.hospital_for_staff(
+            request.user, hospital_id, refusal="Only this hospital's staff (or a dispatcher) may read its alerts."
+        )
         last_seq = selectors.stream_last_seq(hospital_stream(hospital_id))
         results = alerts.alerts_snapshot(alerts.open_alerts(hospital_id=hospital_id))
         return Response({"last_seq": last_seq, "count": len(results), "results": results})

@@ -4,23 +4,31 @@ Thin: validate, check the object, call a service or selector, serialize."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import geo, health, idempotency, selectors, services, surge
+from dispatch import archive_access, geo, idempotency, lookups, selectors, services, surge
 from dispatch.surge_api import CentreSerializer
 from dispatch.errors import Conflict
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, hospital_stream
-from dispatch.inputs import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_MIN_LETTERS, FixInputSerializer, validate_reason_words
-from dispatch.models import ACTIVE_CASE_STATUSES, Admission, Ambulance, Capability, CaseStatus, EdStatus, Hospital
-from dispatch.permissions import IsDispatcher, IsStaff, is_crew_of, is_dispatcher, is_staff_of
+from dispatch.inputs import (
+    REASON_MAX_LENGTH,
+    REASON_MIN_LENGTH,
+    REASON_MIN_LETTERS,
+    FixInputSerializer,
+    IdField,
+    flag_param,
+    int_param,
+    validate_reason_words,
+)
+from dispatch.models import ACTIVE_CASE_STATUSES, Capability, CaseStatus, EdStatus
+from dispatch.permissions import IsDispatcher, IsStaff
 from dispatch.serializers import (
     AdmissionSerializer,
     AmbulanceSerializer,
@@ -62,25 +70,20 @@ class RecommendationSerializer(serializers.Serializer):
     )
     free_in_s = serializers.IntegerField(allow_null=True, help_text="Seconds until expected_free_at (0: free now); null for an available unit.")
     reserved = serializers.BooleanField(
-        help_text="Surge only: the last SURGE_RESERVE_UNITS available units are held for priority SURGE_RESERVE_PRIORITY "
-        "and better, and this case is less urgent. Advisory: assigning still works (the dispatcher may know better)."
+        help_text="The last SURGE_RESERVE_UNITS available units are held for priority SURGE_RESERVE_PRIORITY and better "
+        "(whenever the fleet is down to them, or in surge only with SURGE_RESERVE_ALWAYS off), and this case is less "
+        "urgent. Advisory: assigning still works (the dispatcher may know better)."
     )
 
 
-# Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
-MAX_ID = 2**63 - 1
-
-
 class AssignInputSerializer(serializers.Serializer):
-    ambulance = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    ambulance = IdField()
 
 
 class CrewStatusInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=services.CREW_STATUSES)
-    hospital = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
-    case = serializers.IntegerField(
-        min_value=1,
-        max_value=MAX_ID,
+    hospital = IdField(required=False, allow_null=True)
+    case = IdField(
         required=False,
         allow_null=True,
         help_text="The case the crew saw when pressing; 409 assignment_changed when the unit holds another one now.",
@@ -132,18 +135,6 @@ def _statuses(param: str | None) -> list[str] | None:
     return wanted
 
 
-def _limit(param: str | None) -> int:
-    if param is None:
-        return 200
-    try:
-        value = int(param)
-    except ValueError:
-        raise ValidationError({"limit": ["A whole number is required."]}) from None
-    if not 1 <= value <= 1000:
-        raise ValidationError({"limit": ["Must be between 1 and 1000."]})
-    return value
-
-
 class DispatchCaseListView(APIView):
     permission_classes = [IsDispatcher]
 
@@ -159,7 +150,7 @@ class DispatchCaseListView(APIView):
     )
     def get(self, request):
         statuses = _statuses(request.query_params.get("status"))
-        limit = _limit(request.query_params.get("limit"))
+        limit = int_param(request, "limit", default=200, low=1, high=1000)
         # Read the stream position before the rows: an event racing this read is replayed on
         # resume, and replaying a state the snapshot already shows is harmless.
         last_seq = selectors.stream_last_seq(DISPATCH_STREAM)
@@ -197,20 +188,13 @@ class OverrideInputSerializer(serializers.Serializer):
         return validate_reason_words(value)
 
 
-def _case_or_404(case_id: int):
-    case = selectors.case_for_staff(case_id)
-    if case is None:
-        raise NotFound(f"No case with id {case_id}.")
-    return case
-
-
 class DispatchCaseDetailView(APIView):
     permission_classes = [IsDispatcher]
 
     @extend_schema(summary="One case in full, with its admission and the patient's health summary", responses=CaseWithHealthSerializer)
     def get(self, request, case_id: int):
-        case = _case_or_404(case_id)
-        summary = health.health_summary_for(case=case, reader=request.user)
+        case = lookups.case_or_404(case_id)
+        summary = archive_access.health_summary_for(case=case, reader=request.user)
         if summary.get("available"):
             # The archive may raise the priority, decided here where the read is already granted
             # and paid for (dispatch.triage), never on the tap path.
@@ -229,7 +213,7 @@ class HealthOverrideView(APIView):
         responses=HealthSummaryBlockSerializer,
     )
     def post(self, request, case_id: int):
-        case = _case_or_404(case_id)
+        case = lookups.case_or_404(case_id)
         # What no reason can change is said first, so nobody writes a justification for nothing.
         if case.status not in ACTIVE_CASE_STATUSES:
             raise Conflict(f"The case is {case.status}; its health data is closed.", code="case_not_open")
@@ -237,7 +221,9 @@ class HealthOverrideView(APIView):
             raise Conflict("The caller called for someone else; their archive is not the patient's.", code="not_for_self")
         data = OverrideInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(health.health_summary_for(case=case, reader=request.user, override_reason=data.validated_data["reason"]))
+        return Response(
+            archive_access.health_summary_for(case=case, reader=request.user, override_reason=data.validated_data["reason"])
+        )
 
 
 class RecommendationsView(APIView):
@@ -248,9 +234,7 @@ class RecommendationsView(APIView):
         responses=RecommendationSerializer(many=True),
     )
     def get(self, request, case_id: int):
-        case = selectors.case_for_staff(case_id)
-        if case is None:
-            raise NotFound(f"No case with id {case_id}.")
+        case = lookups.case_or_404(case_id)
         if not geo.is_valid_point(case.lat, case.lon):
             # A row written before positions were validated (or by hand): say so, do not crash.
             raise Conflict(
@@ -300,18 +284,7 @@ class AmbulanceListView(APIView):
 
     @extend_schema(summary="All units", responses=AmbulanceSerializer(many=True))
     def get(self, request):
-        units = Ambulance.objects.select_related("station").order_by("call_sign")
-        return Response(AmbulanceSerializer(units, many=True).data)
-
-
-def _ambulance_for(request, ambulance_id: int, *, crew_only: bool = False) -> Ambulance:
-    unit = Ambulance.objects.select_related("station").filter(pk=ambulance_id).first()
-    if unit is None:
-        raise NotFound(f"No ambulance with id {ambulance_id}.")
-    allowed = is_crew_of(request.user, ambulance_id) or (not crew_only and is_dispatcher(request.user))
-    if not allowed:
-        raise PermissionDenied("Only this unit's crew (or a dispatcher) may do this.")
-    return unit
+        return Response(AmbulanceSerializer(selectors.all_units(), many=True).data)
 
 
 class AmbulanceDetailView(APIView):
@@ -319,10 +292,7 @@ class AmbulanceDetailView(APIView):
 
     @extend_schema(summary="One unit", responses=AmbulanceSerializer)
     def get(self, request, ambulance_id: int):
-        unit = Ambulance.objects.select_related("station").filter(pk=ambulance_id).first()
-        if unit is None:
-            raise NotFound(f"No ambulance with id {ambulance_id}.")
-        return Response(AmbulanceSerializer(unit).data)
+        return Response(AmbulanceSerializer(lookups.unit_or_404(ambulance_id)).data)
 
 
 class AssignmentView(APIView):
@@ -330,10 +300,9 @@ class AssignmentView(APIView):
 
     @extend_schema(summary="The crew's current case", responses=AssignmentSerializer)
     def get(self, request, ambulance_id: int):
-        _ambulance_for(request, ambulance_id)
         last_seq = selectors.stream_last_seq(ambulance_stream(ambulance_id))
         # Read after last_seq: a change racing this read is replayed on resume (harmless).
-        unit = Ambulance.objects.select_related("station").get(pk=ambulance_id)
+        unit = lookups.unit_for_crew(request.user, ambulance_id)
         case = selectors.current_case_of_unit(ambulance_id)
         admission = selectors.open_admission_of_case(case.pk) if case else None
         suggestions = (
@@ -349,7 +318,7 @@ class AssignmentView(APIView):
                     {"hospital": hospital_payload(s.hospital), "eta_s": s.eta_s, "capable": s.capable}
                     for s in suggestions
                 ],
-                "health_summary": health.health_summary_for(case=case, reader=request.user) if case else None,
+                "health_summary": archive_access.health_summary_for(case=case, reader=request.user) if case else None,
             }
         )
 
@@ -370,7 +339,7 @@ class AmbulanceStatusView(APIView):
         responses=AmbulanceSerializer,
     )
     def post(self, request, ambulance_id: int):
-        _ambulance_for(request, ambulance_id)
+        lookups.unit_for_crew(request.user, ambulance_id)
         key = idempotency.key_from(request)
         data = CrewStatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -395,7 +364,7 @@ class AmbulanceLocationView(APIView):
 
     @extend_schema(summary="Unit GPS fix", request=FixInputSerializer, responses=AmbulanceSerializer)
     def post(self, request, ambulance_id: int):
-        _ambulance_for(request, ambulance_id, crew_only=True)
+        lookups.unit_for_crew(request.user, ambulance_id, dispatcher_too=False)
         data = FixInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         unit = services.unit_report_location(ambulance_id=ambulance_id, fix=data.to_fix())
@@ -437,9 +406,12 @@ class HospitalStatusView(APIView):
         responses=HospitalSerializer,
     )
     def post(self, request, hospital_id: int):
-        get_object_or_404(Hospital, pk=hospital_id)
-        if not is_staff_of(request.user, hospital_id):
-            raise PermissionDenied("Only this hospital's staff may declare its emergency department's status.")
+        lookups.hospital_for_staff(
+            request.user,
+            hospital_id,
+            dispatcher_too=False,
+            refusal="Only this hospital's staff may declare its emergency department's status.",
+        )
         data = HospitalStatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         hospital = services.hospital_set_status(hospital_id=hospital_id, **data.validated_data)
@@ -469,15 +441,15 @@ class HospitalAdmissionsView(APIView):
         responses=AdmissionFeedSerializer,
     )
     def get(self, request, hospital_id: int):
-        get_object_or_404(Hospital, pk=hospital_id)
-        if not (is_staff_of(request.user, hospital_id) or is_dispatcher(request.user)):
-            raise PermissionDenied("Only this hospital's staff (or a dispatcher) may read its feed.")
-        include_closed = request.query_params.get("include_closed", "").lower() in {"1", "true", "yes"}
+        include_closed = flag_param(request, "include_closed")
         last_seq = selectors.stream_last_seq(hospital_stream(hospital_id))
-        hospital = Hospital.objects.get(pk=hospital_id)
+        # Read after last_seq: a change racing this read is replayed on resume (harmless).
+        hospital = lookups.hospital_for_staff(
+            request.user, hospital_id, refusal="Only this hospital's staff (or a dispatcher) may read its feed."
+        )
         admissions = selectors.admissions_of_hospital(hospital_id, include_closed=include_closed)
         results = [
-            {**admission_payload(a), "health_summary": health.health_summary_for(case=a.case, reader=request.user)}
+            {**admission_payload(a), "health_summary": archive_access.health_summary_for(case=a.case, reader=request.user)}
             for a in admissions
         ]
         return Response(
@@ -493,12 +465,12 @@ class AdmissionFhirView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request, admission_id: int):
-        admission = Admission.objects.select_related("case", "case__caller").filter(pk=admission_id).first()
-        if admission is None:
-            raise NotFound(f"No admission with id {admission_id}.")
-        if not (is_staff_of(request.user, admission.hospital_id) or is_dispatcher(request.user)):
-            raise PermissionDenied("Only the destination hospital (or a dispatcher) may read this patient's summary.")
-        block = health.health_summary_for(case=admission.case, reader=request.user)
+        admission = lookups.admission_for_staff(
+            request.user,
+            admission_id,
+            refusal="Only the destination hospital (or a dispatcher) may read this patient's summary.",
+        )
+        block = archive_access.health_summary_for(case=admission.case, reader=request.user)
         if not block["available"]:
             status_code = 503 if block["reason"] == "unavailable" else 404 if block["reason"] == "no_archive" else 403
             return Response({"detail": f"No health summary: {block['reason']}.", "code": block["reason"]}, status=status_code)
@@ -515,11 +487,12 @@ class AcknowledgeView(APIView):
         responses=AdmissionSerializer,
     )
     def post(self, request, admission_id: int):
-        hospital_id = Admission.objects.filter(pk=admission_id).values_list("hospital_id", flat=True).first()
-        if hospital_id is None:
-            raise NotFound(f"No admission with id {admission_id}.")
-        if not is_staff_of(request.user, hospital_id):
-            raise PermissionDenied("Only the destination hospital may acknowledge this admission.")
+        lookups.admission_for_staff(
+            request.user,
+            admission_id,
+            dispatcher_too=False,
+            refusal="Only the destination hospital may acknowledge this admission.",
+        )
         data = AcknowledgeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         admission = services.admission_acknowledge(

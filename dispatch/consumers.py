@@ -6,6 +6,11 @@ doorbell arrives beyond the next expected number it reads the gap from the event
 A lost *last* doorbell has no successor to reveal it, so every ``WS_CATCHUP_S`` seconds the
 consumer also compares its position with the stream's counter (one primary-key read) and renews its
 group membership (channels_redis forgets members after ``group_expiry``).
+
+A worker holds hundreds of sockets, mostly on the same few streams. What each of them would read
+alike is read once per worker (``SharedReads``): the stream counter for the periodic catch-up, the
+periodic re-check of one principal. A doorbell carries its finished frame text (dispatch.events),
+so a socket sends it as it is.
 """
 
 from __future__ import annotations
@@ -19,21 +24,21 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import import_module
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.utils.crypto import constant_time_compare
 
 from accounts import tokens
 from accounts.sockets import session_fingerprint, user_group
 from config import metrics
-from dispatch import health, selectors
+from dispatch import archive_access, selectors
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, case_stream, group_name, hospital_stream, wire_event
-from dispatch.models import Ambulance, Case, Hospital
 from dispatch.permissions import is_crew_of, is_dispatcher, is_staff_of
 
 logger = logging.getLogger(__name__)
@@ -97,6 +102,68 @@ def _layer_in_trouble() -> bool:
     return time.monotonic() - _layer_trouble_at < _LAYER_TROUBLE_WINDOW_S
 
 
+class SharedReads:
+    """Reads that many sockets of this worker would make alike, made once for all of them: per key,
+    one read in flight, and its answer reused for ``ttl`` seconds after the read began. Only for the
+    periodic checks (a catch-up tick, a re-check), which tolerate an answer that much older; a
+    socket's start, resume and gap reads stay its own."""
+
+    def __init__(self):
+        self._reads: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+    async def get(self, key, ttl: float, read):
+        loop = asyncio.get_running_loop()
+        full_key = (loop, key)  # a future belongs to one event loop (tests run several)
+        now = time.monotonic()
+        found = self._reads.get(full_key)
+        if found is not None and (not found[1].done() or now - found[0] < ttl):
+            return await asyncio.shield(found[1])
+        if len(self._reads) > 4096:
+            self._prune(now, ttl)
+        task = loop.create_task(read())
+        self._reads[full_key] = (now, task)
+        try:
+            return await asyncio.shield(task)
+        except Exception:
+            # A failed read is nobody's answer: the next caller reads again.
+            if self._reads.get(full_key, (None, None))[1] is task:
+                del self._reads[full_key]
+            raise
+
+    def _prune(self, now: float, ttl: float) -> None:
+        for key, (began, future) in list(self._reads.items()):
+            if future.done() and now - began >= ttl:
+                del self._reads[key]
+
+
+shared_reads = SharedReads()
+# The longest a periodic check's shared answer is reused, and at most this fraction of the period.
+SHARED_READ_TTL_S = 1.0
+SHARED_READ_FRACTION = 0.1
+
+
+def _shared_ttl(interval: float) -> float:
+    return min(SHARED_READ_TTL_S, interval * SHARED_READ_FRACTION)
+
+
+# Group joins and leaves in flight at once per worker. Each takes a Redis connection from the
+# layer's pool, which refuses (MaxConnectionsError, 100 by default) rather than waits: hundreds of
+# consoles reconnecting to a restarted worker would otherwise fail to join and fall back to the
+# slow catch-up tick.
+MEMBERSHIP_CONCURRENCY = 32
+_membership_gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _membership_gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _membership_gates.get(loop)
+    if gate is None:
+        for old in [other for other in _membership_gates if other.is_closed()]:
+            del _membership_gates[old]
+        gate = _membership_gates[loop] = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
+    return gate
+
+
 class SocketEnded(Exception):
     """Raised after the socket was closed mid-delivery, to unwind whatever was sending."""
 
@@ -123,7 +190,7 @@ def usable_token(token: object) -> bool:
 
 def recheck_principal(principal: Principal):
     """Runs in a thread. ``(user, None)`` while the principal still holds, else ``(None, reason)``."""
-    user = get_user_model().objects.filter(pk=principal.user_id).first()
+    user = selectors.account_by_id(principal.user_id)
     if user is None:
         return None, "deleted"
     if not user.is_active:
@@ -189,6 +256,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
 
+    async def dispatch(self, message):
+        # channels' own dispatch first hops to a thread to close stale database connections, for
+        # every message on every socket: one doorbell to 500 consoles on a worker was 500 hops
+        # through its one sync thread, queued behind whatever else runs there. This consumer
+        # touches the database only through database_sync_to_async, which closes them itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def _channel_receive(self):
         delay = 0.5
         while True:
@@ -239,10 +316,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self._counted = False
             metrics.ws_closed(self.kind)
         self._stop_timers()
-        if self.stream is not None:
-            await self.channel_layer.group_discard(group_name(self.stream), self.channel_name)
-        if self._user_group is not None:
-            await self.channel_layer.group_discard(self._user_group, self.channel_name)
+        for group in (group_name(self.stream) if self.stream is not None else None, self._user_group):
+            if group is not None:
+                async with _membership_gate():
+                    await self.channel_layer.group_discard(group, self.channel_name)
 
     def _stop_timers(self):
         if self._auth_timer is not None:
@@ -305,7 +382,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _send_event(self, frame: dict):
         # The health summary is added here, for this recipient, at delivery: never stored, and
         # only after reading the account again (the user in the scope is as old as the socket).
-        if health.needs_summary(self.stream, frame["event"]):
+        if archive_access.needs_summary(self.stream, frame["event"]):
             data, reason = await database_sync_to_async(self._with_summary)(frame)
             if reason is not None:
                 await self._end_session(reason)
@@ -317,7 +394,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         reader, reason = recheck_principal(self._principal)
         if reader is None:
             return None, reason
-        return health.with_health_summary(reader=reader, event_type=frame["event"], data=frame["data"]), None
+        return archive_access.with_health_summary(reader=reader, event_type=frame["event"], data=frame["data"]), None
 
     def _authorize(self, principal: Principal):
         """Runs in a thread, after joining the user's group: a change committed from then on
@@ -370,7 +447,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             # is what keeps a console current through a Redis outage.
             await self._rejoin_groups()
             try:
-                await self._catch_up()
+                await self._catch_up(shared_ttl=_shared_ttl(interval))
             except asyncio.CancelledError:
                 raise
             except SocketEnded:
@@ -389,7 +466,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         on the event log (catch-up ticks, faster while the layer is down) and the periodic
         re-check, and re-joins on a later tick."""
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            async with _membership_gate():
+                await self.channel_layer.group_add(group, self.channel_name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -409,7 +487,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 return
             await self._rejoin_groups()
             try:
-                problem = await database_sync_to_async(self._recheck)()
+                # The same principal on the same stream gets the same answer (a console open in
+                # several tabs, a wall of screens on one account): one re-check a worker.
+                url_kwargs = tuple(sorted(self.scope.get("url_route", {}).get("kwargs", {}).items()))
+                key = ("recheck", type(self), self._principal, url_kwargs)
+                problem = await shared_reads.get(key, _shared_ttl(interval), database_sync_to_async(self._recheck))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -438,9 +520,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return "forbidden", "This stream is no longer yours.", CLOSE_FORBIDDEN, None
         return None
 
-    async def _catch_up(self):
+    async def _catch_up(self, *, shared_ttl: float = 0.0):
         async with self._lock:
-            last = await database_sync_to_async(selectors.stream_last_seq)(self.stream)
+            if shared_ttl > 0:
+                # Every socket on this stream asks the same question each tick: one read a worker.
+                stream = self.stream
+                last = await shared_reads.get(
+                    ("last_seq", stream), shared_ttl, lambda: database_sync_to_async(selectors.stream_last_seq)(stream)
+                )
+            else:
+                last = await database_sync_to_async(selectors.stream_last_seq)(self.stream)
             if last > self.sent_seq and not await self._replay(self.sent_seq, last):
                 await self._resync(last)
 
@@ -562,7 +651,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                     await self._resync(await database_sync_to_async(selectors.stream_last_seq)(self.stream))
                     return
             frame_text = message.get("frame")
-            if frame_text is not None and not health.needs_summary(self.stream, message["event"]):
+            if frame_text is not None and not archive_access.needs_summary(self.stream, message["event"]):
                 # Encoded once by emit() for every socket: sent as it is.
                 await self._send_text(frame_text)
             elif frame_text is not None:
@@ -586,7 +675,7 @@ class AmbulanceConsumer(StreamConsumer):
 
     def resolve_stream(self, user) -> str:
         ambulance_id = int(self.scope["url_route"]["kwargs"]["ambulance_id"])
-        if not Ambulance.objects.filter(pk=ambulance_id).exists():
+        if not selectors.unit_exists(ambulance_id):
             raise Denied("not_found", f"No ambulance with id {ambulance_id}.", CLOSE_NOT_FOUND)
         if not (is_crew_of(user, ambulance_id) or is_dispatcher(user)):
             raise Denied("forbidden", "Only this unit's crew may follow its stream.", CLOSE_FORBIDDEN)
@@ -598,7 +687,7 @@ class HospitalConsumer(StreamConsumer):
 
     def resolve_stream(self, user) -> str:
         hospital_id = int(self.scope["url_route"]["kwargs"]["hospital_id"])
-        if not Hospital.objects.filter(pk=hospital_id).exists():
+        if not selectors.hospital_exists(hospital_id):
             raise Denied("not_found", f"No hospital with id {hospital_id}.", CLOSE_NOT_FOUND)
         if not (is_staff_of(user, hospital_id) or is_dispatcher(user)):
             raise Denied("forbidden", "Only this hospital's staff may follow its feed.", CLOSE_FORBIDDEN)
@@ -621,7 +710,7 @@ class CaseConsumer(StreamConsumer):
 
         user, reason = recheck_principal(self._principal)
         case_id = int(self.scope["url_route"]["kwargs"]["case_id"])
-        if user is None or not Case.objects.filter(pk=case_id, caller_id=user.pk).exists():
+        if user is None or selectors.case_caller_id(case_id) != (True, user.pk):
             return {"code": "forbidden", "detail": "Only the caller texts on this case's stream."}
         try:
             messages.message_send(case_id=case_id, sender="caller", author=user, text=text)
@@ -635,10 +724,10 @@ class CaseConsumer(StreamConsumer):
 
     def resolve_stream(self, user) -> str:
         case_id = int(self.scope["url_route"]["kwargs"]["case_id"])
-        row = Case.objects.filter(pk=case_id).values_list("pk", "caller_id").first()
+        found, caller_id = selectors.case_caller_id(case_id)
         # Someone else's case looks exactly like a missing one. A case taken by phone has no
         # caller account (caller_id None): only dispatchers may follow it.
-        if row is None or (row[1] != user.pk and not is_dispatcher(user)):
+        if not found or (caller_id != user.pk and not is_dispatcher(user)):
             raise Denied("not_found", f"No case with id {case_id}.", CLOSE_NOT_FOUND)
         return case_stream(case_id)
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Role
-from dispatch.models import Ambulance
-from dispatch.selectors import ambulance_of_crew
-from dispatch.views import CONSOLE_LABELS
+from dispatch import selectors
+from dispatch.views import CONSOLE_LABELS, refused
 
 # A moving unit reports at most this often: 171 units every 5 s is what dispatch is sized for
 # (DESIGN.md, "Scaling out").
@@ -25,9 +25,9 @@ GPS_REPORT_EVERY_S = 5
 @login_required
 def crew_console(request):
     if request.user.role != Role.CREW:
-        return TemplateResponse(request, "crew/forbidden.html", status=403)
-    ambulance_id = ambulance_of_crew(request.user)
-    unit = Ambulance.objects.filter(pk=ambulance_id).first() if ambulance_id else None
+        return refused(request, _("Only ambulance crews may open the crew console."))
+    ambulance_id = selectors.ambulance_of_crew(request.user)
+    unit = selectors.unit_by_id(ambulance_id) if ambulance_id else None
     if unit is None:
         # Not an error of the crew member's making: say who can fix it.
         return TemplateResponse(request, "crew/unbound.html")

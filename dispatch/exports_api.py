@@ -8,14 +8,12 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import eido, health, hl7v2, selectors
-from dispatch.models import Admission
-from dispatch.permissions import IsDispatcher, is_dispatcher, is_staff_of
+from dispatch import archive_access, eido, hl7v2, lookups
+from dispatch.permissions import IsDispatcher
 
 
 class CaseEidoView(APIView):
@@ -36,10 +34,7 @@ class CaseEidoView(APIView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The EIDO document."), 404: None},
     )
     def get(self, request, case_id: int):
-        case = selectors.case_for_staff(case_id)
-        if case is None:
-            raise NotFound(f"No case with id {case_id}.")
-        return Response(eido.eido_for_case(case, now=timezone.now()))
+        return Response(eido.eido_for_case(lookups.case_or_404(case_id), now=timezone.now()))
 
 
 class AdmissionHl7v2View(APIView):
@@ -64,16 +59,12 @@ class AdmissionHl7v2View(APIView):
         },
     )
     def get(self, request, admission_id: int):
-        admission = (
-            Admission.objects.select_related("case", "case__caller", "hospital", "ambulance")
-            .filter(pk=admission_id)
-            .first()
+        admission = lookups.admission_for_staff(
+            request.user,
+            admission_id,
+            refusal="Only the destination hospital (or a dispatcher) may read this pre-notification.",
         )
-        if admission is None:
-            raise NotFound(f"No admission with id {admission_id}.")
-        if not (is_staff_of(request.user, admission.hospital_id) or is_dispatcher(request.user)):
-            raise PermissionDenied("Only the destination hospital (or a dispatcher) may read this pre-notification.")
-        block = health.health_summary_for(case=admission.case, reader=request.user)
+        block = archive_access.health_summary_for(case=admission.case, reader=request.user)
         message = hl7v2.adt_a05(
             admission,
             summary=block.get("summary") if block["available"] else None,

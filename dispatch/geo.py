@@ -125,10 +125,43 @@ def fast_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     return EARTH_RADIUS_M * math.hypot(x, y)
 
 
+# WGS-84 (the ellipsoid geodesic_m measures on): equatorial radius and first eccentricity squared.
+WGS84_A = _WGS84.a
+WGS84_E2 = _WGS84.f * (2 - _WGS84.f)
+# The smallest meridian radius of curvature (at the equator): no path covers a degree of latitude
+# in less than this many metres per radian.
+_MERIDIAN_MIN_M = WGS84_A * (1 - WGS84_E2)
+
+
 def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
-    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
-    dlon = math.degrees(radius_m / (EARTH_RADIUS_M * max(math.cos(math.radians(lat)), 0.01)))
-    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+    """(min_lat, max_lat, min_lon, max_lon) holding every point within ``radius_m`` of (lat, lon)
+    along the WGS-84 geodesic, proven rather than estimated: along any path a metre moves at most
+    1/M radians north (M >= a(1-e²), the equatorial meridian radius) and at most 1/(N·cos φ)
+    radians east (N >= a, and cos φ is smallest at the latitude farthest from the equator the path
+    can reach). A box that reaches a pole spans every longitude; one that crosses the antimeridian
+    runs past ±180 (the caller decides what to do with it)."""
+    dlat = radius_m / _MERIDIAN_MIN_M
+    farthest = math.radians(abs(lat)) + dlat
+    if farthest >= math.pi / 2:
+        return lat - math.degrees(dlat), lat + math.degrees(dlat), -180.0, 180.0
+    dlon = math.degrees(radius_m / (WGS84_A * math.cos(farthest)))
+    return lat - math.degrees(dlat), lat + math.degrees(dlat), lon - dlon, lon + dlon
+
+
+def ecef(lat: float, lon: float) -> tuple[float, float, float]:
+    """Earth-centred cartesian coordinates (metres) of a point on the WGS-84 ellipsoid."""
+    phi, lam = math.radians(lat), math.radians(lon)
+    sin_phi, cos_phi = math.sin(phi), math.cos(phi)
+    n = WGS84_A / math.sqrt(1 - WGS84_E2 * sin_phi * sin_phi)
+    return n * cos_phi * math.cos(lam), n * cos_phi * math.sin(lam), n * (1 - WGS84_E2) * sin_phi
+
+
+def chord_m(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Straight-line distance between two ``ecef`` points: never more than the geodesic between
+    them (no path over the surface is shorter than the straight line through it), and less by only
+    about s³/24R², 0.1 mm at 5 km and 1 mm at 10 km. That makes it an exact lower bound that ranks
+    almost like the geodesic, at about a hundredth of its cost."""
+    return math.dist(a, b)
 
 
 def point_in_ring(lon: float, lat: float, ring) -> bool:

@@ -1,18 +1,18 @@
 """Staff REST endpoints about health-archive access on a case (beyond reading the summary, which
 comes with the case itself): renewing access after its time limit.
 
-Thin: validate, check the case, call dispatch.health (which calls health_records' services).
+Thin: validate, check the case, call dispatch.archive_access (which calls health_records' services).
 """
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import health, selectors
+from dispatch import archive_access, lookups
 from dispatch.errors import Conflict
 from dispatch.inputs import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_MIN_LETTERS, validate_reason_words
 from dispatch.models import ACTIVE_CASE_STATUSES
@@ -55,9 +55,7 @@ class HealthRenewView(APIView):
         },
     )
     def post(self, request, case_id: int):
-        case = selectors.case_for_staff(case_id)
-        if case is None:
-            raise NotFound(f"No case with id {case_id}.")
+        case = lookups.case_or_404(case_id)
         if case.status not in ACTIVE_CASE_STATUSES:
             raise Conflict(f"The case is {case.status}; its health data is closed.", code="case_not_open")
         data = HealthRenewInputSerializer(data=request.data)
@@ -65,7 +63,7 @@ class HealthRenewView(APIView):
         # AccessDenied (403, its own code) answers through the exception handler; an InvalidGrant
         # is worded for this endpoint: its reason field, or a conflict when nothing has expired.
         try:
-            grants = health.renew_case_grants(case=case, actor=request.user, reason=data.validated_data["reason"])
+            grants = archive_access.renew_case_grants(case=case, actor=request.user, reason=data.validated_data["reason"])
         except health_records.InvalidGrant as invalid:
             if invalid.code == "nothing_to_renew":
                 raise Conflict("No health-archive access on this case has expired.", code="nothing_to_renew") from None

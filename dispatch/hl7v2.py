@@ -7,7 +7,7 @@ admission id, the ED's registration number once acknowledged as the alternate vi
 ETA in seconds, NTE for the complaint, the unit, and why health data is missing when it is.
 
 Health data (PID name/sex/birth date, AL1, DG1, blood group) comes only from a summary dict the
-caller obtained through ``dispatch.health.health_summary_for`` (a granted, logged read); without
+caller obtained through ``dispatch.archive_access.health_summary_for`` (a granted, logged read); without
 one the message still announces the patient, as "unknown", with the reason in an NTE.
 Free text is escaped per HL7 v2 section 2.7 so a ``|`` or ``^`` typed by a citizen can never open
 a new field or component.

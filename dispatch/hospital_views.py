@@ -3,27 +3,27 @@ besides the admission feed, today's arrivals (GET /api/v1/hospitals/{id}/arrival
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
-from dispatch import selectors
-from dispatch.models import AdmissionStatus, Complaint, EdStatus, Hospital, UnitStatus
-from dispatch.permissions import is_dispatcher, is_staff_of
+from dispatch import lookups, selectors
+from dispatch.inputs import moment_param
+from dispatch.models import AdmissionStatus, Complaint, EdStatus, UnitStatus
 from dispatch.serializers import AdmissionSerializer, admission_payload, hospital_payload
+from dispatch.views import refused
 
 # Display labels ("English 中文") for the board's script, from the models' own choices.
 BOARD_LABELS = {
@@ -40,39 +40,24 @@ ARRIVALS_DEFAULT_AGE = timedelta(hours=24)
 ARRIVALS_LIMIT = 200
 
 
-def _refusal(request, *, title_en: str, title_zh: str, message_en: str, message_zh: str):
-    return TemplateResponse(
-        request,
-        "hospital/refused.html",
-        {"title_en": title_en, "title_zh": title_zh, "message_en": message_en, "message_zh": message_zh},
-        status=403,
-    )
-
-
 @never_cache
 @ensure_csrf_cookie  # the board's fetch() calls send it back as X-CSRFToken
 @login_required
 def hospital_board(request):
     user = request.user
     if user.role != Role.HOSPITAL:
-        return _refusal(
-            request,
-            title_en="Not allowed",
-            title_zh="无权访问",
-            message_en="Only hospital staff may open the admission board.",
-            message_zh="只有医院工作人员可以打开院前接收看板。",
-        )
+        return refused(request, _("Only hospital staff may open the admission board."))
     hospital_id = selectors.hospital_of_staff(user)
     if hospital_id is None:
-        return _refusal(
+        return refused(
             request,
-            title_en="No hospital linked",
-            title_zh="未绑定医院",
-            message_en="Your account is not linked to a hospital yet, so there is no admission board to show. "
-            "Ask the 120 centre's operator to link it to your hospital, then sign in again.",
-            message_zh="您的账号尚未绑定医院，因此没有可显示的接收看板。请联系 120 中心管理员绑定医院后重新登录。",
+            _(
+                "Your account is not linked to a hospital yet, so there is no admission board to show. "
+                "Ask the 120 centre's operator to link it to your hospital, then sign in again."
+            ),
+            title=_("No hospital linked"),
         )
-    hospital = Hospital.objects.get(pk=hospital_id)
+    hospital = selectors.hospital_with_load(hospital_id)
     board = {
         "hospital": hospital_payload(hospital),
         "labels": BOARD_LABELS,
@@ -94,23 +79,6 @@ class ArrivalsSerializer(serializers.Serializer):
     results = AdmissionSerializer(many=True, help_text="Handed-over admissions, newest first; never any health data.")
 
 
-def _since(param: str | None, now: datetime) -> datetime:
-    if param is None or param == "":
-        return now - ARRIVALS_DEFAULT_AGE
-    parsed = None
-    try:
-        parsed = parse_datetime(param.strip())
-    except ValueError:
-        pass
-    if parsed is None:
-        raise ValidationError({"since": ["Give an ISO 8601 date and time, e.g. 2026-12-02T00:00:00+08:00."]})
-    if timezone.is_naive(parsed):
-        raise ValidationError({"since": ["Include a UTC offset (e.g. +08:00 or Z): a bare local time is ambiguous."]})
-    if parsed < now - ARRIVALS_MAX_AGE:
-        raise ValidationError({"since": [f"At most {int(ARRIVALS_MAX_AGE.total_seconds() // 3600)} hours ago."]})
-    return parsed
-
-
 class HospitalArrivalsView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -129,11 +97,13 @@ class HospitalArrivalsView(APIView):
         responses=ArrivalsSerializer,
     )
     def get(self, request, hospital_id: int):
-        get_object_or_404(Hospital, pk=hospital_id)
-        if not (is_staff_of(request.user, hospital_id) or is_dispatcher(request.user)):
-            raise PermissionDenied("Only this hospital's staff (or a dispatcher) may read its arrivals.")
+        lookups.hospital_for_staff(
+            request.user, hospital_id, refusal="Only this hospital's staff (or a dispatcher) may read its arrivals."
+        )
         now = timezone.now()
-        since = _since(request.query_params.get("since"), now)
+        since = moment_param(request, "since", default=now - ARRIVALS_DEFAULT_AGE)
+        if since < now - ARRIVALS_MAX_AGE:
+            raise ValidationError({"since": [f"At most {int(ARRIVALS_MAX_AGE.total_seconds() // 3600)} hours ago."]})
         arrivals = selectors.arrivals_of_hospital(hospital_id, since=since, limit=ARRIVALS_LIMIT)
         return Response(
             {

@@ -32,8 +32,9 @@ _SEEN = "_onekey_tap_seen"
 def tap_seen(request) -> bool:
     """Whether the caller already made the tap carrying this request's Idempotency-Key (a retry).
 
-    Asked twice per tap, by the SOS throttle (a retry is never refused) and by the view (a new key
-    needs no lookup before the insert), so the answer is kept on the request: one query, not two.
+    Asked only by the SOS throttle, for a tap over the limit (a retry is never refused): a tap
+    within it is never looked up, the insert's unique constraint tells a retry. Kept on the
+    request, so asking again costs nothing.
     """
     seen = getattr(request, _SEEN, None)
     if seen is None:

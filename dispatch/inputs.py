@@ -1,18 +1,31 @@
-"""Input validation shared by every endpoint that takes a position, and the rule for reasons a
-person must give in words (break-glass, grant renewal)."""
+"""Input validation shared by the endpoints: ids, positions, query parameters, and the rule for
+reasons a person must give in words (break-glass, grant renewal)."""
 
 from __future__ import annotations
 
 import math
 import unicodedata
-from datetime import timedelta
+from datetime import datetime, time, timedelta, tzinfo
 
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 from dispatch import geo
 from dispatch.models import Crs, LocationSource
 from dispatch.services import Fix
+
+
+# Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
+MAX_ID = 2**63 - 1
+
+
+class IdField(serializers.IntegerField):
+    """A database id in a request body: 1 to MAX_ID."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
 
 
 class StrictFloatField(serializers.FloatField):
@@ -109,3 +122,71 @@ def validate_reason_words(value: str) -> str:
     if len({ch.casefold() for ch in letters}) < 3:
         raise serializers.ValidationError("Say why in words, not a repeated character.")
     return text
+
+
+# --- query parameters --------------------------------------------------------------------------
+# Each refuses with a 400 naming the parameter, the same way DRF names a body field.
+
+
+def _refuse(name: str, message: str):
+    raise ValidationError({name: [message]})
+
+
+def int_param(request, name: str, *, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        _refuse(name, "A whole number is required.")
+    if not low <= value <= high:
+        _refuse(name, f"Use a number from {low} to {high}.")
+    return value
+
+
+def float_param(request, name: str, *, low: float, high: float) -> float:
+    """A required number."""
+    try:
+        value = float(request.query_params.get(name))
+    except (TypeError, ValueError):
+        _refuse(name, "A number is required.")
+    if not low <= value <= high:  # also refuses NaN
+        _refuse(name, f"Use a number from {low} to {high}.")
+    return value
+
+
+def flag_param(request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def moment_param(
+    request, name: str, *, default: datetime, local_zone: tzinfo | None = None, day_end: bool = False
+) -> datetime:
+    """An ISO 8601 instant, always aware. With ``local_zone`` a bare local time is read in that zone
+    and a bare date is that day's midnight there (the next midnight with ``day_end``, so that "to" a
+    date includes the day). Without one both are refused: a bare local time is ambiguous."""
+    raw = (request.query_params.get(name) or "").strip()
+    if not raw:
+        return default
+    day = moment = None
+    try:
+        # A bare date first: parse_datetime would also read "2021-07-20" (as midnight), losing "whole day".
+        day = parse_date(raw) if local_zone is not None and len(raw) == 10 else None
+        moment = None if day else parse_datetime(raw)
+    except ValueError:  # well formed but impossible, e.g. 2021-13-40
+        day = moment = None
+    if day is not None:
+        return datetime.combine(day + timedelta(days=1 if day_end else 0), time.min, tzinfo=local_zone)
+    if moment is None:
+        _refuse(
+            name,
+            "Give an ISO 8601 date or date and time, e.g. 2021-07-20 or 2021-07-20T18:00+08:00."
+            if local_zone is not None
+            else "Give an ISO 8601 date and time, e.g. 2026-12-02T00:00:00+08:00.",
+        )
+    if timezone.is_naive(moment):
+        if local_zone is None:
+            _refuse(name, "Include a UTC offset (e.g. +08:00 or Z): a bare local time is ambiguous.")
+        moment = moment.replace(tzinfo=local_zone)
+    return moment

@@ -3,7 +3,7 @@ reports API, the reports page and the replay's summary."""
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,13 +26,13 @@ STAMPS = sorted({f for spec in INTERVALS.values() for f in spec[:2]})
 
 
 def percentile(values: list[float], share: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), or None for no values."""
+    """The value below which ``share`` (a whole percent: 0.5, 0.9, 0.99) of ``values`` lie, linear
+    between closest ranks (numpy's default, statistics' "inclusive"); None for no values."""
     if not values:
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * share
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    if len(values) == 1:
+        return float(values[0])  # statistics.quantiles wants two points before Python 3.13
+    return statistics.quantiles(values, n=100, method="inclusive")[round(share * 100) - 1]
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:

@@ -229,6 +229,9 @@ class Case(models.Model):
     # with a reason; every change is an event.
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.URGENT)
     priority_reason = models.CharField(max_length=300, blank=True)
+    # The same grounds as data (dispatch.triage.Verdict.basis), for each page to word in its own
+    # language; null on a case whose priority was set before it existed.
+    priority_basis = models.JSONField(null=True, blank=True)
     # The call-taker's first questions as the caller answered them, each true / false / absent:
     # {"conscious": …, "breathing_normally": …, "heavy_bleeding": …}.
     triage = models.JSONField(default=dict, blank=True)

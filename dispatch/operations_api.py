@@ -12,18 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import services
+from dispatch.inputs import IdField
 from dispatch.permissions import IsDispatcher
 from dispatch.serializers import CaseSerializer
 
-# Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
-MAX_ID = 2**63 - 1
-
 
 class ReassignInputSerializer(serializers.Serializer):
-    ambulance = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The unit to send instead.")
-    replacing = serializers.IntegerField(
-        min_value=1,
-        max_value=MAX_ID,
+    ambulance = IdField(help_text="The unit to send instead.")
+    replacing = IdField(
         required=False,
         allow_null=True,
         help_text="The unit the dispatcher saw on the case; 409 if another dispatcher changed it meanwhile.",
@@ -31,7 +27,7 @@ class ReassignInputSerializer(serializers.Serializer):
 
 
 class HospitalInputSerializer(serializers.Serializer):
-    hospital = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    hospital = IdField()
 
 
 class ReassignView(APIView):

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from dispatch import geo, geocoding, idempotency, services
 from dispatch.api import DispatchCaseListView
-from dispatch.inputs import StrictFloatField
+from dispatch.inputs import StrictFloatField, float_param
 from dispatch.models import Complaint, Crs, LocationSource
 from dispatch.permissions import IsDispatcher
 from dispatch.phones import normalize_caller_phone
@@ -177,17 +177,6 @@ class GeocodeView(APIView):
         return Response(geocoding.forward(query))
 
 
-def _coordinate(request, name: str, low: float, high: float) -> float:
-    raw = request.query_params.get(name)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValidationError({name: ["A number is required."]}) from None
-    if not (low <= value <= high):  # also refuses NaN
-        raise ValidationError({name: [f"Must be between {low} and {high}."]})
-    return value
-
-
 class ReverseGeocodeView(APIView):
     permission_classes = [IsDispatcher]
 
@@ -200,6 +189,6 @@ class ReverseGeocodeView(APIView):
         responses=ReversePlaceSerializer,
     )
     def get(self, request):
-        lat = _coordinate(request, "lat", -90.0, 90.0)
-        lon = _coordinate(request, "lon", -180.0, 180.0)
+        lat = float_param(request, "lat", low=-90.0, high=90.0)
+        lon = float_param(request, "lon", low=-180.0, high=180.0)
         return Response(geocoding.reverse(lat, lon))

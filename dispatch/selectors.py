@@ -3,11 +3,13 @@ caller might evaluate outside a thread."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Case as CaseWhen, Count, IntegerField, Min, Prefetch, Q, Value, When
+from django.db import connections
+from django.db.models import Case as CaseWhen, Count, F, IntegerField, Prefetch, Q, Value, When
 
 from dispatch import geo
 from dispatch.models import (
@@ -26,6 +28,7 @@ from dispatch.models import (
     Event,
     Hospital,
     HospitalStaff,
+    Station,
     StreamCounter,
     UnitStatus,
 )
@@ -43,78 +46,140 @@ class Recommendation:
     eta_s: int
 
 
-# Search rings for the prefilter: a bounding box on the indexed (status, lat, lon) columns.
+# Search rings: a bounding box on the indexed (status, lat, lon) columns, widened until it settles
+# the answer.
 _SEARCH_RADII_M = (5_000, 15_000, 50_000, 200_000)
-# fast_distance_m is within this fraction of the geodesic distance (sphere vs WGS-84 ellipsoid is
-# at most ~0.6%; the planar approximation adds little over a city), so it can bound, not only guess.
-_FAST_ERROR = 0.01
-_MARGIN = (1 + _FAST_ERROR) / (1 - _FAST_ERROR)
-
-
-def _finalist_cutoff(fast_distances: list[float], count: int) -> float:
-    """No unit farther than this (fast metric) can be among the ``count`` nearest by geodesic."""
-    kth = heapq.nsmallest(count, fast_distances)[-1]
-    return kth * _MARGIN + 1.0
-
+# geographiclib's distances are good to ~15 nm and the chord's rounding is smaller still: a
+# millimetre of slack in every comparison between them covers both and changes no ranking.
+_ROUNDING_M = 1e-3
 
 Candidate = tuple[int, float, float]  # (ambulance id, lat, lon)
 
 
 def rank_units(lat: float, lon: float, candidates: list[Candidate], *, count: int) -> list[tuple[int, float, int]]:
-    """Cheap planar distance for every candidate, geodesic only for the finalists.
-    Returns (ambulance id, distance_m, eta_s), best first.
+    """The ``count`` nearest candidates by geodesic, best first: (ambulance id, distance_m, eta_s).
 
-    The finalists are every unit whose planar distance could still put it among the ``count``
-    nearest once measured properly; a fixed number of finalists would drop the true nearest when
-    several units sit at almost the same distance in different directions."""
-    if not candidates or not geo.is_valid_point(lat, lon):
+    Exactly what measuring the geodesic to every candidate and sorting by (ETA, distance, id) gives
+    (ETA only ever grows with distance), but the geodesic, the costly part, is measured only for
+    the few that can win. Candidates are taken nearest first by their chord, which is never longer
+    than their geodesic, until the next chord is longer than the ``count``-th distance found: that
+    candidate and every one after it are farther. Over a city the chord is within a millimetre of
+    the geodesic, so this is usually ``count`` + 1 geodesics."""
+    if count < 1 or not candidates or not geo.is_valid_point(lat, lon):
         return []
-    fast = [(geo.fast_distance_m(lat, lon, c_lat, c_lon), unit_id, c_lat, c_lon) for unit_id, c_lat, c_lon in candidates]
-    cutoff = _finalist_cutoff([d for d, *_ in fast], count)
-    ranked = []
-    for approx, unit_id, c_lat, c_lon in fast:
-        if approx > cutoff:
-            continue
-        distance = geo.geodesic_m(lat, lon, c_lat, c_lon)
-        ranked.append((eta_seconds(distance), distance, unit_id))
-    ranked.sort()
-    return [(unit_id, distance, eta) for eta, distance, unit_id in ranked[:count]]
+    origin = geo.ecef(lat, lon)
+    queue = [(geo.chord_m(origin, geo.ecef(c_lat, c_lon)), unit_id, c_lat, c_lon) for unit_id, c_lat, c_lon in candidates]
+    heapq.heapify(queue)
+    best: list[tuple[float, int]] = []  # (distance, id), sorted, at most ``count``
+    while queue:
+        chord, unit_id, c_lat, c_lon = heapq.heappop(queue)
+        if len(best) == count and chord > best[-1][0] + _ROUNDING_M:
+            break
+        bisect.insort(best, (geo.geodesic_m(lat, lon, c_lat, c_lon), unit_id))
+        del best[count:]
+    return [(unit_id, distance, eta_seconds(distance)) for distance, unit_id in best]
 
 
 def recommend_units(*, lat: float, lon: float, count: int | None = None) -> list[Recommendation]:
     count = count or settings.RECOMMENDATION_COUNT
-    # Plain tuples for the prefilter: building model instances for every unit in the box would
-    # cost more than the ranking itself; only the winners are loaded in full.
     if not geo.is_valid_point(lat, lon):
         return []
-    # A unit whose stored position is not a WGS-84 point (written by hand) is left out, not ranked:
-    # one bad row must not break every dispatcher's ranking. NaN fails these ranges too.
-    available = (
-        Ambulance.objects.filter(status=UnitStatus.AVAILABLE, lat__gte=-90, lat__lte=90, lon__gte=-180, lon__lte=180)
-        .values_list("id", "lat", "lon")
-    )
-    ranked = None
+    ranked = _nearest_available(lat, lon, count)
+    # Model instances only for the winners: building them for every unit in a box would cost more
+    # than the ranking itself.
+    units = _units_with_station([unit_id for unit_id, _, _ in ranked])
+    return [
+        Recommendation(ambulance=units[unit_id], distance_m=distance, eta_s=eta)
+        for unit_id, distance, eta in ranked
+        if unit_id in units  # deleted since it was ranked
+    ]
+
+
+def _nearest_available(lat: float, lon: float, count: int) -> list[tuple[int, float, int]]:
     for radius in _SEARCH_RADII_M:
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
-        candidates = list(available.filter(lat__range=(min_lat, max_lat), lon__range=(min_lon, max_lon)))
+        if min_lon < -180 or max_lon > 180:
+            break  # across the antimeridian the box would be two ranges; rank the whole fleet instead
+        candidates = _available_in_box(max(min_lat, -90.0), min(max_lat, 90.0), min_lon, max_lon)
         if len(candidates) < count:
             continue
-        # The box holds everything within ``radius``, but its corners reach farther: only when the
-        # finalists all lie inside the inscribed circle is nothing outside the box a better unit.
-        cutoff = _finalist_cutoff([geo.fast_distance_m(lat, lon, c_lat, c_lon) for _, c_lat, c_lon in candidates], count)
-        if cutoff <= radius * 0.99:
-            ranked = rank_units(lat, lon, candidates, count=count)
-            break
-    if ranked is None:
-        ranked = rank_units(lat, lon, list(available), count=count)
-    units = Ambulance.objects.select_related("station").in_bulk([unit_id for unit_id, _, _ in ranked])
-    return [Recommendation(ambulance=units[unit_id], distance_m=distance, eta_s=eta) for unit_id, distance, eta in ranked]
+        ranked = rank_units(lat, lon, candidates, count=count)
+        # The box holds every unit within ``radius`` (geo.bounding_box proves it), so a unit
+        # outside it is farther than that: once the count-th best is within the radius, no unit
+        # the box left out could be among the best.
+        if ranked[-1][1] + _ROUNDING_M <= radius:
+            return ranked
+    # A unit whose stored position is not a WGS-84 point (written by hand) is left out, not ranked:
+    # one bad row must not break every dispatcher's ranking. NaN fails these ranges too.
+    everyone = Ambulance.objects.filter(
+        status=UnitStatus.AVAILABLE, lat__gte=-90, lat__lte=90, lon__gte=-180, lon__lte=180
+    ).values_list("id", "lat", "lon")
+    return rank_units(lat, lon, list(everyone), count=count)
 
 
-def unit_eta_to_case(case: Case) -> int | None:
-    if case.ambulance is None or case.status not in (CaseStatus.DISPATCHED, CaseStatus.EN_ROUTE):
-        return None
-    return eta_between(case.ambulance.lat, case.ambulance.lon, case.lat, case.lon)
+# SQL as the ORM compiled it, per database and query: see _compiled_once.
+_COMPILED_SQL: dict[tuple, str] = {}
+
+
+def _compiled_once(key: tuple, queryset_for, stand_ins: list):
+    """(connection, SQL) of ``queryset_for(*stand_ins)`` as the ORM compiles it, compiled once per
+    database and ``key`` and then only executed, each call passing its own values in place of the
+    stand-ins. For the queries every recommendation runs: building and compiling a queryset took
+    longer than running it. Only the SQL is kept, never a row (units move). The stand-ins must come
+    back as the parameters, in order, or the values would land in the wrong places: checked here."""
+    connection = connections[Ambulance.objects.db]
+    full_key = (connection.alias, connection.vendor, *key)
+    sql = _COMPILED_SQL.get(full_key)
+    if sql is None:
+        sql, params = queryset_for(*stand_ins).query.get_compiler(connection=connection).as_sql()
+        if list(params) != list(stand_ins):
+            raise RuntimeError(f"the compiled {key[0]} query's parameters came out as {params!r}")
+        _COMPILED_SQL[full_key] = sql
+    return connection, sql
+
+
+def _available_in_box(min_lat: float, max_lat: float, min_lon: float, max_lon: float) -> list[Candidate]:
+    """Available units inside the box, as plain (id, lat, lon) rows, on the (status, lat, lon)
+    index. The bounds are valid coordinates, which NaN and other impossible stored positions fall
+    outside of."""
+    connection, sql = _compiled_once(
+        ("box",),
+        lambda status, *box: Ambulance.objects.filter(Q(status=status), Q(lat__range=box[:2]), Q(lon__range=box[2:])).values_list(
+            "id", "lat", "lon"
+        ),
+        # Bounds no real box has, so the check in _compiled_once can tell them apart.
+        [UnitStatus.AVAILABLE.value, -1001.0, -1002.0, -1003.0, -1004.0],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [UnitStatus.AVAILABLE.value, min_lat, max_lat, min_lon, max_lon])
+        return cursor.fetchall()
+
+
+_STATION_FIELDS = [field.attname for field in Station._meta.concrete_fields]  # "id" first
+
+
+def _units_with_station(ids: list[int]) -> dict[int, Ambulance]:
+    """What ``select_related("station").in_bulk(ids)`` gives, in one compiled-once query: the units
+    come from Manager.raw (which applies the database's converters to every model field) and each
+    one's station from the same row. The station's columns arrive as plain values, so
+    tests/test_recommend_ranking.py checks every field against an ORM load; a station field that
+    needs converting (a date, JSON) would fail it."""
+    if not ids:
+        return {}
+    _, sql = _compiled_once(
+        ("units", len(ids)),
+        lambda *pks: Ambulance.objects.filter(pk__in=pks).values(
+            *(field.attname for field in Ambulance._meta.concrete_fields),
+            **{f"station_{name}": F(f"station__{name}") for name in _STATION_FIELDS[1:]},
+        ),
+        [-(i + 1) for i in range(len(ids))],
+    )
+    units = {}
+    for unit in Ambulance.objects.raw(sql, ids):
+        values = [unit.station_id, *(getattr(unit, f"station_{name}") for name in _STATION_FIELDS[1:])]
+        unit.station = Station.from_db(unit._state.db, _STATION_FIELDS, values)
+        units[unit.pk] = unit
+    return units
 
 
 def eta_between(lat1: float, lon1: float, lat2: float, lon2: float) -> int | None:
@@ -155,9 +220,10 @@ def _with_load(query):
     )
 
 
-def hospital_with_load(hospital_id: int) -> Hospital:
-    """A hospital with its incoming count read now (what hospital_payload shows)."""
-    return _with_load(Hospital.objects.filter(pk=hospital_id)).get()
+def hospital_with_load(hospital_id: int) -> Hospital | None:
+    """A hospital with its incoming count read now (what hospital_payload shows), or None: the one
+    way a hospital is fetched by id."""
+    return _with_load(Hospital.objects.filter(pk=hospital_id)).first()
 
 
 def effective_free_beds(hospital: Hospital) -> int:
@@ -250,7 +316,9 @@ def tap_exists(caller, idempotency_key: str | None) -> bool:
     return Case.objects.filter(caller=caller, idempotency_key=idempotency_key).exists()
 
 
-def case_for_staff(case_id: int) -> Case | None:
+def case_by_id(case_id: int) -> Case | None:
+    """A case with its caller, unit and hospital: all its payloads and access checks read.
+    Every endpoint fetches a case this way (dispatch.lookups says 404 when it is None)."""
     return Case.objects.select_related("caller", "ambulance", "hospital").filter(pk=case_id).first()
 
 
@@ -302,10 +370,6 @@ def stream_last_seq(stream: str) -> int:
     return StreamCounter.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
 
 
-def stream_oldest_seq(stream: str) -> int | None:
-    return Event.objects.filter(stream=stream).aggregate(oldest=Min("seq"))["oldest"]
-
-
 def events_after(stream: str, since: int, *, upto: int | None = None, limit: int = 1000) -> list[Event]:
     query = Event.objects.filter(stream=stream, seq__gt=since)
     if upto is not None:
@@ -324,3 +388,42 @@ def arrivals_of_hospital(hospital_id: int, *, since, limit: int = 200) -> list[A
         .filter(hospital_id=hospital_id, status=AdmissionStatus.HANDED_OVER, updated_at__gte=since)
         .order_by("-updated_at", "-id")[:limit]
     )
+
+
+# --- the object a URL names (dispatch.lookups answers 404 when these say None) ---------------------
+
+
+def unit_by_id(ambulance_id: int) -> Ambulance | None:
+    return Ambulance.objects.select_related("station").filter(pk=ambulance_id).first()
+
+
+def admission_by_id(admission_id: int) -> Admission | None:
+    """An admission with what its payload, the health check and the HL7 v2 message read."""
+    return (
+        Admission.objects.select_related("case", "case__caller", "hospital", "ambulance").filter(pk=admission_id).first()
+    )
+
+
+# --- what a live stream's socket checks (dispatch.consumers) -------------------------------------
+
+
+def account_by_id(user_id: int):
+    """The account as it is now (a socket re-reads it: its scope's user is as old as the socket)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=user_id).first()
+
+
+def unit_exists(ambulance_id: int) -> bool:
+    return Ambulance.objects.filter(pk=ambulance_id).exists()
+
+
+def hospital_exists(hospital_id: int) -> bool:
+    return Hospital.objects.filter(pk=hospital_id).exists()
+
+
+def case_caller_id(case_id: int) -> tuple[bool, int | None]:
+    """(whether the case exists, its caller's account id: None for a call taken by phone)."""
+    row = Case.objects.filter(pk=case_id).values_list("caller_id", flat=True)[:1]
+    found = list(row)
+    return (True, found[0]) if found else (False, None)

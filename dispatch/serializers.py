@@ -13,7 +13,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseLocation, CaseMessage, Hospital, Station
+from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseMessage, Hospital
 
 
 class FiniteFloatField(serializers.FloatField):
@@ -41,12 +41,8 @@ MILESTONE_FIELDS = (
     "cancelled_at",
     "closed_at",
 )
-
-
-class StationSerializer(ModelSerializer):
-    class Meta:
-        model = Station
-        fields = ("id", "code", "name_zh", "name_en", "district", "lat", "lon")
+# The handover and the crew's return to service are the centre's business, not the caller's.
+CITIZEN_MILESTONE_FIELDS = tuple(f for f in MILESTONE_FIELDS if f not in ("transfer_of_care_at", "back_in_service_at"))
 
 
 class HospitalSerializer(ModelSerializer):
@@ -115,12 +111,6 @@ class HospitalBriefSerializer(ModelSerializer):
         fields = ("id", "code", "name_zh", "name_en", "lat", "lon")
 
 
-class LocationSerializer(ModelSerializer):
-    class Meta:
-        model = CaseLocation
-        fields = ("lat", "lon", "accuracy_m", "altitude_m", "floor", "source", "crs", "fix_time", "received_at")
-
-
 class AdmissionSerializer(ModelSerializer):
     case = serializers.IntegerField(source="case_id", read_only=True)
     hospital = serializers.IntegerField(source="hospital_id", read_only=True)
@@ -178,6 +168,32 @@ def live_eta_target(case: Case) -> str | None:
     return None
 
 
+class PriorityBasisSerializer(serializers.Serializer):
+    """The schema of a case's priority_basis (dispatch.triage.Verdict); never run, see PriorityBasisField."""
+
+    kind = serializers.ChoiceField(
+        choices=("complaint", "answers", "archive", "dispatcher"),
+        help_text="complaint: the centre's policy for the complaint; answers: the caller's answers raised it; archive: "
+        "the health archive raised it (no condition named); dispatcher: a dispatcher set it (their words are in "
+        "priority_reason).",
+    )
+    priority = serializers.IntegerField(help_text="The priority this basis gave.")
+    complaint = serializers.CharField(required=False, help_text="kind complaint: the complaint (a Case complaint value).")
+    answers = serializers.ListField(
+        child=serializers.ChoiceField(choices=("conscious", "breathing_normally", "heavy_bleeding")),
+        required=False,
+        help_text="kind answers: the questions whose answer raised it (conscious and breathing_normally answered "
+        "false, heavy_bleeding true).",
+    )
+    by = serializers.CharField(required=False, help_text="kind dispatcher: the dispatcher's username.")
+
+
+@extend_schema_field(PriorityBasisSerializer(allow_null=True))
+class PriorityBasisField(serializers.JSONField):
+    # Stored as built (dispatch.triage): passed through as JSON, no per-case validation cost.
+    pass
+
+
 class CaseSerializer(ModelSerializer):
     """The staff view of a case (dispatcher, crew of its unit, its hospital). No health data:
     that is added per recipient at delivery time, never stored in an event."""
@@ -206,6 +222,13 @@ class CaseSerializer(ModelSerializer):
     )
     priority_reason = serializers.CharField(
         read_only=True, help_text='Why, in words: e.g. "complaint: chest pain → 1", "not breathing normally → 1".'
+    )
+    priority_basis = PriorityBasisField(
+        read_only=True,
+        allow_null=True,
+        help_text='The same grounds as data, for a page to word in its own language: e.g. {"kind": "complaint", '
+        '"complaint": "chest_pain", "priority": 1}. Null on a case triaged before the field existed: show '
+        "priority_reason.",
     )
     triage = serializers.JSONField(
         read_only=True,
@@ -236,6 +259,7 @@ class CaseSerializer(ModelSerializer):
             "status",
             "priority",
             "priority_reason",
+            "priority_basis",
             "triage",
             "silent",
             "possible_duplicate_of",
@@ -308,6 +332,20 @@ class CitizenUnitSerializer(serializers.Serializer):
     position_at = serializers.DateTimeField(allow_null=True)
 
 
+class HelpComingSerializer(serializers.Serializer):
+    """The schema of a merged case's help_coming (dispatch.merged.help_coming)."""
+
+    status = serializers.ChoiceField(
+        choices=("waiting", "dispatched", "en_route", "on_scene", "left_scene", "cancelled"),
+        help_text="waiting: no unit sent yet; dispatched, en_route, on_scene: the unit's progress; left_scene: the crew "
+        "has been and left; cancelled: that report was cancelled and no unit comes through it (call again).",
+    )
+    call_sign = serializers.CharField(allow_null=True, help_text="The unit coming, null until one is sent.")
+    eta_s = serializers.IntegerField(
+        allow_null=True, help_text="Seconds until the unit reaches your position, while dispatched or en route; else null."
+    )
+
+
 class CitizenCaseSerializer(ModelSerializer):
     """What the caller sees: who is coming, from where, and when."""
 
@@ -324,6 +362,10 @@ class CitizenCaseSerializer(ModelSerializer):
         help_text="Someone else reported the same emergency: this case was joined to theirs (then cancelled here) and "
         "their unit comes to you both. Null otherwise.",
     )
+    help_coming = serializers.SerializerMethodField(
+        help_text="When merged: the unit of the case yours was joined to, as it comes to you (call sign, progress, ETA "
+        "to your position), and nothing about the other caller. Null when not merged; updated live on your case stream."
+    )
 
     class Meta:
         model = Case
@@ -333,6 +375,7 @@ class CitizenCaseSerializer(ModelSerializer):
             "silent",
             "triage",
             "merged_into",
+            "help_coming",
             "for_self",
             "complaint",
             "note",
@@ -342,16 +385,15 @@ class CitizenCaseSerializer(ModelSerializer):
             "ambulance",
             "eta_s",
             "hospital",
-            "received_at",
-            "notified_at",
-            "en_route_at",
-            "on_scene_at",
-            "left_scene_at",
-            "at_destination_at",
-            "cancelled_at",
-            "closed_at",
+            *CITIZEN_MILESTONE_FIELDS,
             "updated_at",
         )
+
+    @extend_schema_field(HelpComingSerializer(allow_null=True))
+    def get_help_coming(self, case: Case) -> dict | None:
+        from dispatch.merged import help_coming
+
+        return help_coming(case, kept=self.context.get("kept"))
 
     @extend_schema_field(CitizenUnitSerializer(allow_null=True))
     def get_ambulance(self, case: Case) -> dict | None:
@@ -380,13 +422,32 @@ class CaseDetailSerializer(CaseSerializer):
 # --- the one builder per entity and audience (REST snapshots and stream events) ----------------
 
 
+# DRF builds a serializer's fields afresh for every instance (a deepcopy of the declared fields and
+# model introspection): that was most of a payload's cost, twice per tap. The builders only read,
+# so each uses one instance per class with its fields built once; to_representation keeps nothing
+# on the instance, so threads share it. A builder that needs a context builds its own.
+_READERS: dict[type, serializers.BaseSerializer] = {}
+
+
+def _represent(serializer_class: type[serializers.BaseSerializer], instance) -> dict:
+    reader = _READERS.get(serializer_class)
+    if reader is None:
+        reader = serializer_class()
+        reader.fields  # noqa: B018 - built before another thread can see the reader
+        _READERS[serializer_class] = reader
+    return reader.to_representation(instance)
+
+
 def staff_case_payload(case: Case) -> dict:
     """A case for dispatchers and its crew: the staff view with its admission and live ETA."""
-    return dict(CaseSerializer(case).data)
+    return _represent(CaseSerializer, case)
 
 
-def citizen_case_payload(case: Case) -> dict:
-    return dict(CitizenCaseSerializer(case).data)
+def citizen_case_payload(case: Case, *, kept: Case | None = None) -> dict:
+    # kept: the case this one was merged into, when the caller already holds it (dispatch.merged).
+    if kept is None:
+        return _represent(CitizenCaseSerializer, case)
+    return dict(CitizenCaseSerializer(case, context={"kept": kept}).data)
 
 
 class CaseMessageSerializer(ModelSerializer):
@@ -408,20 +469,20 @@ class CaseMessageSerializer(ModelSerializer):
 
 
 def message_payload(message: CaseMessage) -> dict:
-    return dict(CaseMessageSerializer(message).data)
+    return _represent(CaseMessageSerializer, message)
 
 
 def unit_payload(unit: Ambulance) -> dict:
     """A unit with its last fix (lat, lon, position_at: when the fix was taken in) and status."""
-    return dict(AmbulanceSerializer(unit).data)
+    return _represent(AmbulanceSerializer, unit)
 
 
 def admission_payload(admission: Admission) -> dict:
-    return dict(AdmissionSerializer(admission).data)
+    return _represent(AdmissionSerializer, admission)
 
 
 def hospital_payload(hospital: Hospital) -> dict:
-    return dict(HospitalSerializer(hospital).data)
+    return _represent(HospitalSerializer, hospital)
 
 
 # --- alerts (dispatch.alerts) ------------------------------------------------------------------

@@ -18,7 +18,8 @@ from django.utils import timezone
 from dispatch import alerts, triage
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
-from dispatch.health import close_case_grants
+from dispatch.archive_access import close_case_grants
+from dispatch.merged import HEADING_TO_SCENE, merged_callers_events
 from dispatch.models import (
     ACTIVE_CASE_STATUSES,
     UNIT_SERVING_STATUSES,
@@ -82,7 +83,7 @@ def _reload_case(case_id: int) -> Case:
 # (admission.opened once said the unit was on_scene while it was transporting).
 
 
-def _case_events(case: Case, event_type: str) -> list[Outgoing]:
+def _case_events(case: Case, event_type: str, *, merged_callers: bool = True) -> list[Outgoing]:
     staff_view = staff_case_payload(case)
     events = [
         Outgoing(DISPATCH_STREAM, event_type, staff_view),
@@ -90,6 +91,9 @@ def _case_events(case: Case, event_type: str) -> list[Outgoing]:
     ]
     if case.ambulance_id:
         events.append(Outgoing(ambulance_stream(case.ambulance_id), event_type, staff_view))
+    if merged_callers:
+        # The callers whose reports were merged into this case follow its unit on their own case.
+        events += merged_callers_events(case, event_type)
     return events
 
 
@@ -138,13 +142,10 @@ def case_create(
     silent: bool = False,
     idempotency_key: str | None = None,
     fingerprint: str = "",
-    key_known_unused: bool = False,
 ) -> tuple[Case, bool]:
     """One tap. Returns (case, created). The same key again returns the same case and raises no
     second event; the same key with a different body is refused. The priority is derived from
-    the complaint and any answers already given (dispatch.triage), in the same transaction.
-    ``key_known_unused``: the caller already looked the key up in this request and found no case
-    (dispatch.idempotency.tap_seen), so it is not looked up again."""
+    the complaint and any answers already given (dispatch.triage), in the same transaction."""
     return _case_open(
         same_key=Q(caller=caller),
         fields={
@@ -154,14 +155,13 @@ def case_create(
         fix=fix,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
-        key_known_unused=key_known_unused,
     )
 
 
 def _triaged_fields(complaint: str, answers: dict[str, bool] | None) -> dict[str, Any]:
     answers = {key: value for key, value in (answers or {}).items() if value is not None}
-    priority, reason = triage.derive(complaint=complaint, answers=answers)
-    return {"triage": answers, "priority": priority, "priority_reason": reason}
+    verdict = triage.derive(complaint=complaint, answers=answers)
+    return {"triage": answers, "priority": verdict.priority, "priority_reason": verdict.reason, "priority_basis": verdict.basis}
 
 
 def _case_open(
@@ -171,15 +171,12 @@ def _case_open(
     fix: Fix,
     idempotency_key: str | None,
     fingerprint: str,
-    key_known_unused: bool = False,
 ) -> tuple[Case, bool]:
     """Create a case (a tap or a phoned-in call) once per Idempotency-Key: ``same_key`` names whose
     keys this one must not repeat (the caller's, or the dispatcher's who took the call)."""
-    # A retry racing past a lookup, ours or the caller's, still ends at the unique constraint below.
-    if idempotency_key and not key_known_unused:
-        existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return _replayed(existing, fingerprint), False
+    # No lookup before the insert: the unique constraint on (caller or taker, key) answers a
+    # repeat, committed or still in flight, and the whole transaction rolls back. A retry is rare;
+    # a lookup would cost every tap a query.
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -205,7 +202,7 @@ def _case_open(
             alerts.alerts_on_case_opened(case=case, now=now)
             emit(_case_events(case, "case.created"), at=now)
     except IntegrityError:
-        # A concurrent retry with the same key committed first: answer with its case.
+        # The key was taken (a retry, or a concurrent one that committed first): answer with its case.
         existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first() if idempotency_key else None
         if existing is None:
             raise
@@ -287,9 +284,10 @@ def case_cancel(*, case_id: int, reason: str = "") -> Case:
 TRIAGEABLE = ACTIVE_CASE_STATUSES
 
 
-def _set_priority(case: Case, priority: int, reason: str, now: datetime, *, answers: dict | None = None) -> Case:
-    case.priority, case.priority_reason, case.updated_at = priority, reason[:300], now
-    fields = ["priority", "priority_reason", "updated_at"]
+def _set_priority(case: Case, verdict: triage.Verdict, now: datetime, *, answers: dict | None = None) -> Case:
+    case.priority, case.priority_reason, case.priority_basis = verdict.priority, verdict.reason[:300], verdict.basis
+    case.updated_at = now
+    fields = ["priority", "priority_reason", "priority_basis", "updated_at"]
     if answers is not None:
         case.triage = answers
         fields.append("triage")
@@ -316,7 +314,7 @@ def case_triage(*, case_id: int, priority: int, reason: str, user) -> Case:
         # The account name, not the display name: it is one word in either language (the demo's
         # display names are bilingual) and says exactly who decided.
         who = user.get_username() if user is not None else "dispatcher"
-        return _set_priority(case, priority, f"{who}: {reason}", now)
+        return _set_priority(case, triage.dispatcher_verdict(priority=priority, who=who, words=reason), now)
 
 
 def case_answer_triage(*, case_id: int, caller, answers: dict[str, bool]) -> Case:
@@ -337,10 +335,11 @@ def case_answer_triage(*, case_id: int, caller, answers: dict[str, bool]) -> Cas
         merged = {**(case.triage or {}), **{k: v for k, v in answers.items() if v is not None}}
         if merged == (case.triage or {}):
             return _reload_case(case.pk)
-        priority, reason = triage.more_urgent(
-            (case.priority, case.priority_reason), triage.derive(complaint=case.complaint, answers=merged)
+        verdict = triage.more_urgent(
+            triage.Verdict(case.priority, case.priority_reason, case.priority_basis),
+            triage.derive(complaint=case.complaint, answers=merged),
         )
-        return _set_priority(case, priority, reason, now, answers=merged)
+        return _set_priority(case, verdict, now, answers=merged)
 
 
 def case_raise_from_archive(*, case_id: int, summary: dict[str, Any]) -> Case | None:
@@ -358,7 +357,7 @@ def case_raise_from_archive(*, case_id: int, summary: dict[str, Any]) -> Case | 
         case = _lock_case(case_id)
         if case.status not in TRIAGEABLE or wanted >= case.priority:
             return None
-        return _set_priority(case, wanted, triage.archive_reason(wanted), now)
+        return _set_priority(case, triage.archive_verdict(wanted), now)
 
 
 # --- dispatcher -----------------------------------------------------------------------------
@@ -586,6 +585,9 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
             # unit's moves are the next patient's business, not this caller's.
             if case.status in UNIT_SERVING_STATUSES:
                 events.append(Outgoing(case_stream(case.pk), "case.unit_moved", citizen_case_payload(case)))
+            if case.status in HEADING_TO_SCENE:
+                # Their ETA counts down with this fix too; past the scene it no longer changes.
+                events += merged_callers_events(case, "case.unit_moved")
         emit(events + alert_events, at=now)
         return unit
 
@@ -901,7 +903,7 @@ def case_reassign(*, case_id: int, ambulance_id: int, replacing_id: int | None =
         alert_events = alerts.alerts_on_reassigned(case=case, old_ambulance_id=old.pk, ambulance_id=ambulance_id, now=now)
         case = _reload_case(case.pk)
         # The same builders as every other case event (one payload per audience).
-        by_stream = {e.stream: e.data for e in _case_events(case, "case.reassigned")}
+        by_stream = {e.stream: e.data for e in _case_events(case, "case.reassigned", merged_callers=False)}
         staff_view = by_stream[DISPATCH_STREAM]
         events = [
             Outgoing(DISPATCH_STREAM, "case.reassigned", staff_view),
@@ -912,6 +914,7 @@ def case_reassign(*, case_id: int, ambulance_id: int, replacing_id: int | None =
             Outgoing(ambulance_stream(old.pk), "case.reassigned", staff_view),
         ]
         events += _unit_events(old, "unit.status_changed") + _unit_events(case.ambulance, "unit.status_changed")
+        events += merged_callers_events(case, "case.reassigned")
         emit(events + alert_events, at=now)
         return case
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from dispatch import geo, services
 from dispatch.errors import Conflict, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, emit
-from dispatch.health import close_case_grants
+from dispatch.archive_access import close_case_grants
 from dispatch.models import (
     ACTIVE_CASE_STATUSES,
     Alert,
@@ -50,31 +49,34 @@ def possible_duplicate_of(*, caller, caller_phone: str, lat: float, lon: float, 
     points at the original rather than at the second.
 
     On the tap's hot path: one indexed query (status, received_at) bounded by a lat/lon box, and a
-    distance only for the few rows inside the box."""
+    distance only for the few rows inside the box. Plain SQL, the same on SQLite and PostgreSQL:
+    the ORM took 0.9 ms of CPU a tap to build this query, the statement itself 0.1 ms."""
     radius = settings.DUPLICATE_RADIUS_M
-    near = Q()
+    wanted: list[str] = []
+    params: list = []
     if radius > 0 and settings.DUPLICATE_WINDOW_S > 0 and geo.is_valid_point(lat, lon):
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
-        near = Q(
-            received_at__gte=now - timedelta(seconds=settings.DUPLICATE_WINDOW_S),
-            lat__range=(min_lat, max_lat),
-            lon__range=(min_lon, max_lon),
-        )
-    same_caller = Q()
+        since = now - timedelta(seconds=settings.DUPLICATE_WINDOW_S)
+        wanted.append("(received_at >= %s AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s)")
+        params += [connection.ops.adapt_datetimefield_value(since), min_lat, max_lat, min_lon, max_lon]
     if caller is not None:
-        same_caller |= Q(caller=caller)
+        wanted.append("caller_id = %s")
+        params.append(caller.pk)
     phone = caller_phone or (getattr(caller, "phone", None) or "")
     if phone:
         # A citizen who tapped and then rang 120 from the same phone is one emergency.
-        same_caller |= Q(caller_phone=phone)
-    wanted = near | same_caller
+        wanted.append("caller_phone = %s")
+        params.append(phone)
     if not wanted:
         return None
-    rows = list(
-        Case.objects.filter(wanted, status__in=ACTIVE_CASE_STATUSES)
-        .order_by("received_at", "id")
-        .values_list("id", "caller_id", "caller_phone", "lat", "lon")[:50]
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, caller_id, caller_phone, lat, lon FROM {Case._meta.db_table} "
+            f"WHERE status IN ({', '.join(['%s'] * len(ACTIVE_CASE_STATUSES))}) AND ({' OR '.join(wanted)}) "
+            "ORDER BY received_at, id LIMIT 50",
+            [str(status) for status in ACTIVE_CASE_STATUSES] + params,
+        )
+        rows = cursor.fetchall()
     caller_id = getattr(caller, "pk", None)
     for case_id, row_caller, row_phone, row_lat, row_lon in rows:
         if (caller_id is not None and row_caller == caller_id) or (phone and row_phone == phone):
@@ -130,6 +132,9 @@ def case_merge(*, case_id: int, into_id: int) -> tuple[Case, Case]:
         case.cancelled_at = case.closed_at = case.updated_at = now
         case.cancel_reason = f"Merged into case {target.pk}{served}."[:200]
         case.save()
+        # Reports already merged into this one follow the case that stays: one level, so each
+        # event of a case reaches its merged callers with one query (dispatch.merged).
+        Case.objects.filter(merged_into_id=case.pk).update(merged_into_id=target.pk)
         # Grants end with the case, as on any cancellation; the caller's archive stays readable on
         # the target only if the target's own grant allows it.
         close_case_grants(case.pk)
@@ -310,15 +315,17 @@ def units_about_to_be_free(*, lat: float, lon: float, now: datetime, count: int)
 
 
 def reserve_holds(*, priority: int) -> bool:
-    """Whether, for a case of this priority, the available units are held in reserve: in surge, when
-    no more than SURGE_RESERVE_UNITS are available, they are kept for priority
+    """Whether, for a case of this priority, the available units are held in reserve: when no more
+    than SURGE_RESERVE_UNITS are available (in declared surge only, with SURGE_RESERVE_ALWAYS off), they are kept for priority
     SURGE_RESERVE_PRIORITY and better, so that such a call finds a unit at hand instead of waiting
     for the next one to come free. While it holds, every unit offered to other cases is reserved,
     the ones about to be free included: taken from the hospital, they would never come back to the
     reserve (measured in the replay, bench/README.md). Advisory: recommendations flag reserved
     units, unit_assign does not refuse them (the dispatcher may know better)."""
     reserve = settings.SURGE_RESERVE_UNITS
-    if reserve <= 0 or priority <= settings.SURGE_RESERVE_PRIORITY or not surge_active():
+    if reserve <= 0 or priority <= settings.SURGE_RESERVE_PRIORITY:
+        return False
+    if not settings.SURGE_RESERVE_ALWAYS and not surge_active():
         return False
     return Ambulance.objects.filter(status=UnitStatus.AVAILABLE).count() <= reserve
 

@@ -9,11 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import surge
+from dispatch.inputs import IdField
 from dispatch.permissions import IsDispatcher, IsSupervisor
 from dispatch.serializers import CaseSerializer, staff_case_payload
-
-# Ids are 64-bit database keys: a larger number is malformed, not merely unknown.
-MAX_ID = 2**63 - 1
 
 
 class CentreSerializer(serializers.Serializer):
@@ -65,7 +63,7 @@ class SurgeView(APIView):
 
 
 class MergeInputSerializer(serializers.Serializer):
-    into = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The case that stays (its unit serves both callers).")
+    into = IdField(help_text="The case that stays (its unit serves both callers).")
 
 
 class MergeResultSerializer(serializers.Serializer):
@@ -114,7 +112,7 @@ class DistrictQueueView(APIView):
 
 class BulkStatusInputSerializer(serializers.Serializer):
     ambulances = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=500,
+        child=IdField(), min_length=1, max_length=500,
         help_text="Unit ids.",
     )
     status = serializers.ChoiceField(choices=surge.BULK_STATUSES)

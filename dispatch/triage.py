@@ -12,6 +12,10 @@ Priority 1 = immediately life-threatening … 4 = non-urgent (dispatch.models.Pr
   anyway. The tap path never decrypts (issue 9 wants tap CPU halved, and a tap holds no grant).
   The reason then says "health archive → N" and never names the condition: the reason travels in
   event rows, and health data is never stored in plaintext.
+- Each verdict carries its ``basis`` beside the English ``reason``: the same grounds as data
+  ({"kind": "complaint", "complaint": "chest_pain", "priority": 1}, …), because one event payload
+  reaches every listener and each console must render it in its own page's language. The reason
+  stays for the clients that already read it.
 - Nothing here lowers a priority: a later answer, a re-derivation or an archive read takes the
   more urgent of the current and the derived value, so a dispatcher's override (the one way to
   lower it) is never undone by a caller's correction.
@@ -23,7 +27,7 @@ not import models at module level.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -86,21 +90,42 @@ def _policy() -> Mapping[str, int]:
     return getattr(settings, "PRIORITY_BY_COMPLAINT", DEFAULT_PRIORITY_BY_COMPLAINT)
 
 
-def derive(*, complaint: str, answers: Mapping[str, Any] | None = None) -> tuple[int, str]:
-    """(priority, reason) from the complaint and the caller's answers, e.g.
-    (1, "complaint: chest pain → 1") or (1, "not breathing normally → 1")."""
+# What a basis's "kind" may be; the consoles render each one (dispatch/static/onekey/priority_basis.js).
+BASIS_KINDS = ("complaint", "answers", "archive", "dispatcher")
+
+
+class Verdict(NamedTuple):
+    """A priority with its grounds: ``reason`` in English words (the wire's priority_reason),
+    ``basis`` the same as data for a page to word in its own language."""
+
+    priority: int
+    reason: str
+    basis: dict[str, Any]
+
+
+def derive(*, complaint: str, answers: Mapping[str, Any] | None = None) -> Verdict:
+    """The verdict of the complaint and the caller's answers, e.g.
+    (1, "complaint: chest pain → 1", {"kind": "complaint", "complaint": "chest_pain", "priority": 1}) or
+    (1, "not breathing normally → 1", {"kind": "answers", "answers": ["breathing_normally"], "priority": 1})."""
     policy = _policy()
     base = policy.get(complaint, policy.get("unknown", 2))
-    priority, reason = base, f"complaint: {COMPLAINT_LABELS.get(complaint, complaint)} → {base}"
-    raised = [label for key, (alarming, label) in QUESTIONS.items() if (answers or {}).get(key) is alarming]
-    if raised and ANSWER_RAISES_TO < priority:
-        priority, reason = ANSWER_RAISES_TO, f"{' and '.join(raised)} → {ANSWER_RAISES_TO}"
-    return priority, reason
+    raised = [key for key, (alarming, _) in QUESTIONS.items() if (answers or {}).get(key) is alarming]
+    if raised and ANSWER_RAISES_TO < base:
+        words = " and ".join(QUESTIONS[key][1] for key in raised)
+        basis = {"kind": "answers", "answers": raised, "priority": ANSWER_RAISES_TO}
+        return Verdict(ANSWER_RAISES_TO, f"{words} → {ANSWER_RAISES_TO}", basis)
+    basis = {"kind": "complaint", "complaint": complaint, "priority": base}
+    return Verdict(base, f"complaint: {COMPLAINT_LABELS.get(complaint, complaint)} → {base}", basis)
 
 
-def more_urgent(current: tuple[int, str], derived: tuple[int, str]) -> tuple[int, str]:
-    """The more urgent of two (priority, reason); the current one on a tie (its reason stands)."""
-    return derived if derived[0] < current[0] else current
+def dispatcher_verdict(*, priority: int, who: str, words: str) -> Verdict:
+    """A dispatcher's override: their own words, which no page translates, after who said it."""
+    return Verdict(priority, f"{who}: {words}", {"kind": "dispatcher", "by": who, "priority": priority})
+
+
+def more_urgent(current: Verdict, derived: Verdict) -> Verdict:
+    """The more urgent of two verdicts; the current one on a tie (its reason stands)."""
+    return derived if derived.priority < current.priority else current
 
 
 # --- the archive, read for a dispatcher who may read it ------------------------------------------
@@ -149,3 +174,8 @@ def archive_raise(*, complaint: str, summary: Mapping[str, Any]) -> int | None:
 
 def archive_reason(priority: int) -> str:
     return f"health archive → {priority}"
+
+
+def archive_verdict(priority: int) -> Verdict:
+    # The basis names no condition either, for the same reason as the words.
+    return Verdict(priority, archive_reason(priority), {"kind": "archive", "priority": priority})

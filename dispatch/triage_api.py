@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, Throttled, ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import messages, selectors, services, triage
+from dispatch import lookups, messages, selectors, services, triage
 from dispatch.events import DISPATCH_STREAM, case_stream
-from dispatch.models import Case, MessageSender
+from dispatch.models import MessageSender
 from dispatch.permissions import IsCitizen, IsDispatcher
 from dispatch.serializers import CaseMessageSerializer, CaseSerializer, CitizenCaseSerializer, message_payload, staff_case_payload
 
@@ -55,20 +55,6 @@ class MessageListSerializer(serializers.Serializer):
     results = CaseMessageSerializer(many=True)
 
 
-def _own_case_id(request, case_id: int) -> int:
-    owner = Case.objects.filter(pk=case_id).values_list("caller_id", flat=True).first()
-    # Someone else's case is "not found", as everywhere in the citizen API.
-    if owner is None or owner != request.user.pk:
-        raise NotFound(f"No case with id {case_id}.")
-    return case_id
-
-
-def _case_exists(case_id: int) -> int:
-    if not Case.objects.filter(pk=case_id).exists():
-        raise NotFound(f"No case with id {case_id}.")
-    return case_id
-
-
 def _send(request, case_id: int, sender: str) -> Response:
     data = MessageInputSerializer(data=request.data)
     data.is_valid(raise_exception=True)
@@ -105,7 +91,7 @@ class CaseTriageView(APIView):
                    409: OpenApiResponse(description="The case is closed or cancelled.")},
     )
     def post(self, request, case_id: int):
-        _own_case_id(request, case_id)
+        lookups.case_or_404(case_id, caller=request.user)
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Send a JSON object."]})
         data = TriageAnswersSerializer(data=request.data)
@@ -120,7 +106,8 @@ class DispatchTriageView(APIView):
     @extend_schema(
         summary="Set a case's priority with a reason (dispatcher)",
         description="Up or down; the one way to lower a priority. The reason is kept with the dispatcher's name as "
-        "priority_reason; announced as case.triaged on the dispatch, case and unit streams.",
+        'priority_reason (priority_basis {"kind": "dispatcher", "by": <username>}: their words are shown as written, '
+        "in any language); announced as case.triaged on the dispatch, case and unit streams.",
         request=DispatcherTriageSerializer,
         responses={200: CaseSerializer, 404: OpenApiResponse(description="No such case."),
                    409: OpenApiResponse(description="The case is closed or cancelled.")},
@@ -139,7 +126,7 @@ class CaseMessagesView(APIView):
 
     @extend_schema(summary="The texts on my case (silent call)", responses=MessageListSerializer)
     def get(self, request, case_id: int):
-        _own_case_id(request, case_id)
+        lookups.case_or_404(case_id, caller=request.user)
         return _listing(case_stream(case_id), case_id)
 
     @extend_schema(
@@ -149,7 +136,7 @@ class CaseMessagesView(APIView):
         responses={201: CaseMessageSerializer, **_MESSAGE_ERRORS},
     )
     def post(self, request, case_id: int):
-        _own_case_id(request, case_id)
+        lookups.case_or_404(case_id, caller=request.user)
         return _send(request, case_id, MessageSender.CALLER)
 
 
@@ -158,7 +145,7 @@ class DispatchCaseMessagesView(APIView):
 
     @extend_schema(summary="The texts on a case (silent call)", responses=MessageListSerializer)
     def get(self, request, case_id: int):
-        _case_exists(case_id)
+        lookups.case_or_404(case_id)
         return _listing(DISPATCH_STREAM, case_id)
 
     @extend_schema(
@@ -168,5 +155,5 @@ class DispatchCaseMessagesView(APIView):
         responses={201: CaseMessageSerializer, **_MESSAGE_ERRORS},
     )
     def post(self, request, case_id: int):
-        _case_exists(case_id)
+        lookups.case_or_404(case_id)
         return _send(request, case_id, MessageSender.DISPATCHER)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.template import engines
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
@@ -22,21 +22,11 @@ CONSOLE_LABELS = {
     "ed_status": dict(EdStatus.choices),
 }
 
-# Kept inline so the refusal page needs no template of its own; it still uses the shared layout.
-_FORBIDDEN = engines["django"].from_string(
-    """{% extends "base.html" %}
-{% block title %}Not allowed{% endblock %}
-{% block content %}
-<section class="login-card" aria-labelledby="forbidden-title">
-  <h1 id="forbidden-title">Not allowed <span lang="zh-CN">无权访问</span></h1>
-  <p role="alert">Only dispatchers may open the dispatch console.
-    <span lang="zh-CN">只有调度员可以打开调度台。</span></p>
-  <p><a href="{% url 'login' %}?next={{ request.path|urlencode }}">Sign in with another account
-    <span lang="zh-CN">换一个账号登录</span></a></p>
-</section>
-{% endblock %}
-"""
-)
+
+def refused(request, message: str, *, title: str | None = None) -> TemplateResponse:
+    """The one refusal page of every console (403): who may open it, in the page's language, and a
+    way to sign in as someone else."""
+    return TemplateResponse(request, "refused.html", {"title": title or _("Not allowed"), "message": message}, status=403)
 
 
 @never_cache
@@ -44,10 +34,9 @@ _FORBIDDEN = engines["django"].from_string(
 @login_required
 def dispatch_console(request):
     if not is_dispatcher(request.user):
-        return TemplateResponse(request, _FORBIDDEN, status=403)
+        return refused(request, _("Only dispatchers may open the dispatch console."))
+    # Waiting too long is the server's alert.raised (ALERT_UNASSIGNED_S), not a page setting.
     config = {
-        # Seconds a case may wait for a unit before the console alarms (UNASSIGNED_ALERT_S).
-        "unassigned_alert_s": settings.UNASSIGNED_ALERT_S,
         "tile_url": settings.MAP_TILE_URL,
         "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
     }

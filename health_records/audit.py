@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from health_records import keys
@@ -82,7 +83,8 @@ def _middle(*, at: datetime, reader_id, reader_username, role, case_ref, purpose
         _lp(part)
         for part in (
             _at_text(at), str(int(reader_id)), reader_username, role, case_ref, purpose,
-            str(uuid.UUID(str(archive_id))), str(int(patient_id)), "1" if override else "0",
+            str(archive_id if isinstance(archive_id, uuid.UUID) else uuid.UUID(str(archive_id))), str(int(patient_id)),
+            "1" if override else "0",
         )
     )
 
@@ -169,12 +171,9 @@ _APPEND_PG_READ = _APPEND_PG_TEMPLATE.format(
 )
 
 
-def _ensure_head(cursor) -> None:
-    cursor.execute(
-        f"INSERT INTO {_HEAD} (id, last_seq, last_hash, anchor_seq, anchor_hash) VALUES (1, 0, %s, 0, %s) "
-        "ON CONFLICT (id) DO NOTHING",
-        [GENESIS_HASH, GENESIS_HASH],
-    )
+def _ensure_head() -> None:
+    """The chain head's row, made if missing (a fresh or flushed database); a concurrent maker wins."""
+    AccessLogHead.objects.bulk_create([AccessLogHead(id=1)], ignore_conflicts=True)
 
 
 def append_entry(
@@ -201,7 +200,8 @@ def append_entry(
     key = keys.access_log_hmac_key()
     fields = {
         "at": at, "reader_id": reader.pk, "reader_username": reader.get_username(), "role": role,
-        "case_ref": case_ref, "purpose": purpose, "archive_id": uuid.UUID(str(archive_id)),
+        "case_ref": case_ref, "purpose": purpose,
+        "archive_id": archive_id if isinstance(archive_id, uuid.UUID) else uuid.UUID(str(archive_id)),
         "patient_id": patient_id, "override": override,
     }
     if connection.vendor == "postgresql":
@@ -216,27 +216,27 @@ def append_entry(
             if seq is None and allowed:
                 # The grant allows it but there is no head row yet (a fresh or flushed database):
                 # make one and try once more. Nothing was written or marked by the first try.
-                _ensure_head(cursor)
+                _ensure_head()
                 cursor.execute(sql, params)
                 seq, digest, allowed = cursor.fetchone()
         if seq is None:
             return None
         seq = int(seq)
     else:
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Elsewhere (SQLite: no data-modifying CTEs, no sha256), the same steps through the ORM in
+        # one transaction. The head is written first, which takes the database's write lock before
+        # anything is read from it.
+        with transaction.atomic():
             if grant_id is not None and not _grant_allows(grant_id=grant_id, at=at, read_key=read_key):
                 return None
-            sql = f"UPDATE {_HEAD} SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq, last_hash"
-            cursor.execute(sql)
-            row = cursor.fetchone()
-            if row is None:
-                _ensure_head(cursor)
-                cursor.execute(sql)
-                row = cursor.fetchone()
-            seq, prev_hash = int(row[0]), row[1]
+            head = AccessLogHead.objects.filter(pk=1)
+            if not head.update(last_seq=F("last_seq") + 1):
+                _ensure_head()
+                head.update(last_seq=F("last_seq") + 1)
+            seq, prev_hash = head.values_list("last_seq", "last_hash").get()
             digest = entry_hash(seq=seq, prev_hash=prev_hash, key=key, **fields)
-            AccessLogEntry(seq=seq, prev_hash=prev_hash, hash=digest, **fields).save(force_insert=True)
-            cursor.execute(f"UPDATE {_HEAD} SET last_hash = %s WHERE id = 1", [digest])
+            AccessLogEntry.objects.bulk_create([AccessLogEntry(seq=seq, prev_hash=prev_hash, hash=digest, **fields)])
+            head.update(last_hash=digest)
     every = settings.ACCESS_LOG_CHECKPOINT_EVERY
     if every and seq % every == 0:
         # After commit: a checkpoint must never sign an entry that a rollback then removes.

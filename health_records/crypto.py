@@ -18,6 +18,7 @@ real one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -83,10 +84,12 @@ def new_archive_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def _uuid(archive_id) -> uuid.UUID:
+    return archive_id if isinstance(archive_id, uuid.UUID) else uuid.UUID(str(archive_id))
+
+
 def _id_bytes(archive_id) -> bytes:
-    if isinstance(archive_id, uuid.UUID):
-        return archive_id.bytes
-    return uuid.UUID(str(archive_id)).bytes
+    return _uuid(archive_id).bytes
 
 
 def data_aad(archive_id, version: int) -> bytes:
@@ -168,14 +171,39 @@ def seal(plaintext: bytes, *, archive_id, version: int, ring: keys.Keyring | Non
     return Sealed(ciphertext=ciphertext, nonce=nonce, wrapped_key=wrapped, kek_id=kek_id)
 
 
+# Unwrapped data keys of this process's keyring, ready to decrypt. Safe to keep because a hit is
+# only ever the exact input that already unwrapped (authenticated) under that keyring: the key of
+# the cache is the KEK id, the archive id and the wrapped bytes, so a re-wrap (rotation) or an
+# altered row misses and is unwrapped (and checked) afresh; the archive's own ciphertext is still
+# authenticated on every read. A KEK dropped from HEALTH_KEYS ends its entries: the live ids are
+# checked before the cache, and keys.reset_keyring() (a reload of the keys) empties it. Bounded,
+# and no more exposure than the KEKs the same memory holds. Only the process keyring's: a
+# keyring passed in (rotation, tests) always unwraps.
+_DATA_CIPHERS_MAX = 4096
+
+
+@functools.lru_cache(maxsize=_DATA_CIPHERS_MAX)
+def _data_cipher(kek_id: str, archive_id: uuid.UUID, wrapped_key: bytes) -> AESGCM:
+    return AESGCM(unwrap_key(wrapped_key, kek_id=kek_id, archive_id=archive_id, ring=keys.keyring()))
+
+
+def forget_data_keys() -> None:
+    """Empty the cache of unwrapped data keys (called whenever the keyring is reloaded)."""
+    _data_cipher.cache_clear()
+
+
 def open_sealed(
     *, ciphertext: bytes, nonce: bytes, wrapped_key: bytes, kek_id: str, archive_id, version: int,
     ring: keys.Keyring | None = None,
 ) -> bytes:
     """Decrypt one version of an archive, or raise ArchiveCryptoError (and log the alarm)."""
-    dek = unwrap_key(wrapped_key, kek_id=kek_id, archive_id=archive_id, ring=ring)
+    if ring is None:
+        _kek(keys.keyring(), kek_id, archive_id)  # a revoked key refuses, cached or not
+        cipher = _data_cipher(kek_id, _uuid(archive_id), bytes(wrapped_key))
+    else:
+        cipher = AESGCM(unwrap_key(wrapped_key, kek_id=kek_id, archive_id=archive_id, ring=ring))
     try:
-        return AESGCM(dek).decrypt(bytes(nonce), bytes(ciphertext), data_aad(archive_id, version))
+        return cipher.decrypt(bytes(nonce), bytes(ciphertext), data_aad(archive_id, version))
     except (InvalidTag, ValueError):
         _raise(
             ArchiveTampered(

@@ -45,8 +45,9 @@ def _narrative(lines: list[str]) -> dict:
 
 
 class _Builder:
+    """The bundle's entries as they are made, in order, and their deterministic ids."""
+
     def __init__(self, summary: dict[str, Any]):
-        self.summary = summary
         self.seed = f"{summary.get('archive_id', '')}:{summary.get('version', '')}"
         self.entries: list[dict] = []
 
@@ -59,14 +60,25 @@ class _Builder:
         return {"reference": full_url}
 
 
-def bundle_for_summary(
-    summary: dict[str, Any], *, timestamp: datetime | None = None, author_name: str = "One-key 120 emergency centre"
-) -> dict[str, Any]:
-    """Return the IPS document Bundle (a dict ready for JSON) for one health summary."""
-    timestamp = (timestamp or datetime.now(dt_timezone.utc)).astimezone(dt_timezone.utc)
-    stamp = timestamp.isoformat(timespec="seconds").replace("+00:00", "Z")
-    b = _Builder(summary)
+def _section(title: str, code: str, display: str, refs: list[dict], lines: list[str]) -> dict:
+    """A Composition section; one without entries says why (IPS requires the section anyway)."""
+    section: dict[str, Any] = {"title": title, "code": _coding(LOINC, code, display), "text": _narrative(lines)}
+    if refs:
+        section["entry"] = refs
+    else:
+        section["emptyReason"] = _coding(_EMPTY_REASON, "unavailable", "Unavailable")
+    return section
 
+
+def _observation(b: _Builder, kind: str, subject: dict, code: dict, *, category: dict | None = None, **value) -> dict:
+    rid, url = b.urn(kind)
+    resource: dict[str, Any] = {"resourceType": "Observation", "id": rid, "status": "final"}
+    if category:
+        resource["category"] = [category]
+    return b.add({**resource, "code": code, "subject": subject, **value}, url)
+
+
+def _patient(b: _Builder, summary: dict[str, Any]) -> dict:
     patient_id, patient_url = b.urn("patient")
     patient: dict[str, Any] = {
         "resourceType": "Patient",
@@ -87,22 +99,16 @@ def bundle_for_summary(
     ]
     if contacts:
         patient["contact"] = contacts
-    subject = b.add(patient, patient_url)
+    return b.add(patient, patient_url)
 
+
+def _author(b: _Builder, name: str) -> dict:
     org_id, org_url = b.urn("author")
-    author = b.add({"resourceType": "Organization", "id": org_id, "name": author_name}, org_url)
+    return b.add({"resourceType": "Organization", "id": org_id, "name": name}, org_url)
 
-    sections: list[dict] = []
 
-    def section(title: str, code: str, display: str, refs: list[dict], lines: list[str]) -> None:
-        entry: dict[str, Any] = {"title": title, "code": _coding(LOINC, code, display), "text": _narrative(lines)}
-        if refs:
-            entry["entry"] = refs
-        else:
-            entry["emptyReason"] = _coding(_EMPTY_REASON, "unavailable", "Unavailable")
-        sections.append(entry)
-
-    # Allergies and intolerances (required by IPS).
+def _allergies(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """Allergies and intolerances (required by IPS)."""
     refs, lines = [], []
     for index, allergy in enumerate(summary.get("allergies") or []):
         rid, url = b.urn("allergy", index)
@@ -125,9 +131,11 @@ def bundle_for_summary(
             resource["reaction"] = [reaction]
         refs.append(b.add(resource, url))
         lines.append(" - ".join(part for part in (allergy["substance"], allergy.get("reaction"), severity) if part))
-    section("Allergies and Intolerances", "48765-2", "Allergies and adverse reactions Document", refs, lines)
+    return _section("Allergies and Intolerances", "48765-2", "Allergies and adverse reactions Document", refs, lines)
 
-    # Medication summary (required by IPS).
+
+def _medications(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """Medication summary (required by IPS)."""
     refs, lines = [], []
     for index, medication in enumerate(summary.get("medications") or []):
         rid, url = b.urn("medication", index)
@@ -143,9 +151,11 @@ def bundle_for_summary(
             resource["dosage"] = [{"text": medication["dose"]}]
         refs.append(b.add(resource, url))
         lines.append(" ".join(part for part in (medication["name"], medication.get("dose")) if part))
-    section("Medication Summary", "10160-0", "History of Medication use Narrative", refs, lines)
+    return _section("Medication Summary", "10160-0", "History of Medication use Narrative", refs, lines)
 
-    # Problem list (required by IPS).
+
+def _problems(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """Problem list (required by IPS)."""
     refs, lines = [], []
     for index, condition in enumerate(summary.get("chronic_conditions") or []):
         rid, url = b.urn("condition", index)
@@ -159,32 +169,26 @@ def bundle_for_summary(
         }
         refs.append(b.add(resource, url))
         lines.append(condition)
-    section("Problem List", "11450-4", "Problem list - Reported", refs, lines)
+    return _section("Problem List", "11450-4", "Problem list - Reported", refs, lines)
 
-    # Results: blood group.
+
+def _results(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """Results: the blood group, when known."""
     blood = summary.get("blood_type") or {}
     refs, lines = [], []
     if blood.get("abo") and blood["abo"] != "unknown":
-        rid, url = b.urn("blood")
         text = f"{blood['abo']} {_RH_TEXT.get(blood.get('rh') or 'unknown')}"
-        refs.append(
-            b.add(
-                {
-                    "resourceType": "Observation",
-                    "id": rid,
-                    "status": "final",
-                    "category": [_coding(_OBSERVATION_CATEGORY, "laboratory", "Laboratory")],
-                    "code": _coding(LOINC, "882-1", "ABO and Rh group [Type] in Blood"),
-                    "subject": subject,
-                    "valueCodeableConcept": {"text": text},
-                },
-                url,
-            )
-        )
+        refs.append(_observation(
+            b, "blood", subject, _coding(LOINC, "882-1", "ABO and Rh group [Type] in Blood"),
+            category=_coding(_OBSERVATION_CATEGORY, "laboratory", "Laboratory"),
+            valueCodeableConcept={"text": text},
+        ))
         lines.append(f"Blood group: {text}")
-    section("Results", "30954-2", "Relevant diagnostic tests/laboratory data Narrative", refs, lines)
+    return _section("Results", "30954-2", "Relevant diagnostic tests/laboratory data Narrative", refs, lines)
 
-    # Medical devices.
+
+def _devices(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """Medical devices: each a Device and the DeviceUseStatement that points at it."""
     refs, lines = [], []
     for index, device_name in enumerate(summary.get("implanted_devices") or []):
         did, durl = b.urn("device", index)
@@ -194,9 +198,11 @@ def bundle_for_summary(
             b.add({"resourceType": "DeviceUseStatement", "id": rid, "status": "active", "subject": subject, "device": device}, url)
         )
         lines.append(device_name)
-    section("Medical Devices", "46264-8", "History of medical device use", refs, lines)
+    return _section("Medical Devices", "46264-8", "History of medical device use", refs, lines)
 
-    # History of procedures.
+
+def _procedures(b: _Builder, summary: dict[str, Any], subject: dict) -> dict:
+    """History of procedures."""
     refs, lines = [], []
     for index, surgery in enumerate(summary.get("past_surgeries") or []):
         rid, url = b.urn("procedure", index)
@@ -205,57 +211,37 @@ def bundle_for_summary(
             resource["performedDateTime"] = str(surgery["year"])
         refs.append(b.add(resource, url))
         lines.append(f"{surgery['name']} ({surgery['year']})" if surgery.get("year") else surgery["name"])
-    section("History of Procedures", "47519-4", "History of Procedures Document", refs, lines)
+    return _section("History of Procedures", "47519-4", "History of Procedures Document", refs, lines)
 
-    # Pregnancy.
+
+def _pregnancy(b: _Builder, summary: dict[str, Any], subject: dict, stamp: str) -> dict | None:
+    """Pregnancy status (and the estimated delivery date); no section when nothing is recorded."""
     pregnancy = summary.get("pregnancy")
-    if pregnancy:
-        refs, lines = [], []
-        code, display = _PREGNANCY_SNOMED[pregnancy["status"]]
-        rid, url = b.urn("pregnancy")
-        refs.append(
-            b.add(
-                {
-                    "resourceType": "Observation",
-                    "id": rid,
-                    "status": "final",
-                    "code": _coding(LOINC, "82810-3", "Pregnancy status"),
-                    "subject": subject,
-                    "effectiveDateTime": stamp,
-                    "valueCodeableConcept": _coding(SNOMED, code, display),
-                },
-                url,
-            )
-        )
-        lines.append(display)
-        if pregnancy.get("due_date"):
-            rid, url = b.urn("due-date")
-            refs.append(
-                b.add(
-                    {
-                        "resourceType": "Observation",
-                        "id": rid,
-                        "status": "final",
-                        "code": _coding(LOINC, "11778-8", "Delivery date Estimated"),
-                        "subject": subject,
-                        "valueDateTime": pregnancy["due_date"],
-                    },
-                    url,
-                )
-            )
-            lines.append(f"Estimated delivery date {pregnancy['due_date']}")
-        section("History of Pregnancy", "10162-6", "History of pregnancies Narrative", refs, lines)
+    if not pregnancy:
+        return None
+    code, display = _PREGNANCY_SNOMED[pregnancy["status"]]
+    refs = [_observation(b, "pregnancy", subject, _coding(LOINC, "82810-3", "Pregnancy status"),
+                         effectiveDateTime=stamp, valueCodeableConcept=_coding(SNOMED, code, display))]
+    lines = [display]
+    if pregnancy.get("due_date"):
+        refs.append(_observation(b, "due-date", subject, _coding(LOINC, "11778-8", "Delivery date Estimated"),
+                                 valueDateTime=pregnancy["due_date"]))
+        lines.append(f"Estimated delivery date {pregnancy['due_date']}")
+    return _section("History of Pregnancy", "10162-6", "History of pregnancies Narrative", refs, lines)
 
-    # Advance directives: narrative only.
-    if summary.get("advance_directives"):
-        sections.append(
-            {
-                "title": "Advance Directives",
-                "code": _coding(LOINC, "42348-3", "Advance healthcare directives"),
-                "text": _narrative([summary["advance_directives"]]),
-            }
-        )
 
+def _advance_directives(summary: dict[str, Any]) -> dict | None:
+    """Advance directives: narrative only; no section when there are none."""
+    if not summary.get("advance_directives"):
+        return None
+    return {
+        "title": "Advance Directives",
+        "code": _coding(LOINC, "42348-3", "Advance healthcare directives"),
+        "text": _narrative([summary["advance_directives"]]),
+    }
+
+
+def _composition(b: _Builder, *, subject: dict, author: dict, sections: list[dict], stamp: str) -> dict:
     composition_id, composition_url = b.urn(f"composition@{stamp}")
     composition = {
         "resourceType": "Composition",
@@ -270,6 +256,30 @@ def bundle_for_summary(
         "confidentiality": "R",
         "section": sections,
     }
+    return {"fullUrl": composition_url, "resource": composition}
+
+
+def bundle_for_summary(
+    summary: dict[str, Any], *, timestamp: datetime | None = None, author_name: str = "One-key 120 emergency centre"
+) -> dict[str, Any]:
+    """Return the IPS document Bundle (a dict ready for JSON) for one health summary."""
+    timestamp = (timestamp or datetime.now(dt_timezone.utc)).astimezone(dt_timezone.utc)
+    stamp = timestamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+    b = _Builder(summary)
+    subject = _patient(b, summary)
+    author = _author(b, author_name)
+    # In this order: the entries follow the sections', and the required sections come first.
+    sections = [
+        _allergies(b, summary, subject),
+        _medications(b, summary, subject),
+        _problems(b, summary, subject),
+        _results(b, summary, subject),
+        _devices(b, summary, subject),
+        _procedures(b, summary, subject),
+        _pregnancy(b, summary, subject, stamp),
+        _advance_directives(summary),
+    ]
+    composition = _composition(b, subject=subject, author=author, sections=[s for s in sections if s], stamp=stamp)
     bundle_id, bundle_url = b.urn(f"bundle@{stamp}")
     return {
         "resourceType": "Bundle",
@@ -278,5 +288,5 @@ def bundle_for_summary(
         "identifier": {"system": "urn:ietf:rfc:3986", "value": bundle_url},
         "type": "document",
         "timestamp": stamp,
-        "entry": [{"fullUrl": composition_url, "resource": composition}] + b.entries,
+        "entry": [composition, *b.entries],
     }

@@ -215,9 +215,10 @@ def reset_keyring() -> None:
     """Forget the loaded keys (the access log's too) so the next use reads the environment again."""
     _keyring.reset()
     _log_keys.reset()
-    from health_records import blind_index
+    from health_records import blind_index, crypto
 
     blind_index.reset_cache()
+    crypto.forget_data_keys()
 
 
 # --- the access log's keys ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Server-side prepared statements for the statements of a staff read (PostgreSQL only).
+"""Server-side prepared statements for the statements of a staff read (PostgreSQL; elsewhere a
+plain cursor, so that callers write one code path).
 
 Django's psycopg cursors bind parameters client-side, so PostgreSQL parses and plans every
 statement anew. For the access-log append (five CTEs: grant lock, head lock, HMAC, insert, mark)
@@ -14,7 +15,7 @@ proxy that keeps them per session (PgBouncer in session mode, or 1.21+ with max_
 from __future__ import annotations
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
@@ -28,16 +29,22 @@ class _DebugWrapper(CursorDebugWrapper):
 
 def prepared_cursor():
     """A cursor on the default connection whose statements are prepared on first use. Use as
-    ``with prepared_cursor() as cursor: cursor.execute(sql, params)``, like connection.cursor()."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
+    ``with prepared_cursor() as cursor: cursor.execute(sql, params)``, like connection.cursor().
+    On another database it is connection.cursor() itself."""
+    # One lookup of the thread's connection, not one per attribute through django.db.connection:
+    # on the hot path of every staff read, those lookups cost more than the rest of this function.
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql":
+        return conn.cursor()
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    raw = conn.connection
     if raw.prepare_threshold is None:
         # Django switches preparation off for the connection; its own cursors bind client-side and
         # never prepare whatever this says, so this only concerns server-side binding cursors
         # such as the one below: prepare every statement they run, the first time.
         raw.prepare_threshold = 0
-    with connection.wrap_database_errors:
+    with conn.wrap_database_errors:
         cursor = psycopg.Cursor(raw)
-    connection.validate_thread_sharing()
-    return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
+    conn.validate_thread_sharing()
+    return _DebugWrapper(cursor, conn) if conn.queries_logged else conn.make_cursor(cursor)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timezone as dt_timezone
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Q
 
 from health_records import blind_index, crypto
 from health_records.prepared import prepared_cursor
-from health_records.models import AccessGrant, AccessLogEntry, Archive, ArchiveVersion, GrantRole, OverrideReview
+from health_records.models import AccessGrant, AccessLogEntry, Archive, ArchiveVersion, OverrideReview
 
 
 def access_log_of(*, owner, limit: int = 100, before_seq: int | None = None) -> list[dict[str, Any]]:
@@ -77,6 +78,24 @@ def overrides_pending_review():
     return AccessGrant.objects.filter(override_review=OverrideReview.PENDING).order_by("opened_at")
 
 
+class SealedArchive(NamedTuple):
+    """An archive row as a read needs it, still encrypted: plain values, no model instance."""
+
+    id: uuid.UUID
+    ciphertext: bytes
+    nonce: bytes
+    wrapped_key: bytes
+    kek_id: str
+    version: int
+    consent_share_with_120: bool
+    verified_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+
 class GrantView(NamedTuple):
     """A reader's grant on a case, with what a read needs: the override flag of the case and the
     grant's patient's archive row (still encrypted; None when the patient has none)."""
@@ -87,61 +106,51 @@ class GrantView(NamedTuple):
     closed_at: datetime | None
     expires_at: datetime
     override_declared: bool
-    archive: Archive | None
+    archive: SealedArchive | None
     reader_active: bool = False
     logged_read: str = ""
 
 
 _GRANT = AccessGrant._meta.db_table
 _ARCHIVE = Archive._meta.db_table
-_USER_MODEL = AccessGrant._meta.get_field("grantee").related_model
-_USER = _USER_MODEL._meta.db_table
-_ARCHIVE_COLUMNS = ("id", "ciphertext", "nonce", "wrapped_key", "kek_id", "version", "consent_share_with_120",
-                    "verified_at", "updated_at")
-# The hot path of every staff read, as one precompiled statement (the ORM spends more time
-# building this query than PostgreSQL spends running it).
-_GRANTS_SQL_PG = f"""
+_USER = AccessGrant._meta.get_field("grantee").related_model._meta.db_table
+# The hot path of every staff read, as one hand-written statement in SQL both databases speak:
+# the ORM spent more time building this query than PostgreSQL spends running it. On PostgreSQL it
+# is prepared once per connection (prepared_cursor).
+_GRANTS_SQL = f"""
 SELECT g.id, g.role, g.patient_id, g.closed_at, g.expires_at,
     EXISTS (SELECT 1 FROM {_GRANT} o WHERE o.case_ref = g.case_ref AND o.patient_id = g.patient_id
             AND o.role = 'dispatcher' AND o.closed_at IS NULL AND o.expires_at > %s AND o.override_reason <> ''),
     u.is_active, g.logged_read,
-    {', '.join('a.' + c for c in _ARCHIVE_COLUMNS)}
+    a.id, a.ciphertext, a.nonce, a.wrapped_key, a.kek_id, a.version, a.consent_share_with_120, a.verified_at, a.updated_at
 FROM {_GRANT} g JOIN {_USER} u ON u.id = g.grantee_id LEFT JOIN {_ARCHIVE} a ON a.owner_id = g.patient_id
 WHERE g.case_ref = %s AND g.grantee_id = %s
 """
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    # PostgreSQL returns aware datetimes; SQLite keeps naive UTC text (Django's USE_TZ storage).
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt_timezone.utc)
+
+
 def grants_for_read(*, case_ref: str, reader_id: int, now: datetime) -> list[GrantView]:
     """Every grant (open or closed) of this reader on this case, in one query."""
-    if connection.vendor == "postgresql":
-        with prepared_cursor() as cursor:  # planned once per connection, not on every read
-            cursor.execute(_GRANTS_SQL_PG, [now, case_ref, reader_id])
-            rows = cursor.fetchall()
-        views = []
-        for gid, role, patient_id, closed_at, expires_at, override, active, logged, *archive in rows:
-            row = None
-            if archive[0] is not None:
-                row = Archive(**dict(zip(_ARCHIVE_COLUMNS, archive)), owner_id=patient_id)
-                row._state.adding, row._state.db = False, "default"
-            views.append(GrantView(gid, role, patient_id, closed_at, expires_at, bool(override), row, bool(active), logged))
-        return views
-    override = AccessGrant.objects.filter(
-        case_ref=OuterRef("case_ref"), patient_id=OuterRef("patient_id"), role=GrantRole.DISPATCHER,
-        closed_at__isnull=True, expires_at__gt=now,
-    ).exclude(override_reason="")
-    grants = (
-        AccessGrant.objects.filter(case_ref=case_ref, grantee_id=reader_id)
-        .select_related("patient__health_archive")
-        .annotate(override_declared=Exists(override), reader_active=F("grantee__is_active"))
-    )
+    with prepared_cursor() as cursor:
+        cursor.execute(_GRANTS_SQL, [connection.ops.adapt_datetimefield_value(now), case_ref, reader_id])
+        rows = cursor.fetchall()
     views = []
-    for grant in grants:
-        try:
-            archive = grant.patient.health_archive
-        except Archive.DoesNotExist:
-            archive = None
-        views.append(GrantView(grant.pk, grant.role, grant.patient_id, grant.closed_at, grant.expires_at,
-                               grant.override_declared, archive, bool(grant.reader_active), grant.logged_read))
+    for gid, role, patient_id, closed_at, expires_at, override, active, logged, *archive in rows:
+        sealed = None
+        if archive[0] is not None:
+            archive_id, ciphertext, nonce, wrapped_key, kek_id, version, consent, verified_at, updated_at = archive
+            sealed = SealedArchive(
+                archive_id if isinstance(archive_id, uuid.UUID) else uuid.UUID(archive_id), ciphertext, nonce,
+                wrapped_key, kek_id, version, bool(consent), _aware(verified_at), _aware(updated_at),
+            )
+        views.append(GrantView(gid, role, patient_id, _aware(closed_at), _aware(expires_at), bool(override), sealed,
+                               bool(active), logged))
     return views
 
 

@@ -130,7 +130,7 @@ def _view(archive: Archive, data: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _decrypt(archive: Archive) -> dict[str, Any]:
+def _decrypt(archive: Archive | selectors.SealedArchive) -> dict[str, Any]:
     plaintext = crypto.open_sealed(
         ciphertext=archive.ciphertext,
         nonce=archive.nonce,
@@ -402,7 +402,7 @@ def _deny(code: str, detail: str, *, reader, case_ref: str) -> None:
     raise AccessDenied(detail, code=code)
 
 
-def summary_of(archive: Archive, data: dict[str, Any], *, override: bool) -> dict[str, Any]:
+def summary_of(archive: Archive | selectors.SealedArchive, data: dict[str, Any], *, override: bool) -> dict[str, Any]:
     summary = {name: data.get(name) for name in SUMMARY_FIELDS}
     summary.update(
         archive_id=str(archive.pk),

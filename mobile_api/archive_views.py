@@ -10,11 +10,12 @@ import logging
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import permissions
+from dispatch.inputs import int_param
 from dispatch.models import CrewMember, HospitalStaff
 from health_records import selectors, services
 from health_records.crypto import ArchiveCryptoError
@@ -100,8 +101,8 @@ class HealthArchiveAccessLogView(APIView):
         responses={200: AccessLogSerializer, 400: OpenApiResponse(description="Bad limit or before.")},
     )
     def get(self, request):
-        limit = _int_param(request, "limit", 100, 1, 500)
-        before = _int_param(request, "before", None, 1, 2**62)
+        limit = int_param(request, "limit", default=100, low=1, high=500)
+        before = int_param(request, "before", default=None, low=1, high=2**62)
         entries = selectors.access_log_of(owner=request.user, limit=limit + 1, before_seq=before)
         more = len(entries) > limit
         entries = entries[:limit]
@@ -133,16 +134,3 @@ def _name_readers(entries: list[dict]) -> None:
             entry["reader_display"] = hospitals.get(reader_id) or "Hospital staff 医院"
         else:
             entry["reader_display"] = "120 dispatcher 120调度员"
-
-
-def _int_param(request, name: str, default, low: int, high: int):
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: ["A whole number is required."]}) from None
-    if not low <= value <= high:
-        raise ValidationError({name: [f"Use a number from {low} to {high}."]})
-    return value

@@ -10,8 +10,8 @@ from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from accounts.models import Role
 from dispatch.models import Complaint
+from dispatch.permissions import is_citizen
 
 # The quick picks a caller taps under the SOS button: the common ones, most urgent first.
 QUICK_COMPLAINTS = ["chest_pain", "breathing", "stroke", "unconscious", "trauma", "child", "pregnancy", "other"]
@@ -33,7 +33,7 @@ def citizen_app(request):
     labels = dict(Complaint.choices)
     complaints = [{"value": value, "label": _in_page_language(str(labels[value]))} for value in QUICK_COMPLAINTS]
     # Tells the script a citizen's session exists (the cookie is HttpOnly, so it cannot see it).
-    session_citizen = request.user.is_authenticated and request.user.role == Role.CITIZEN
+    session_citizen = is_citizen(request.user)
     return TemplateResponse(
         request,
         "app/index.html",

@@ -55,6 +55,26 @@ class SosThrottle(UserRateThrottle):
     def allow_request(self, request, view):
         # A retry of a tap already taken creates nothing, so it neither counts nor is refused:
         # a flaky network must not use up the quota a second emergency needs, nor hide the case.
-        if idempotency.tap_seen(request):
+        # Asking the database first would cost every tap a query for the rare retry, so a tap
+        # within the limit is counted at once, as any other, and the view takes a retry's count
+        # back (uncount_retry); only a tap over the limit is looked up before it is refused.
+        if super().allow_request(request, view):
+            if self.rate is not None and self.key is not None:
+                setattr(request, _COUNTED, (self.key, self.now, self.duration))
             return True
-        return super().allow_request(request, view)
+        return idempotency.tap_seen(request)
+
+    @classmethod
+    def uncount_retry(cls, request) -> None:
+        """The tap turned out to be a retry: remove the count allow_request added for it."""
+        counted = getattr(request, _COUNTED, None)
+        if counted is None:
+            return
+        key, at, duration = counted
+        history = cls.cache.get(key, [])
+        if at in history:
+            history.remove(at)
+            cls.cache.set(key, history, duration)
+
+
+_COUNTED = "_onekey_sos_counted"

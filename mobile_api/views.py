@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,12 +15,11 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiTokenAuthentication
 from accounts.lockout import LOCKED_CODE, api_login_succeeded, locked_message, retry_after_seconds
 from accounts.services import citizen_register, normalize_phone, token_issue, token_revoke
-from dispatch import idempotency, selectors, services
+from dispatch import idempotency, lookups, selectors, services
 from dispatch.events import case_stream
 from dispatch.inputs import FixInputSerializer
-from dispatch.models import Case
 from dispatch.permissions import IsCitizen, is_dispatcher
-from dispatch.serializers import CitizenCaseSerializer
+from dispatch.serializers import CitizenCaseSerializer, citizen_case_payload
 from mobile_api.serializers import (
     CancelSerializer,
     CitizenCaseSnapshotSerializer,
@@ -208,20 +207,12 @@ class SosView(APIView):
             silent=values["silent"],
             idempotency_key=key,
             fingerprint=idempotency.fingerprint(request.data),
-            key_known_unused=key is not None and not idempotency.tap_seen(request),
         )
-        response = Response(CitizenCaseSerializer(case).data, status=status.HTTP_201_CREATED)
+        response = Response(citizen_case_payload(case), status=status.HTTP_201_CREATED)
         if not created:
+            SosThrottle.uncount_retry(request)
             response["Idempotent-Replayed"] = "true"
         return response
-
-
-def _own_case(request, case_id: int) -> Case:
-    case = Case.objects.select_related("ambulance", "hospital").filter(pk=case_id).first()
-    # Someone else's case is "not found": its existence is nobody else's business.
-    if case is None or case.caller_id != request.user.pk:
-        raise NotFound(f"No case with id {case_id}.")
-    return case
 
 
 class CaseView(APIView):
@@ -231,7 +222,7 @@ class CaseView(APIView):
     def get(self, request, case_id: int):
         # The stream position first: an event racing this read is replayed on resume, harmlessly.
         last_seq = selectors.stream_last_seq(case_stream(case_id))
-        case = _own_case(request, case_id)
+        case = lookups.case_or_404(case_id, caller=request.user)
         return Response({**CitizenCaseSerializer(case).data, "last_seq": last_seq})
 
 
@@ -240,7 +231,7 @@ class CaseLocationView(APIView):
 
     @extend_schema(summary="The caller moved", request=FixInputSerializer, responses=CitizenCaseSerializer)
     def post(self, request, case_id: int):
-        _own_case(request, case_id)
+        lookups.case_or_404(case_id, caller=request.user)
         data = FixInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         case = services.case_add_location(case_id=case_id, fix=data.to_fix())
@@ -252,10 +243,8 @@ class CaseCancelView(APIView):
 
     @extend_schema(summary="Cancel (the caller, or a dispatcher)", request=CancelSerializer, responses=CitizenCaseSerializer)
     def post(self, request, case_id: int):
-        if not is_dispatcher(request.user):
-            _own_case(request, case_id)
-        elif not Case.objects.filter(pk=case_id).exists():
-            raise NotFound(f"No case with id {case_id}.")
+        # A dispatcher may cancel any case; a citizen only their own.
+        lookups.case_or_404(case_id, caller=None if is_dispatcher(request.user) else request.user)
         data = CancelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         case = services.case_cancel(case_id=case_id, reason=data.validated_data["reason"])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,8 +15,9 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch.permissions import IsSupervisor
+from dispatch.inputs import moment_param
 from dispatch.intervals import CENTRE_ZONE, intervals_report
+from dispatch.permissions import IsSupervisor
 
 MAX_SPAN = timedelta(days=92)
 CSV_FIELDS = ["dimension", "key", "interval", "start", "end", "count", "p50_s", "p90_s"]
@@ -36,8 +36,8 @@ class IntervalsCsvRenderer(BaseRenderer):
             # An error answer: its fields as a two-column table, still a CSV.
             writer = csv.writer(out)
             writer.writerow(["field", "error"])
-            for field_name, message in (data or {}).items():
-                writer.writerow([field_name, message])
+            for field_name, messages in (data or {}).items():
+                writer.writerow([field_name, " ".join(messages) if isinstance(messages, list) else messages])
             return out.getvalue().encode()
         ends = {i["name"]: (i["start"], i["end"]) for i in data["intervals"]}
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
@@ -47,25 +47,6 @@ class IntervalsCsvRenderer(BaseRenderer):
                 start, end = ends[row["interval"]]
                 writer.writerow({"dimension": dimension, "start": start, "end": end, **row})
         return out.getvalue().encode()
-
-
-def _moment(name: str, value: str | None, default: datetime, *, end: bool = False) -> datetime:
-    if not value:
-        return default
-    # A bare date first: parse_datetime would also read "2021-07-20" (as midnight), losing "whole day".
-    try:
-        day = parse_date(value) if len(value) == 10 else None
-        moment = None if day else parse_datetime(value)
-    except ValueError:  # well formed but impossible, e.g. 2021-13-40
-        day = moment = None
-    if moment is None:
-        if day is None:
-            raise ValidationError({name: f"{name!r} must be an ISO 8601 date or date-time, e.g. 2021-07-20 or 2021-07-20T18:00+08:00."})
-        # A bare date is a whole centre day (Beijing time); "to" includes it.
-        moment = datetime.combine(day + timedelta(days=1 if end else 0), time.min, tzinfo=CENTRE_ZONE)
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=CENTRE_ZONE)
-    return moment
 
 
 _ROW = inline_serializer(
@@ -127,12 +108,13 @@ class IntervalsView(APIView):
     )
     def get(self, request):
         now = timezone.now()
-        end = _moment("to", request.query_params.get("to"), now, end=True)
-        start = _moment("from", request.query_params.get("from"), end - timedelta(hours=24))
+        # A bare date is a whole centre day (Beijing time); "to" a date includes it.
+        end = moment_param(request, "to", default=now, local_zone=CENTRE_ZONE, day_end=True)
+        start = moment_param(request, "from", default=end - timedelta(hours=24), local_zone=CENTRE_ZONE)
         if start >= end:
-            raise ValidationError({"from": "'from' must be before 'to'."})
+            raise ValidationError({"from": ["'from' must be before 'to'."]})
         if end - start > MAX_SPAN:
-            raise ValidationError({"from": "The window may span at most 92 days."})
+            raise ValidationError({"from": [f"The window may span at most {MAX_SPAN.days} days."]})
         response = Response(intervals_report(start=start, end=end))
         if getattr(request, "accepted_renderer", None) and request.accepted_renderer.format == "csv":
             response["Content-Disposition"] = 'attachment; filename="response-intervals.csv"'

@@ -168,12 +168,26 @@ def keyring_env(monkeypatch):
     keys.reset_keyring()
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_configure(config):
+    # Under pytest-xdist the browser tests run in the workers: give them all one screenshot
+    # directory, made here before they start, so that the summary below can name it.
+    import os
+    import tempfile
+
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") and not os.environ.get("SCREENSHOT_DIR"):
+        os.environ["SCREENSHOT_DIR"] = config._onekey120_screenshots = tempfile.mkdtemp(prefix="onekey120-screenshots-")
+
+
+def pytest_terminal_summary(terminalreporter, config):
     # Where the browser tests left their screenshots (README: Screenshots), when any were taken.
     import sys
+    from pathlib import Path
 
     browser = sys.modules.get("tests.support.browser")
     directory = getattr(browser, "_screenshot_dir", None) if browser else None
+    shared = getattr(config, "_onekey120_screenshots", None)
+    if directory is None and shared is not None and any(Path(shared).iterdir()):
+        directory = shared
     if directory is not None:
         terminalreporter.write_line(f"onekey120: console screenshots in {directory}")
 

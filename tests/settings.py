@@ -30,4 +30,10 @@ os.environ.setdefault("DB_POOL_MAX_SIZE", "0")
 # (Servers started by the e2e tests tick only where a test sets ALERT_TICK_S: bench/harness.py base_env.)
 os.environ["ALERT_TICK_S"] = "0"
 
+# Under pytest-xdist (make test runs two workers) each worker is its own test process: its own
+# channel-layer and cache keys on a shared Redis, so one worker's group messages never reach the
+# other's sockets. (pytest-django already gives each worker its own test database.)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["CHANNEL_LAYER_PREFIX"] = os.environ.get("CHANNEL_LAYER_PREFIX", "onekey120") + "-" + os.environ["PYTEST_XDIST_WORKER"]
+
 from config.settings import *  # noqa: E402,F401,F403

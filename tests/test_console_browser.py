@@ -19,6 +19,7 @@ import pytest
 from tests.support.browser import (
     CITIZEN,
     DISPATCHER,
+    TICKER_ON_CLOCKS_FAR,
     Site,
     access_log,
     alert_due_now,
@@ -45,26 +46,8 @@ RECONNECT_TIMEOUT_MS = 25_000
 
 @pytest.fixture(scope="module")
 def site_env() -> dict[str, str]:
-    # The console's alarms are the server's alerts (issue 8): the ticker on, every clock far away,
-    # and a test makes the one it needs due (alert_due_now) instead of waiting for it.
-    return {
-        "ALERT_TICK_S": "0.3",
-        "ALERT_UNASSIGNED_S": "3600,3600,3600,3600",
-        "ALERT_NOT_ROLLING_S": "3600",
-        "ALERT_GPS_SILENT_S": "3600",
-        "ALERT_ADMISSION_ACK_S": "3600",
-        "SURGE_PROPOSE_UNASSIGNED": "1000",
-    }
-
-
-@pytest.fixture(scope="module")
-def citizen_token(site) -> str:
-    return login(site.url, CITIZEN)
-
-
-@pytest.fixture(scope="module")
-def dispatcher_token(site) -> str:
-    return login(site.url, DISPATCHER)
+    # The console's alarms are the server's alerts (issue 8).
+    return dict(TICKER_ON_CLOCKS_FAR)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import re
 import pytest
 
 from tests.support.browser import (
-    CITIZEN,
     DEMO_PASSWORD,
     DISPATCHER,
+    TICKER_ON_CLOCKS_FAR,
     Site,
     alert_due_now,
     api,
@@ -35,21 +35,7 @@ SUPERVISOR = "supervisor1"
 
 @pytest.fixture(scope="module")
 def site_env() -> dict[str, str]:
-    # The ticker on, every clock far away: a test makes the one clock it needs due (alert_due_now),
-    # so no alert is raised by the module's run time alone.
-    return {
-        "ALERT_TICK_S": "0.3",
-        "ALERT_UNASSIGNED_S": "3600,3600,3600,3600",
-        "ALERT_NOT_ROLLING_S": "3600",
-        "ALERT_GPS_SILENT_S": "3600",
-        "ALERT_ADMISSION_ACK_S": "3600",
-        "SURGE_PROPOSE_UNASSIGNED": "1000",
-    }
-
-
-@pytest.fixture(scope="module")
-def citizen_token(site) -> str:
-    return login(site.url, CITIZEN)
+    return dict(TICKER_ON_CLOCKS_FAR)
 
 
 def auth(site: Site, username: str) -> dict[str, str]:
@@ -298,6 +284,10 @@ def test_the_issue8_console_holds_its_layout_at_1366x768(browser, site, citizen_
         expect(page.locator("#alarm")).to_be_visible()
         row_of(page, cases[1]["id"]).locator(".col-complaint").click()
         expect(details_of(page, cases[1]["id"])).to_be_visible()
+        # The reason is worded in the page's language from the basis beside the English words.
+        words = {"en-US": "complaint: Injury → 2", "zh-CN": "主诉：外伤 → 2"}[locale]
+        expect(details_of(page, cases[1]["id"]).locator(".priority-reason")).to_have_text(words)
+        expect(row_of(page, cases[1]["id"]).locator(".prio")).to_have_attribute("title", words)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         bar = page.locator(".console-bar").bounding_box()
         assert bar["height"] < 120, bar

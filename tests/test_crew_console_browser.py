@@ -12,20 +12,10 @@ import sqlite3
 import pytest
 
 from dispatch import geo
-from tests.support.browser import CITIZEN, DISPATCHER, TABLET, api, login, new_page, save_screenshot, tap
+from tests.support.browser import CITIZEN, TABLET, api, new_page, save_screenshot, tap
 from tests.support.pages import TABLET_FIX, assign, button, open_crew_console, unit_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def dispatcher_token(site) -> str:
-    return login(site.url, DISPATCHER)
-
-
-@pytest.fixture(scope="module")
-def citizen_token(site) -> str:
-    return login(site.url, CITIZEN)
 
 
 def case_of(site, token: str, case_id: int) -> dict:

@@ -9,8 +9,6 @@ import re
 import pytest
 
 from tests.support.browser import (
-    CITIZEN,
-    DISPATCHER,
     TABLET,
     api,
     assert_same_document,
@@ -31,16 +29,6 @@ from tests.support.pages import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def dispatcher_token(site) -> str:
-    return login(site.url, DISPATCHER)
-
-
-@pytest.fixture(scope="module")
-def citizen_token(site) -> str:
-    return login(site.url, CITIZEN)
 
 
 def test_a_diversion_declared_while_the_crew_chooses_shows_on_the_tablet_live(browser, site, dispatcher_token, citizen_token):

@@ -26,17 +26,17 @@ from tests.support.servers import (
     Console,
     DaphneServer,
     IN_CI,
+    ManagedProcess,
     auth,
     base_env,
     check_postgres,
     demo_postgres_template,
+    demo_sqlite_database,
     free_port,
     login,
     postgres_database,
-    prepare_database,
     register_citizen,
     require,
-    stop_process,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -218,37 +218,37 @@ async def test_it_answers_503_quickly_while_postgres_is_cut_and_recovers_by_itse
 # --- Redis --------------------------------------------------------------------------------------------
 
 
-class RedisServer:
+class RedisServer(ManagedProcess):
     """A private redis-server on a free port, no persistence; stopped and restarted by the test."""
+
+    name = "redis-server"
 
     def __init__(self):
         self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
-        import redis
-
+    def start(self, timeout: float = 10) -> RedisServer:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
-                return self
-            except redis.RedisError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
+        self.wait_ready(timeout)
+        return self
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def log_paths(self) -> list:
+        return []  # its output goes nowhere: a failure to start shows as the exit code
 
 
 @pytest.fixture
@@ -260,14 +260,13 @@ def redis_site(tmp_path):
         pytest.skip(message)
     redis_server = RedisServer().start()
     env = base_env(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'redis-outage.sqlite3'}",
+        DATABASE_URL=demo_sqlite_database(tmp_path / "redis-outage.sqlite3"),
         REDIS_URL=redis_server.url,
         SOS_RATE_LIMIT="1000/min",
         AUTH_RATE_LIMIT="1000/min",
         # The console re-joins and catches up from the event log this often: what brings it back.
         WS_CATCHUP_S="1",
     )
-    prepare_database(env)
     server = DaphneServer(env, log_dir=tmp_path, name="redis-outage")
     try:
         server.start()

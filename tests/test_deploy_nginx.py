@@ -1,9 +1,10 @@
 """The reference deployment (deploy/), run on this machine: nginx terminating TLS in front of two
 daphne workers on one PostgreSQL and one Redis, rendered from deploy/nginx.conf.template exactly
-as deploy/README.md says.
+as deploy/README.md says: one worker serves HTTP, the other the websockets (``--ws-workers``).
 
 - a whole case goes through nginx: tap -> dispatcher console over wss -> assign -> crew statuses ->
   hospital admission, and static files come from nginx, not from the workers;
+- HTTP reaches only the HTTP worker and websockets only the websocket worker;
 - the auth throttle sees the CLIENT's address, not nginx's: clients bound to 127.0.0.2 and
   127.0.0.3 each get their own quota, and a forged X-Forwarded-For does not buy a new one.
 
@@ -13,6 +14,7 @@ skips elsewhere, saying which.
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import shutil
 import tempfile
@@ -23,6 +25,7 @@ import httpx
 import pytest
 
 from tests.support.servers import (
+    ROOT,
     Console,
     DEMO_PASSWORD,
     DaphneServer,
@@ -50,7 +53,7 @@ AUTH_LIMIT = 5  # per minute and client address, for this deployment
 @dataclass
 class Deployment:
     nginx: NginxServer
-    workers: tuple[DaphneServer, DaphneServer]
+    workers: tuple[DaphneServer, DaphneServer]  # (HTTP, websockets)
 
     def client(self, source: str, **kwargs) -> httpx.AsyncClient:
         """An HTTPS client whose connections come from ``source`` (a loopback address)."""
@@ -82,10 +85,25 @@ def deployment():
             a, b = DaphneServer(env, name="deploy-a"), DaphneServer(env, name="deploy-b")
             with start_together(a, b):
                 nginx = NginxServer(prefix, workers=[a.port, b.port], static_root=prefix / "static", cert=cert, key=key)
+                # As deploy/README.md recommends: HTTP on one worker, websockets on the other.
+                render_split(nginx, http=[a.port], ws=[b.port], static_root=prefix / "static", key=key)
                 with nginx:
                     yield Deployment(nginx, (a, b))
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def render_split(nginx: NginxServer, *, http: list[int], ws: list[int], static_root: Path, key: Path) -> None:
+    """Render the same deployment again with the websocket workers apart (render_nginx --ws-workers)."""
+    spec = importlib.util.spec_from_file_location("render_nginx", ROOT / "deploy" / "render_nginx.py")
+    render_nginx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_nginx)
+    user = nginx.conf.read_text().split("\nuser ", 1)[1].split(";", 1)[0]
+    render_nginx.render(
+        prefix=nginx.prefix, server_name="127.0.0.1", cert=nginx.cert, key=key, static_root=static_root,
+        workers=http, ws_workers=ws, listen_addr="127.0.0.1", https_port=nginx.https_port,
+        http_port=nginx.http_port, user=user,
+    )
 
 
 async def _token(http: httpx.AsyncClient, username: str, password: str = DEMO_PASSWORD) -> str:
@@ -191,3 +209,18 @@ async def test_a_dispatcher_signs_in_through_nginx_with_secure_cookies_and_gets_
         assert console.status_code == 200
         assert "script-src 'self'" in console.headers["content-security-policy"]
         assert console.headers["x-frame-options"] == "DENY"
+
+
+async def test_http_goes_to_the_http_worker_and_websockets_to_the_websocket_worker(deployment):
+    nginx = deployment.nginx
+    http_worker, ws_worker = deployment.workers
+    async with deployment.client("127.0.0.6") as http:
+        dispatcher = await _token(http, "dispatcher1")
+        console = await Console.open(nginx.ws_url, "/ws/dispatch/", dispatcher, ssl=nginx.ssl_context())
+        assert (await http.get("/api/v1/dispatch/cases", headers=auth(dispatcher))).status_code == 200
+        await console.close()
+    # daphne's access log (one line per request or socket, in each worker's log): a worker's own
+    # readiness probe is the only request the websocket worker ever answered.
+    http_log, ws_log = http_worker.log_path.read_text(), ws_worker.log_path.read_text()
+    assert "WSCONNECT /ws/dispatch/" in ws_log and "/api/v1/" not in ws_log
+    assert "/api/v1/dispatch/cases" in http_log and "WSCONNECT" not in http_log

@@ -297,14 +297,15 @@ def test_it_refuses_to_take_a_unit_with_a_case_out_of_service(as_citizen, as_dis
 # --- the console page --------------------------------------------------------------------------
 
 
-def test_it_passes_the_unassigned_alarm_threshold_to_the_console_page(client, dispatcher, settings):
+def test_it_passes_the_map_settings_to_the_console_page(client, dispatcher, settings):
     import json
     import re
 
-    settings.UNASSIGNED_ALERT_S = 45
+    settings.MAP_TILE_URL = "https://tiles.example/{z}/{x}/{y}.png"
     client.force_login(dispatcher)
     page = client.get("/console/dispatch/").content.decode()
     island = re.search(r'<script id="console-config" type="application/json">(.*?)</script>', page, re.S)
     assert island, "the console's configuration island is missing"
-    assert json.loads(island.group(1))["unassigned_alert_s"] == 45
+    # Waiting too long is the server's alert (alert.raised), not a threshold the page counts itself.
+    assert json.loads(island.group(1)) == {"tile_url": settings.MAP_TILE_URL, "tile_attribution": settings.MAP_TILE_ATTRIBUTION}
     assert 'type="module" src="/static/dispatch/main.js"' in page

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from dispatch.geocoding import DISTRICTS_FILE, Gazetteer
 from dispatch.management.commands.build_district_map import douglas_peucker
 
 from tests.support.servers import IN_CI
+from tests.support.stubs import StubHandler, stub_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,30 +225,16 @@ PIXEL_PNG = _one_pixel_png()
 
 @pytest.fixture(scope="module")
 def tile_server():
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     requested: list[str] = []
 
-    class Tiles(BaseHTTPRequestHandler):
+    class Tiles(StubHandler):
         def do_GET(self):
             requested.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PIXEL_PNG)))
-            self.end_headers()
-            self.wfile.write(PIXEL_PNG)
+            self.send_body("image/png", PIXEL_PNG)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.requested = requested
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with stub_server(Tiles) as server:
+        server.requested = requested
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,9 @@ from tests.support.servers import (
     check_postgres,
     check_redis,
     demo_postgres_template,
+    demo_sqlite_database,
     login,
     postgres_database,
-    prepare_database,
     recv_json,
     redis_url,
     register_citizen,
@@ -56,13 +56,11 @@ def server(tmp_path_factory):
             # A throwaway copy of the migrated, seeded demo database.
             database_url = stack.enter_context(postgres_database("onekey_e2e_path", template=demo_postgres_template()))
         else:
-            database_url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.sqlite3'}"
+            database_url = demo_sqlite_database(tmp_path_factory.mktemp("e2e") / "e2e.sqlite3")
         overrides = {"DATABASE_URL": database_url, "AUTH_RATE_LIMIT": "1000/min", "SOS_RATE_LIMIT": "1000/min"}
         if use_redis:
             overrides["REDIS_URL"] = redis_url()
         env = base_env(**overrides)
-        if not use_postgres:
-            prepare_database(env)
         yield stack.enter_context(DaphneServer(env, name="e2e-path"))
 
 

@@ -310,3 +310,17 @@ def test_it_keeps_a_hospitals_incoming_count_equal_on_every_console(consoles, on
     consoles.verify(press("at_hospital"), expect={"hospital.status_changed"})
     _, snap = dispatch_snapshot(consoles.dispatcher)
     assert snap["hospitals"][other_hospital.pk]["incoming"] == 0
+
+
+def test_it_carries_the_priority_basis_beside_the_reason_to_the_staff_streams_only(on_the_way, as_citizen, as_dispatcher, ambulance):
+    """The payload is encoded once for every listener, so the reason cannot be translated per
+    reader: the basis travels as data for each console to word in its own language."""
+    ok(as_citizen.post(f"/api/v1/cases/{on_the_way}/triage", {"heavy_bleeding": True}, format="json"))
+    ok(as_dispatcher.post(f"/api/v1/dispatch/cases/{on_the_way}/triage", {"priority": 2, "reason": "bleeding stopped"}, format="json"))
+    for stream in ("dispatch", f"ambulance.{ambulance.pk}"):
+        triaged = [e.data for e in selectors.events_after(stream, 0) if e.type == "case.triaged"]
+        assert [(d["priority_reason"], d["priority_basis"]) for d in triaged][-1] == (
+            "dispatcher1: bleeding stopped", {"kind": "dispatcher", "by": "dispatcher1", "priority": 2},
+        ), stream
+    for event in selectors.events_after(f"case.{on_the_way}", 0):
+        assert "priority_basis" not in event.data and "priority_reason" not in event.data

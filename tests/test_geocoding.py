@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -20,6 +18,7 @@ from dispatch import geocoding
 from dispatch.geocoding import OfflineGeocoder, parse_geocoder_setting, place_of
 from dispatch.models import Event
 from tests.support.cast import tap
+from tests.support.stubs import StubHandler, stub_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HPPH = (34.7725, 113.6935)  # Henan Provincial People's Hospital, Jinshui district
@@ -171,7 +170,7 @@ def nominatim():
     """A stand-in for a centre's own Nominatim: answers /search and /reverse like Nominatim does."""
     seen: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(StubHandler):
         def do_GET(self):
             url = urlparse(self.path)
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -180,24 +179,11 @@ def nominatim():
                 body = [{"lat": "34.7591", "lon": "113.7722", "display_name": "郑州东站, 金水区, 郑州市", "place_id": 1}]
             else:
                 body = {"lat": params["lat"], "lon": params["lon"], "display_name": "农业东路, 金水区, 郑州市", "place_id": 2}
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_body("application/json", json.dumps(body).encode())
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.seen = seen
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with stub_server(Handler) as server:
+        server.seen = seen
+        yield server
 
 
 def test_a_configured_nominatim_answers_forward_and_reverse(settings, as_dispatcher, nominatim):

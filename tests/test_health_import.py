@@ -1,4 +1,9 @@
-"""Bulk import: streams, validates each row, encrypts, upserts by blind index, idempotent; the generator."""
+"""Bulk import: streams, validates each row, encrypts, upserts by blind index, idempotent; the generator.
+
+Every test runs twice: on the suite's database (SQLite's path: bulk_create) and on PostgreSQL
+(COPY), on a throwaway database when the suite runs on SQLite (tests.support.pg: skipped when no
+PostgreSQL is reachable, failed in CI).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,30 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from health_records import importer, services, synthetic
 from health_records.models import Archive, ArchiveVersion, Source
 from health_records.validation import validate_archive
 from tests.support.archives import SAMPLE_NATIONAL_ID, sample_archive
+
+pytest_plugins = ["tests.support.pg"]
+
+
+# On PostgreSQL already, the suite's own run is the PostgreSQL one.
+DATABASES = ["suite database"] + (["postgresql"] if connection.vendor != "postgresql" else [])
+
+
+@pytest.fixture(scope="module", params=DATABASES, autouse=True)
+def database(request):
+    """Module-scoped, so the default connection is switched before any test's ``db`` begins."""
+    if request.param == "suite database":
+        yield request.param
+        return
+    from tests.support.pg import default_database  # not at the top: pytest_plugins loads it first
+
+    with default_database(request.getfixturevalue("postgresql_database")):
+        yield request.param
 
 
 def _rows(n: int, seed: int = 7) -> list[dict]:
@@ -55,13 +79,15 @@ def test_it_imports_a_file_encrypted_and_findable_by_blind_index(tmp_path, db):
     rows = _rows(120)
     stats = importer.import_file(_write(tmp_path / "a.jsonl", rows), batch_size=50)
     assert (stats.lines, stats.inserted, stats.bad) == (120, 120, 0)
-    assert Archive.objects.filter(source=Source.IMPORT, owner=None).count() == 120
+    assert Archive.objects.filter(source=Source.IMPORT, owner=None, version=1).count() == 120
     for row in rows[::40]:
         data = _decrypted(row["national_id"])
         assert data["name"] == row["name"] and data["medications"] == row["medications"]
         archive = services.archive_find(phone=row["phone"])
         assert archive.consent_share_with_120 == row["consent_share_with_120"]
         assert archive.verified_at.isoformat().startswith(row["verified_at"][:19])
+        assert archive.created_at == archive.updated_at == archive.consent_changed_at
+        assert archive.phone_bidx and archive.kek_id and len(bytes(archive.nonce)) == 12
 
 
 def test_it_changes_nothing_when_the_same_file_is_imported_again(tmp_path, db):
@@ -74,14 +100,24 @@ def test_it_changes_nothing_when_the_same_file_is_imported_again(tmp_path, db):
     assert not ArchiveVersion.objects.exists()
 
 
+def test_it_resumes_an_interrupted_import_where_it_stopped(tmp_path, db):
+    rows = _rows(60)
+    importer.import_file(_write(tmp_path / "part.jsonl", rows[:25]), batch_size=10)
+    stats = importer.import_file(_write(tmp_path / "all.jsonl", rows), batch_size=10)
+    assert (stats.inserted, stats.unchanged, stats.bad) == (35, 25, 0)
+    assert Archive.objects.count() == 60 and not ArchiveVersion.objects.exists()
+
+
 def test_it_updates_a_changed_archive_and_keeps_the_old_version(tmp_path, db):
     rows = _rows(10)
     importer.import_file(_write(tmp_path / "a.jsonl", rows))
     old_id = services.archive_find(national_id=rows[3]["national_id"]).pk
     rows[3]["medications"] = [{"name": "Levothyroxquin", "dose": "100 μg"}]
     rows[4]["consent_share_with_120"] = not rows[4]["consent_share_with_120"]
-    stats = importer.import_file(_write(tmp_path / "b.jsonl", rows))
-    assert (stats.updated, stats.unchanged) == (2, 8)
+    newcomers = _rows(2, seed=8)
+    stats = importer.import_file(_write(tmp_path / "b.jsonl", rows + newcomers))
+    assert (stats.inserted, stats.updated, stats.unchanged) == (2, 2, 8)
+    assert _decrypted(newcomers[1]["national_id"])["name"] == newcomers[1]["name"]
     archive = services.archive_find(national_id=rows[3]["national_id"])
     assert archive.pk == old_id and archive.version == 2
     assert _decrypted(rows[3]["national_id"])["medications"] == [{"name": "Levothyroxquin", "dose": "100 μg"}]
@@ -131,6 +167,18 @@ def test_it_reports_a_phone_already_on_another_persons_archive(tmp_path, db):
     other["phone"] = rows[1]["phone"]
     importer.import_file(_write(tmp_path / "b.jsonl", [other]), report=lambda line, msgs: reported.setdefault(line, msgs))
     assert list(reported) == [1]
+
+
+def test_it_reports_only_the_rows_a_concurrent_writer_took_and_imports_the_rest(tmp_path, db, monkeypatch):
+    rows = _rows(4)
+    importer.import_file(_write(tmp_path / "a.jsonl", rows[1:2]))
+    # As if another import wrote row 2's archive between this batch's look-up and its insert.
+    monkeypatch.setattr(importer, "_existing", lambda nids: {})
+    reported = {}
+    stats = importer.import_file(_write(tmp_path / "b.jsonl", rows), report=lambda line, msgs: reported.setdefault(line, msgs))
+    assert list(reported) == [2] and reported[2][0].startswith("national_id or phone:")
+    assert (stats.inserted, stats.bad) == (3, 1)
+    assert Archive.objects.count() == 4
 
 
 def test_it_takes_the_last_line_when_a_person_appears_twice(tmp_path, db):

@@ -200,7 +200,7 @@ def test_it_opens_one_grant_when_two_consoles_of_one_reader_race(consenting, cit
 
     from django.db import connection
 
-    from dispatch.health import health_summary_for
+    from dispatch.archive_access import health_summary_for
     from dispatch.models import Case
 
     case = Case.objects.get(pk=new_case(api_client(citizen)))

@@ -221,3 +221,60 @@ def test_the_crew_tablet_shows_priority_silence_retriage_and_merge(browser, site
         expect(page.locator("#no-case")).to_be_visible()
     for step in ("at_hospital", "handed_over", "available"):
         api(site, "post", f"/api/v1/ambulances/{other_unit}/status", json={"status": step}, headers=auth(other_crew))
+
+
+def test_the_crew_tablet_words_the_priority_reason_in_chinese(browser, site):
+    """The reason travels as data beside the English words; a Chinese tablet words it in Chinese,
+    and shows a dispatcher's override as they wrote it."""
+    from playwright.sync_api import expect
+
+    dispatcher = login(site.url, DISPATCHER)
+    citizen = login(site.url, "13800138000")
+    case = tap(site.url, citizen, complaint="other")
+    unit = unit_of(site, dispatcher, "ZZ120-JS-1-3")
+    api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/assign", json={"ambulance": unit["id"]}, headers=auth(dispatcher))
+    with new_page(browser, viewport=dict(TABLET)) as page:
+        open_crew_console(page, site, "ZZ120-JS-1-3")
+        page.get_by_role("button", name="中文").click()
+        expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+        reason = page.locator("#priority-reason")
+        expect(reason).to_contain_text("主诉：其他 → 3")
+        api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/triage", json={"priority": 2, "reason": "已能说话"}, headers=auth(dispatcher))
+        expect(reason).to_contain_text(f"{DISPATCHER}: 已能说话")
+        api(site, "post", f"/api/v1/cases/{case['id']}/triage", json={"conscious": False, "heavy_bleeding": True}, headers=auth(citizen))
+        expect(reason).to_contain_text("来电者：意识不清且大出血 → 1")
+        assert "complaint" not in page.locator("#priority").inner_text()
+        save_screenshot(page, "issue8-crew-reason-zh")
+        api(site, "post", f"/api/v1/cases/{case['id']}/cancel", json={"reason": "test over"}, headers=auth(citizen))
+        expect(page.locator("#no-case")).to_be_visible()
+
+
+def test_a_merged_caller_sees_the_unit_of_the_report_theirs_was_joined_to(browser, site):
+    from playwright.sync_api import expect
+
+    dispatcher = login(site.url, DISPATCHER)
+    kept = tap(site.url, login(site.url, "13800138000"), complaint="chest_pain", lat=HERE["latitude"], lon=HERE["longitude"])
+    unit = unit_of(site, dispatcher, "ZZ120-JS-1-4")
+    options = {"permissions": ["geolocation"], "geolocation": HERE}
+    with new_page(browser, viewport=dict(PHONE), **options) as page:
+        register(page, site)
+        expect(page.locator("#location-status")).to_have_attribute("data-state", "found")
+        page.locator(".pick[data-complaint='other']").click()
+        page.locator("#sos").click()
+        expect(page.locator("#case-view")).to_be_visible()
+        case_id = int(page.locator("#app").get_attribute("data-case-id"))
+
+        api(site, "post", f"/api/v1/dispatch/cases/{case_id}/merge", json={"into": kept["id"]}, headers=auth(dispatcher))
+        expect(page.locator("#app")).to_have_attribute("data-help", "waiting")
+        expect(page.locator("#merged-note")).to_be_visible()
+        api(site, "post", f"/api/v1/dispatch/cases/{kept['id']}/assign", json={"ambulance": unit["id"]}, headers=auth(dispatcher))
+        expect(page.locator("#case-status")).to_have_text("An ambulance is assigned to you both")
+        expect(page.locator("#case-unit")).to_contain_text("ZZ120-JS-1-4")
+        expect(page.locator("#case-eta")).to_be_visible()
+        save_screenshot(page, "issue8-app-merged-help-coming")
+
+        # The other caller cancels their report: nobody comes through it any more, and this caller is told.
+        api(site, "post", f"/api/v1/cases/{kept['id']}/cancel", json={"reason": "test over"}, headers=auth(login(site.url, "13800138000")))
+        expect(page.locator("#app")).to_have_attribute("data-help", "cancelled")
+        expect(page.locator("#case-status")).to_contain_text("call 120")
+        expect(page.locator("#merged-note")).to_be_hidden()

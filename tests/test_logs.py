@@ -13,7 +13,7 @@ import pytest
 
 from health_records.synthetic import national_id
 from tests.support.archives import DISTINCTIVE, sample_archive
-from tests.support.servers import Console, DEMO_PASSWORD, DaphneServer, auth, base_env, prepare_database
+from tests.support.servers import Console, DEMO_PASSWORD, DaphneServer, auth, base_env, demo_sqlite_database
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,12 @@ CENTRAL = {"lat": 34.7466, "lon": 113.6253}
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("logs")
     env = base_env(
-        DATABASE_URL=f"sqlite:///{tmp / 'logs.sqlite3'}",
+        DATABASE_URL=demo_sqlite_database(tmp / "logs.sqlite3"),
         LOG_LEVEL="DEBUG",
         LOG_FORMAT="json",
         AUTH_RATE_LIMIT="1000/min",
         SOS_RATE_LIMIT="1000/min",
     )
-    prepare_database(env)
     # -v 0: no daphne plain-text access log; our own access line (config.metrics) is JSON.
     with DaphneServer(env, log_dir=tmp, name="logs", args=("-v", "0")) as daphne:
         yield daphne

@@ -180,3 +180,25 @@ def test_it_serves_the_browsable_docs(client):
     html = response.content.decode()
     assert "swagger-ui" in html.lower()
     assert "/api/schema/" in html
+
+
+def test_it_documents_the_priority_basis_beside_the_reason(schema):
+    case = response_schema(schema, "/api/v1/dispatch/cases/{case_id}")["properties"]
+    assert {"priority_reason", "priority_basis"} <= set(case)
+    basis = case["priority_basis"]
+    assert basis.get("description") and basis.get("nullable") is True
+    shape = resolve(schema, basis if "$ref" in basis else basis.get("allOf", [basis])[0])
+    kinds = resolve(schema, shape["properties"]["kind"])
+    assert set(kinds["enum"]) == {"complaint", "answers", "archive", "dispatcher"}
+    assert {"priority", "complaint", "answers", "by"} <= set(shape["properties"])
+
+
+def test_it_documents_what_a_merged_caller_sees_of_the_help_coming(schema):
+    case = response_schema(schema, "/api/v1/cases/{case_id}")["properties"]
+    help_coming = case["help_coming"]
+    assert help_coming.get("description") and help_coming.get("nullable") is True
+    shape = resolve(schema, help_coming if "$ref" in help_coming else help_coming.get("allOf", [help_coming])[0])
+    assert set(shape["properties"]) == {"status", "call_sign", "eta_s"}
+    assert set(resolve(schema, shape["properties"]["status"])["enum"]) == {
+        "waiting", "dispatched", "en_route", "on_scene", "left_scene", "cancelled",
+    }

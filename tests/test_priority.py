@@ -3,6 +3,8 @@ the archive, set by a dispatcher with a reason; every change is a case.triaged e
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -38,16 +40,27 @@ def test_it_ranks_each_complaint_by_the_centres_default_policy(complaint, priori
 
 
 def test_it_says_why_in_words():
-    assert triage.derive(complaint="chest_pain") == (1, "complaint: chest pain → 1")
-    assert triage.derive(complaint="trauma", answers={"breathing_normally": False}) == (1, "not breathing normally → 1")
-    assert triage.derive(complaint="other", answers={"conscious": False, "heavy_bleeding": True}) == (
+    assert triage.derive(complaint="chest_pain")[:2] == (1, "complaint: chest pain → 1")
+    assert triage.derive(complaint="trauma", answers={"breathing_normally": False})[:2] == (1, "not breathing normally → 1")
+    assert triage.derive(complaint="other", answers={"conscious": False, "heavy_bleeding": True})[:2] == (
         1, "not conscious and heavy bleeding → 1",
     )
 
 
+def test_it_says_why_as_data_for_each_page_to_word_in_its_language():
+    assert triage.derive(complaint="chest_pain").basis == {"kind": "complaint", "complaint": "chest_pain", "priority": 1}
+    assert triage.derive(complaint="other", answers={"conscious": False, "heavy_bleeding": True}).basis == {
+        "kind": "answers", "answers": ["conscious", "heavy_bleeding"], "priority": 1,
+    }
+    assert triage.archive_verdict(2).basis == {"kind": "archive", "priority": 2}
+    override = triage.dispatcher_verdict(priority=3, who="dispatcher1", words="sprained ankle")
+    assert override == (3, "dispatcher1: sprained ankle", {"kind": "dispatcher", "by": "dispatcher1", "priority": 3})
+    assert {triage.derive(complaint=c).basis["kind"] for c in triage.COMPLAINTS} <= set(triage.BASIS_KINDS)
+
+
 def test_it_never_lowers_the_complaint_for_reassuring_answers():
     reassuring = {"conscious": True, "breathing_normally": True, "heavy_bleeding": False}
-    assert triage.derive(complaint="stroke", answers=reassuring) == (1, "complaint: stroke signs → 1")
+    assert triage.derive(complaint="stroke", answers=reassuring)[:2] == (1, "complaint: stroke signs → 1")
     assert triage.derive(complaint="child", answers=reassuring)[0] == 3
 
 
@@ -75,8 +88,10 @@ def test_it_gives_a_tap_its_priority_in_the_same_transaction_as_the_case(as_citi
     case = ok(tap(as_citizen, complaint="chest_pain"), 201)
     created = events("dispatch", "case.created")
     assert created[-1].data["priority"] == 1 and created[-1].data["priority_reason"] == "complaint: chest pain → 1"
+    assert created[-1].data["priority_basis"] == {"kind": "complaint", "complaint": "chest_pain", "priority": 1}
     staff = ok(as_dispatcher.get(f"/api/v1/dispatch/cases/{case['id']}"))
     assert staff["priority"] == 1 and staff["triage"] == {} and staff["silent"] is False
+    assert staff["priority_basis"] == created[-1].data["priority_basis"]
 
 
 def test_it_raises_a_tap_by_the_answers_it_carries(as_citizen):
@@ -88,9 +103,9 @@ def test_it_raises_a_tap_by_the_answers_it_carries(as_citizen):
 def test_it_shows_the_caller_their_answers_and_silence_but_not_the_priority(as_citizen):
     case = ok(tap(as_citizen, complaint="trauma", triage={"heavy_bleeding": True}, silent=True), 201)
     assert case["triage"] == {"heavy_bleeding": True} and case["silent"] is True
-    assert "priority" not in case and "priority_reason" not in case
+    assert "priority" not in case and "priority_reason" not in case and "priority_basis" not in case
     mine = ok(as_citizen.get(f"/api/v1/cases/{case['id']}"))
-    assert "priority" not in mine and mine["silent"] is True
+    assert "priority" not in mine and "priority_basis" not in mine and mine["silent"] is True
     assert "priority" not in events(f"case.{case['id']}", "case.created")[0].data
 
 
@@ -110,6 +125,7 @@ def test_it_ranks_a_phoned_in_call_the_same_way(as_dispatcher):
     body = {"caller_phone": "13900000009", "lat": 34.75, "lon": 113.64, "complaint": "other", "triage": {"breathing_normally": False}}
     case = ok(as_dispatcher.post("/api/v1/dispatch/cases", body, format="json"), 201)
     assert case["priority"] == 1 and case["priority_reason"] == "not breathing normally → 1"
+    assert case["priority_basis"] == {"kind": "answers", "answers": ["breathing_normally"], "priority": 1}
 
 
 # --- answers following the tap -------------------------------------------------------------------
@@ -123,6 +139,7 @@ def test_it_raises_the_priority_when_the_answers_follow_the_tap(as_citizen):
     assert (row.priority, row.priority_reason) == (1, "not conscious → 1")
     triaged = events("dispatch", "case.triaged")
     assert len(triaged) == 1 and triaged[0].data["priority"] == 1
+    assert triaged[0].data["priority_basis"] == {"kind": "answers", "answers": ["conscious"], "priority": 1}
     assert len(events(f"case.{case['id']}", "case.triaged")) == 1
 
 
@@ -132,6 +149,7 @@ def test_it_never_lowers_a_dispatchers_override_on_a_later_answer(as_citizen, as
     ok(as_citizen.post(f"/api/v1/cases/{case['id']}/triage", {"conscious": True, "breathing_normally": True}, format="json"))
     row = Case.objects.get(pk=case["id"])
     assert row.priority == 1 and row.priority_reason == "dispatcher1: caller screaming"
+    assert row.priority_basis == {"kind": "dispatcher", "by": "dispatcher1", "priority": 1}
     assert row.triage == {"conscious": True, "breathing_normally": True}
 
 
@@ -174,7 +192,9 @@ def test_it_lets_a_dispatcher_lower_the_priority_with_a_reason(as_citizen, as_di
     case = ok(tap(as_citizen, complaint="chest_pain"), 201)
     staff = ok(as_dispatcher.post(f"/api/v1/dispatch/cases/{case['id']}/triage", {"priority": 3, "reason": "  sprained   ankle "}, format="json"))
     assert staff["priority"] == 3 and staff["priority_reason"] == "dispatcher1: sprained ankle"
-    assert events("dispatch", "case.triaged")[-1].data["priority"] == 3
+    assert staff["priority_basis"] == {"kind": "dispatcher", "by": "dispatcher1", "priority": 3}
+    triaged = events("dispatch", "case.triaged")[-1].data
+    assert triaged["priority"] == 3 and triaged["priority_basis"] == staff["priority_basis"]
 
 
 @pytest.mark.parametrize(
@@ -224,7 +244,35 @@ def test_it_raises_the_priority_at_the_dispatchers_granted_read_of_the_archive(a
     staff = ok(as_dispatcher.get(f"/api/v1/dispatch/cases/{case['id']}"))
     assert staff["health_summary"]["available"] is True
     assert (staff["priority"], staff["priority_reason"]) == (1, "health archive → 1")
+    assert staff["priority_basis"] == {"kind": "archive", "priority": 1}
     triaged = events("dispatch", "case.triaged")
     assert len(triaged) == 1 and "coronary" not in str(triaged[0].data)
     ok(as_dispatcher.get(f"/api/v1/dispatch/cases/{case['id']}"))
     assert len(events("dispatch", "case.triaged")) == 1  # a second read raises nothing more
+
+
+# --- cases triaged before the basis existed -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reason, priority, basis",
+    [("complaint: chest pain → 1", 1, {"kind": "complaint", "complaint": "chest_pain", "priority": 1}),
+     ("complaint: pregnancy / childbirth → 2", 2, {"kind": "complaint", "complaint": "pregnancy", "priority": 2}),
+     ("not conscious and heavy bleeding → 1", 1, {"kind": "answers", "answers": ["conscious", "heavy_bleeding"], "priority": 1}),
+     ("health archive → 1", 1, {"kind": "archive", "priority": 1}),
+     ("dispatcher1: caller says: chest → arm", 2, {"kind": "dispatcher", "by": "dispatcher1", "priority": 2}),
+     ("something nobody wrote → 1", 1, None)],
+)
+def test_it_gives_cases_triaged_before_the_basis_the_basis_their_words_stand_for(reason, priority, basis):
+    migration = importlib.import_module("dispatch.migrations.0008_priority_basis")
+    assert migration.basis_of(reason, priority) == basis
+
+
+def test_it_reads_back_every_reason_it_writes_as_its_basis():
+    """The migration's frozen copy of the words still matches what triage writes."""
+    migration = importlib.import_module("dispatch.migrations.0008_priority_basis")
+    verdicts = [triage.derive(complaint=c) for c in triage.COMPLAINTS]
+    verdicts += [triage.derive(complaint="other", answers={"conscious": False, "breathing_normally": False, "heavy_bleeding": True})]
+    verdicts += [triage.archive_verdict(2), triage.dispatcher_verdict(priority=4, who="d.wang", words="a cold")]
+    for verdict in verdicts:
+        assert migration.basis_of(verdict.reason, verdict.priority) == verdict.basis, verdict.reason

@@ -92,7 +92,9 @@ def test_it_is_repeatable_with_a_seed():
     assert run() == run()
 
 
-def test_it_stands_in_for_the_dispatcher_only_when_asked(as_citizen, ambulance, hospital):
+def test_it_stands_in_for_the_dispatcher_only_when_asked(as_citizen, ambulance, hospital, settings):
+    # One unit: the reserve (the last free units kept for priority 1) would be all of it.
+    settings.SURGE_RESERVE_UNITS = 0
     case_id = tap(as_citizen, key="sim-2").json()["id"]
     Simulator(rate_per_min=0).tick(5.0)
     assert Case.objects.get(pk=case_id).status == "received"

@@ -169,11 +169,13 @@ def test_it_shows_the_district_list_to_dispatchers_only(as_citizen, as_crew):
         assert client.get("/api/v1/dispatch/queue/districts").status_code == 403
 
 
-def test_it_holds_the_last_free_units_for_priority_1_in_surge_and_only_then(settings, as_supervisor, ambulance, other_ambulance):
+def test_it_holds_the_last_free_units_for_priority_1_in_surge_only_when_told_to(settings, as_supervisor, ambulance, other_ambulance):
     from dispatch.surge import reserve_holds
 
-    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY = 1, 1
+    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY, settings.SURGE_RESERVE_ALWAYS = 1, 1, False
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(status="out_of_service")
     assert not reserve_holds(priority=3), "no reserve outside surge"
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(status="available")
     declare(as_supervisor)
     # Two units free and a reserve of one: a priority-3 case may still have one.
     assert not reserve_holds(priority=3)
@@ -187,10 +189,23 @@ def test_it_holds_the_last_free_units_for_priority_1_in_surge_and_only_then(sett
     assert not reserve_holds(priority=4), "0 switches the reserve off"
 
 
+def test_it_holds_the_last_free_unit_for_priority_1_before_surge_is_declared(settings, ambulance, other_ambulance):
+    # The 7·20 replay lost its priority-1 calls in the half hour before the queue was long enough
+    # to propose surge: the units ran out first. So by default the reserve does not wait for it.
+    from dispatch.surge import reserve_holds, surge_active
+
+    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY = 1, 1
+    assert settings.SURGE_RESERVE_ALWAYS and not surge_active()
+    assert not reserve_holds(priority=3), "two units free and a reserve of one: one may go"
+    Ambulance.objects.filter(pk=other_ambulance.pk).update(status="out_of_service")
+    assert reserve_holds(priority=3) and reserve_holds(priority=2)
+    assert not reserve_holds(priority=1)
+
+
 def test_it_flags_reserved_units_in_a_less_urgent_cases_recommendations(
     settings, as_supervisor, as_citizen, as_other_citizen, ambulance, other_ambulance
 ):
-    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY = 1, 1
+    settings.SURGE_RESERVE_UNITS, settings.SURGE_RESERVE_PRIORITY, settings.SURGE_RESERVE_ALWAYS = 1, 1, False
     urgent = tap(as_citizen, complaint="cardiac_arrest").json()["id"]
     minor = tap(as_other_citizen, complaint="other", lat=34.80, lon=113.70).json()["id"]
     Ambulance.objects.filter(pk=other_ambulance.pk).update(status="out_of_service")
@@ -201,6 +216,9 @@ def test_it_flags_reserved_units_in_a_less_urgent_cases_recommendations(
         return [offer["reserved"] for offer in response.json()]
 
     assert flags(minor) == [False], "no reserve outside surge"
+    settings.SURGE_RESERVE_ALWAYS = True
+    assert flags(minor) == [True], "by default the reserve does not wait for surge"
+    settings.SURGE_RESERVE_ALWAYS = False
     declare(as_supervisor)
     assert flags(minor) == [True], "the last free unit is held for priority 1"
     assert flags(urgent) == [False]

@@ -412,7 +412,7 @@ class Engine:
     def _reserve_holds_below(self) -> int | None:
         """The priority the service's reserve holds the units for, while it holds (the console shows
         every recommendation for the other cases reserved, so nobody opens them); else None."""
-        if not self._surge_offers():
+        if self.policy != "service":
             return None
         from dispatch.surge import reserve_holds
 
@@ -482,15 +482,15 @@ class Engine:
                 if geo.is_valid_point(lat, lon)
             )
             return [unit_id for _, unit_id in ranked[:5]]
+        from dispatch.surge import reserve_holds
+
+        if reserve_holds(priority=self.case_priority(case)):
+            # The service flags every unit offered as held for priority 1: the dispatcher leaves
+            # them (a unit about to be free too, else it would never come back to the reserve).
+            return []
         recommendations = selectors.recommend_units(lat=case.lat, lon=case.lon, count=5)
         offered = [(r.eta_s, r.ambulance.pk) for r in recommendations if r.ambulance.status == UnitStatus.AVAILABLE]
         if self._surge_offers():
-            from dispatch.surge import reserve_holds
-
-            if reserve_holds(priority=self.case_priority(case)):
-                # The service flags every unit offered as held for priority 1: the dispatcher leaves
-                # them (a unit about to be free too, else it would never come back to the reserve).
-                return []
             # What GET .../recommendations offers in surge: units about to be free beside the free
             # ones, best first by free in + travel. unit_assign takes them at once (the crew's case
             # there is closed), so the dispatcher takes the best whatever it is.

@@ -1,10 +1,13 @@
 """Real servers for end-to-end tests: the benchmarks' harness (bench/harness.py: daphne workers,
-throwaway databases, readiness) plus what only tests need: skipping or failing on a missing
-service, a seeded PostgreSQL template, a checking console client, nginx in front. Every process
-started here is stopped here."""
+throwaway databases, readiness, one ManagedProcess base for every server started) plus what only
+tests need: servers on tests/server_settings.py (a fast password hash), skipping or failing on a
+missing service, seeded PostgreSQL and SQLite templates (each module copies one instead of
+migrating and seeding), a checking console client, nginx in front. Every process started here is
+stopped here."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -13,14 +16,15 @@ from pathlib import Path
 
 import httpx
 
+from bench import harness
 from bench.harness import (  # noqa: F401  (re-exported: the tests' one import for servers)
     DEMO_PASSWORD,
     PYTHON,
     ROOT,
     DaphneServer,
+    ManagedProcess,
     ServiceMissing,
     auth,
-    base_env,
     check_postgres,
     check_redis,
     free_port,
@@ -37,6 +41,12 @@ from bench.harness import (  # noqa: F401  (re-exported: the tests' one import f
     stop_process,
 )
 from tests.support.cast import IN_CI
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """bench/harness.py's environment for a server, on tests/server_settings.py (the real settings
+    with a fast password hash): what the tests pass in ``overrides`` still wins."""
+    return harness.base_env(**{"DJANGO_SETTINGS_MODULE": "tests.server_settings", **overrides})
 
 
 def require(*checks) -> None:
@@ -83,6 +93,45 @@ def demo_postgres_template() -> str:
     atexit.register(drop)
     _demo_template = name
     return name
+
+
+@contextlib.contextmanager
+def cluster_env(database_prefix: str, **overrides: str):
+    """One environment for several workers on one PostgreSQL and one Redis: a throwaway copy of the
+    demo database, one channel prefix, rate limits out of the way of a test's burst. Fails in CI
+    without both services, skips elsewhere."""
+    require(check_postgres, check_redis)
+    with postgres_database(database_prefix, template=demo_postgres_template()) as database_url:
+        yield base_env(
+            DATABASE_URL=database_url, REDIS_URL=redis_url(), AUTH_RATE_LIMIT="1000/min", SOS_RATE_LIMIT="1000/min",
+            **overrides,
+        )
+
+
+_sqlite_template: Path | None = None
+
+
+def demo_sqlite_database(path: Path) -> str:
+    """Put a migrated, demo-seeded SQLite database at ``path`` and return its DATABASE_URL. The
+    first call in a test process migrates and seeds a template (several seconds); every later one
+    copies it (milliseconds), so each module still gets a database of its own."""
+    global _sqlite_template
+    import sqlite3
+
+    if _sqlite_template is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="onekey120-demo-template-"))
+        template = directory / "demo.sqlite3"
+        prepare_database(base_env(DATABASE_URL=f"sqlite:///{template}"))
+        atexit.register(shutil.rmtree, directory, True)
+        _sqlite_template = template
+    # The backup API copies a consistent database whatever the template's WAL holds.
+    with contextlib.closing(sqlite3.connect(_sqlite_template)) as source, contextlib.closing(sqlite3.connect(path)) as copy:
+        source.backup(copy)
+    return f"sqlite:///{path}"
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -172,18 +221,12 @@ class Console:
                 return drained
             drained.append(self._checked(frame))
 
-    async def read_during(self, seconds: float) -> list[dict]:
-        """Read (and check) events for ``seconds`` of wall time: for a test that must let a
-        periodic job (the alert ticker) run a few more times, not for proving silence."""
-        import asyncio
-
+    async def reach(self, seq: int, timeout: float = 10) -> list[dict]:
+        """Read (and check) events until this console has had ``seq`` (e.g. the stream's last seq in
+        the event log): a wait for something that must arrive, never a wait for silence."""
         read = []
-        deadline = asyncio.get_running_loop().time() + seconds
-        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
-            try:
-                read.append(await self.next(remaining))
-            except asyncio.TimeoutError:
-                break
+        while self.last_seq < seq:
+            read.append(await self.next(timeout))
         return read
 
     async def quiet(self, timeout: float = 10) -> None:
@@ -280,9 +323,11 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
     return cert_path, key_path
 
 
-class NginxServer:
+class NginxServer(ManagedProcess):
     """deploy/nginx.conf.template rendered into a private prefix and run in the foreground
     (``nginx -p PREFIX -c conf -g 'daemon off;'``): pid, logs and temp files stay in PREFIX."""
+
+    name = "nginx"
 
     def __init__(self, prefix: Path, *, workers: list[int], static_root: Path, cert: Path, key: Path):
         import importlib.util
@@ -329,38 +374,16 @@ class NginxServer:
             raise RuntimeError(f"nginx -t refused the rendered config:\n{checked.stderr}")
         self._log = open(self.prefix / "stderr.log", "wb")
         self.process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                httpx.get(self.url + "/healthz", verify=self.ssl_context(), timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"nginx did not answer within {timeout}s:\n{self.log_tail()}")
+        self.wait_ready(timeout)
+        return self
 
-    def stop(self) -> None:
-        stop_process(self.process)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
+    def answers(self) -> bool:
+        # Any answer will do: nginx is up even while the workers behind it are not.
+        httpx.get(self.url + "/healthz", verify=self.ssl_context(), timeout=1)
+        return True
 
-    def log_tail(self, lines: int = 40) -> str:
-        out = []
-        for name in ("stderr.log", "error.log"):
-            try:
-                out += (self.prefix / name).read_text(errors="replace").splitlines()[-lines:]
-            except OSError:
-                pass
-        return "\n".join(out) or "(no log)"
-
-    def __enter__(self) -> NginxServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def log_paths(self) -> list[Path]:
+        return [self.prefix / "stderr.log", self.prefix / "error.log"]
 
 
 def _account_exists(name: str) -> bool:

@@ -16,10 +16,12 @@ import { GpsReporter } from "./gps.js";
 import { renderHealth } from "./health.js";
 import { Outbox } from "./outbox.js";
 import { IS_ZH, choice, t, tf } from "/static/onekey/i18n.js";
+import { priorityReasonText } from "/static/onekey/priority_basis.js";
 
 const cfg = JSON.parse(document.getElementById("crew-config").textContent);
 const UNIT = cfg.ambulance;
 const label = (kind, value) => choice((cfg.labels[kind] && cfg.labels[kind][value]) || value || "");
+const reasonText = (c) => priorityReasonText(c, (complaint) => label("complaint", complaint));
 
 // The buttons, in lifecycle order: [press, words on the button].
 const STEPS = [
@@ -122,7 +124,7 @@ function applyCase(event, payload) {
 /** What the crew must hear about a change to its case while on it (triage, merge). */
 function noteChange(event, before, data) {
   if (event === "case.triaged" && before && data.priority !== before.priority) {
-    notice(tf("Priority now P%(p)s: %(reason)s", { p: data.priority, reason: data.priority_reason || "" }));
+    notice(tf("Priority now P%(p)s: %(reason)s", { p: data.priority, reason: reasonText(data) }));
     if (data.priority < before.priority) playAlert("info");
   } else if (event === "case.merged") {
     // This case is the one kept: another caller's report of the same emergency joined it.
@@ -347,7 +349,8 @@ function renderPriority(c) {
     " ",
     el("span", { class: "priority-words" }, PRIORITY_WORDS[p] || ""),
   );
-  if (c.priority_reason) box.append(el("span", { class: "priority-reason muted", id: "priority-reason" }, ` · ${c.priority_reason}`));
+  const why = reasonText(c);
+  if (why) box.append(el("span", { class: "priority-reason muted", id: "priority-reason" }, ` · ${why}`));
 }
 
 /** A hospital's name in the page's language (the other one when that is missing). */

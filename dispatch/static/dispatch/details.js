@@ -11,7 +11,7 @@ import { createHealthCard, showHealth } from "./health.js";
 import { createOperations, REASSIGNABLE } from "./operations.js";
 import { createMerge } from "./merge.js";
 import { createThread } from "./messages.js";
-import { createTriage, triageText } from "./priority.js";
+import { createTriage, reasonText, triageText } from "./priority.js";
 import { admissionEtaLeft, etaLeft, patientName, renderPriorityBadge } from "./queue.js";
 import { createRecommendations } from "./recommendations.js";
 import {
@@ -115,7 +115,8 @@ export function syncDetails(ctx, entry) {
   const prio = el("span");
   renderPriorityBadge(prio, c);
   f.priority.dd.append(prio);
-  if (c.priority_reason) f.priority.dd.append(" ", el("span", { class: "small priority-reason" }, c.priority_reason));
+  const why = reasonText(c);
+  if (why) f.priority.dd.append(" ", el("span", { class: "small priority-reason" }, why));
   const answers = triageText(c.triage);
   if (answers) f.priority.dd.append(el("br"), answers);
   f.complaint.dd.textContent = label("complaint", c.complaint);

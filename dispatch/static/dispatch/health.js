@@ -2,7 +2,7 @@
  * health.js — the patient's health summary on the dispatcher console: the badge in the queue, the
  * card in the details panel, the emergency override (break-glass) and the renewal of an expired grant.
  *
- * Each read of a patient's archive is audited (dispatch/health.py), so the console reads one only
+ * Each read of a patient's archive is audited (dispatch/archive_access.py), so the console reads one only
  * when the dispatcher opens a case (GET /api/v1/dispatch/cases/{id}), keeps it in memory while the
  * case is active and forgets it when the case ends. Reading again is an explicit button.
  */

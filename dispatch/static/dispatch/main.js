@@ -51,7 +51,6 @@ const cfg = {
   meUrl: root.dataset.meUrl,
   wsPath: root.dataset.wsPath || "/ws/dispatch/",
   loginUrl: root.dataset.loginUrl || "/accounts/login/",
-  unassignedAlertMs: 1000 * (Number(pageConfig.unassigned_alert_s) || 30),
   tileUrl: pageConfig.tile_url || null,
   tileAttribution: pageConfig.tile_attribution || "",
 };

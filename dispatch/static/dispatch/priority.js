@@ -6,8 +6,14 @@
  */
 
 import { api } from "/static/onekey/api.js";
-import { el, ENDED, urlFor } from "./labels.js";
+import { el, ENDED, label, urlFor } from "./labels.js";
 import { t, tf } from "/static/onekey/i18n.js";
+import { priorityReasonText } from "/static/onekey/priority_basis.js";
+
+/** Why the case has its priority, in the page's language (the server sends the basis as data). */
+export function reasonText(c) {
+  return priorityReasonText(c, (complaint) => label("complaint", complaint));
+}
 
 const PRIORITY_TEXT = {
   1: () => t("P1 — immediately life-threatening"),

@@ -8,6 +8,7 @@
 import { t, tf } from "/static/onekey/i18n.js";
 import { serverNow } from "/static/onekey/api.js";
 import { renderHealthBadge } from "./health.js";
+import { reasonText } from "./priority.js";
 import {
   ENDED,
   ETA_TARGET,
@@ -227,7 +228,7 @@ export function renderPriorityBadge(node, c) {
   const p = Number.isFinite(c.priority) ? c.priority : null;
   node.className = `prio prio-${p || "none"}`;
   node.textContent = p ? `P${p}` : "P?";
-  node.title = c.priority_reason || "";
+  node.title = reasonText(c);
   node.setAttribute("aria-label", p ? tf("Priority %(p)s", { p }) : t("Priority not set"));
 }
 
@@ -275,5 +276,8 @@ export function renderSummary(ctx) {
     }
   }
   const text = tf("%(active)s active · %(waiting)s waiting for a unit · %(overdue)s of them overdue", { active, waiting, overdue });
-  if (ctx.els.summary.textContent !== text) ctx.els.summary.textContent = text;
+  if (ctx.els.summary.textContent !== text) {
+    ctx.els.summary.textContent = text;
+    ctx.els.summary.title = text; // the bar may cut it short at 1366 px
+  }
 }

@@ -23,9 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("file", help="Path of the .jsonl file")
         parser.add_argument("--batch-size", type=int, default=2000, help="Archives per transaction (default 2000)")
         parser.add_argument(
-            "--workers", type=int, default=min(8, os.cpu_count() or 2),
-            help="Processes that validate and encrypt in parallel (0: do it in this process). Default: one per core, "
-            "at most 8 (this process mostly waits on the database meanwhile).",
+            "--workers", type=int, default=min(os.cpu_count() or 2, 64),
+            help="Processes that validate and encrypt in parallel while this one writes to the database "
+            "(0: do it all in this process). Default: one per core.",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
         parser.add_argument("--fail-on-bad-rows", action="store_true", help="Exit with status 3 if any row was bad")

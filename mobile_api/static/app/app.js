@@ -24,6 +24,15 @@ const STATUS_TEXT = {
   closed: t("The call is closed"),
   cancelled: t("The call was cancelled"),
 };
+// A call merged into another report follows that report's unit (help_coming), and nothing else of it.
+const HELP_TEXT = {
+  waiting: t("Your call was joined to another report; help is being arranged"),
+  dispatched: t("An ambulance is assigned to you both"),
+  en_route: t("The ambulance is on its way to you both"),
+  on_scene: t("The ambulance has arrived"),
+  left_scene: t("The ambulance has left the scene"),
+  cancelled: t("The report your call was joined to was cancelled: if you still need help, tap SOS again or call 120"),
+};
 const complaintLabels = JSON.parse(document.getElementById("complaint-labels").textContent);
 
 const $ = (id) => document.getElementById(id);
@@ -343,9 +352,12 @@ function renderCase(c) {
   if (!c || typeof c !== "object" || !c.status) return;
   root.dataset.caseStatus = c.status;
   state.case = c;
-  setText($("case-status"), c.merged_into ? t("Your call was joined to another report") : STATUS_TEXT[c.status] || c.status);
+  const help = c.merged_into ? c.help_coming || null : null;
+  root.dataset.help = help ? help.status : "";
+  setText($("case-status"), c.merged_into ? HELP_TEXT[help && help.status] || t("Your call was joined to another report") : STATUS_TEXT[c.status] || c.status);
   const merged = $("merged-note");
-  merged.hidden = !c.merged_into;
+  // "Coming to you both" no longer holds once that report was cancelled: the status line says so.
+  merged.hidden = !c.merged_into || (help !== null && help.status === "cancelled");
   merged.dataset.into = c.merged_into ?? "";
   if (c.merged_into) {
     setText(merged, tf("Someone nearby reported the same emergency: your call was merged into case #%(id)s. The unit for that case is coming to you both; stay where you are.", { id: c.merged_into }));
@@ -355,17 +367,19 @@ function renderCase(c) {
 
   const unitLine = $("case-unit");
   const unit = c.ambulance;
-  unitLine.hidden = !unit;
-  if (unit) {
-    unitLine.dataset.callSign = unit.call_sign;
+  const callSign = unit ? unit.call_sign : help && help.call_sign;
+  unitLine.hidden = !callSign;
+  if (callSign) {
+    unitLine.dataset.callSign = callSign;
     setText(unitLine, t("Ambulance"));
     const sign = document.createElement("strong");
     sign.className = "call-sign";
-    sign.textContent = unit.call_sign;
+    sign.textContent = callSign;
     unitLine.append(" ", sign);
   }
   // ETA: to the caller until the crew arrives, then (transporting) to the hospital.
-  state.etaDeadline = Number.isFinite(c.eta_s) && c.eta_s !== null ? serverNow() + c.eta_s * 1000 : null;
+  const etaS = help ? help.eta_s : c.eta_s;
+  state.etaDeadline = Number.isFinite(etaS) && etaS !== null ? serverNow() + etaS * 1000 : null;
   $("case-eta").dataset.etaS = c.eta_s ?? "";
   state.etaLabel = c.status === "transporting" ? "hospital" : "";
   renderEta();

@@ -1,4 +1,5 @@
-"""Health summaries for the people on a case, added at the moment of delivery.
+"""Access to the patient's health archive on a case: the summary for the people on it, added at the
+moment of delivery, and the grants behind each read. (Not ``config.healthz``, the liveness probe.)
 
 The summary is never stored in a case, an event or a log line: each recipient's read goes through
 an access grant of ``health_records`` tied to this case and to the reader's role on it (the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dispatch import selectors
 from dispatch.models import ACTIVE_CASE_STATUSES, Case, CaseStatus
 from dispatch.permissions import is_crew_of, is_dispatcher, is_staff_of
 from health_records import services as health
@@ -105,7 +107,7 @@ def needs_summary(stream: str, event_type: str) -> bool:
 def with_health_summary(*, reader, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """The event's data plus this reader's summary of the patient (computed now, for them)."""
     case_id = data.get("case") if event_type.startswith("admission.") else data.get("id")
-    case = Case.objects.select_related("caller").filter(pk=case_id).first()
+    case = selectors.case_by_id(case_id)
     if case is None:
         return data
     try:
