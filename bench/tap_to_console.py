@@ -276,6 +276,23 @@ async def open_loop(rate: float, duration: float, fire) -> list[asyncio.Task]:
     return tasks
 
 
+async def timed(req: Request, send, ok_status: int) -> httpx.Response | None:
+    """Awaits ``send()`` and records on ``req`` when it went out and was answered, the status, and
+    the error (a failed connection, or the body of an answer other than ``ok_status``)."""
+    req.sent = time.perf_counter()
+    try:
+        response = await send()
+    except httpx.HTTPError as exc:
+        req.answered = time.perf_counter()
+        req.error = f"{type(exc).__name__}: {exc}"
+        return None
+    req.answered = time.perf_counter()
+    req.status = response.status_code
+    if response.status_code != ok_status:
+        req.error = " ".join(response.text.split())[:160]
+    return response
+
+
 def sos_body(i: int, rng) -> dict:
     return {
         "lat": round(CENTRE[0] + rng.uniform(-0.02, 0.02), 6),
@@ -301,18 +318,9 @@ async def run_taps(clients, tokens, rate, duration, run_id, tag) -> list[Request
         token = tokens[i % len(tokens)]
         headers = {"Authorization": f"Token {token}", "Idempotency-Key": f"{run_id}-{tag}-{i}"}
         body = sos_body(i, rng)
-        req.sent = time.perf_counter()
-        try:
-            response = await clients[worker].post("/api/v1/sos", json=body, headers=headers)
-            req.answered = time.perf_counter()
-            req.status = response.status_code
-            if response.status_code == 201:
-                req.case_id = response.json()["id"]
-            else:
-                req.error = " ".join(response.text.split())[:160]
-        except httpx.HTTPError as exc:
-            req.answered = time.perf_counter()
-            req.error = f"{type(exc).__name__}: {exc}"
+        response = await timed(req, lambda: clients[worker].post("/api/v1/sos", json=body, headers=headers), 201)
+        if response is not None and response.status_code == 201:
+            req.case_id = response.json()["id"]
 
     tasks = await open_loop(rate, duration, fire)
     await asyncio.gather(*tasks)
@@ -326,16 +334,7 @@ async def run_healthz(clients, rate, duration) -> list[Request]:
         worker = i % len(clients)
         req = Request(index=i, worker=worker, scheduled=scheduled)
         requests.append(req)
-        req.sent = time.perf_counter()
-        try:
-            response = await clients[worker].get("/healthz")
-            req.answered = time.perf_counter()
-            req.status = response.status_code
-            if response.status_code != 200:
-                req.error = " ".join(response.text.split())[:160]
-        except httpx.HTTPError as exc:
-            req.answered = time.perf_counter()
-            req.error = f"{type(exc).__name__}: {exc}"
+        await timed(req, lambda: clients[worker].get("/healthz"), 200)
 
     tasks = await open_loop(rate, duration, fire)
     await asyncio.gather(*tasks)
