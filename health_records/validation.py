@@ -225,13 +225,29 @@ def _year(value):
 
 def _object_errors(value, keys: frozenset) -> dict[str, Any]:
     """The start of every nested object: it must be one, and unknown keys are errors (first, in
-    the submitted order). Returns the error dict for the object's own fields to add to. Callers
-    skip the call for the usual case, a plain dict with only known keys."""
+    the submitted order). Returns the error dict for the object's own fields to add to."""
+    if type(value) is dict and value.keys() <= keys:  # the usual case, first
+        return {}
     if not isinstance(value, dict):
         raise _Invalid([NOT_NULL] if value is None else [NOT_OBJECT])
     if value.keys() <= keys:
         return {}
     return {str(key): [UNKNOWN] for key in value if key not in keys}
+
+
+def _read(clean: dict, errors: dict, key: str, read, *args) -> None:
+    """``clean[key] = read(*args)``, or its error under ``key``: every field's errors are collected,
+    not only the first one's."""
+    try:
+        clean[key] = read(*args)
+    except _Invalid as exc:
+        errors[key] = exc.detail
+
+
+def _finished(clean, errors: dict):
+    if errors:
+        raise _Invalid(errors)
+    return clean
 
 
 def _object_list(value, read, max_items: int) -> list:
@@ -248,28 +264,15 @@ def _object_list(value, read, max_items: int) -> list:
             clean.append(read(item))
         except _Invalid as exc:
             errors[str(index)] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    return _finished(clean, errors)
+
+
+def _item_text(item) -> str:
+    return _text(item, ITEM_MAX)
 
 
 def _text_list(value, max_items: int) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _Invalid([NOT_LIST])
-    if len(value) > max_items:
-        raise _Invalid([f"Ensure this field has no more than {max_items} items."])
-    clean = []
-    errors: dict[str, Any] = {}
-    for index, item in enumerate(value):
-        try:
-            clean.append(_text(item, ITEM_MAX))
-        except _Invalid as exc:
-            errors[str(index)] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    return _object_list(value, _item_text, max_items)
 
 
 UNKNOWN_BLOOD = {"abo": "unknown", "rh": "unknown"}
@@ -279,7 +282,7 @@ _BLOOD_KEYS = frozenset(UNKNOWN_BLOOD)
 def _blood_type(value) -> dict[str, str]:
     if value is None:
         return dict(UNKNOWN_BLOOD)
-    errors = {} if type(value) is dict and value.keys() <= _BLOOD_KEYS else _object_errors(value, _BLOOD_KEYS)
+    errors = _object_errors(value, _BLOOD_KEYS)
     abo = value.get("abo", "unknown")
     if not (isinstance(abo, str) and abo in _ABO_SET):
         errors["abo"] = [_ABO_ERROR]
@@ -295,85 +298,50 @@ _ALLERGY_KEYS = frozenset(("substance", "reaction", "severity"))
 
 
 def _allergy(item) -> dict[str, Any]:
-    errors = {} if type(item) is dict and item.keys() <= _ALLERGY_KEYS else _object_errors(item, _ALLERGY_KEYS)
+    errors = _object_errors(item, _ALLERGY_KEYS)
     clean: dict[str, Any] = {}
-    try:
-        clean["substance"] = _text(item.get("substance", _MISSING), ITEM_MAX)
-    except _Invalid as exc:
-        errors["substance"] = exc.detail
-    try:
-        clean["reaction"] = _optional_text(item.get("reaction"), ITEM_MAX)
-    except _Invalid as exc:
-        errors["reaction"] = exc.detail
+    _read(clean, errors, "substance", _text, item.get("substance", _MISSING), ITEM_MAX)
+    _read(clean, errors, "reaction", _optional_text, item.get("reaction"), ITEM_MAX)
     severity = item.get("severity")
     if severity is None or (isinstance(severity, str) and severity in _SEVERITY_SET):
         clean["severity"] = severity
     else:
         errors["severity"] = [_SEVERITY_ERROR]
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    return _finished(clean, errors)
 
 
 _MEDICATION_KEYS = frozenset(("name", "dose"))
 
 
 def _medication(item) -> dict[str, Any]:
-    errors = {} if type(item) is dict and item.keys() <= _MEDICATION_KEYS else _object_errors(item, _MEDICATION_KEYS)
+    errors = _object_errors(item, _MEDICATION_KEYS)
     clean: dict[str, Any] = {}
-    try:
-        clean["name"] = _text(item.get("name", _MISSING), ITEM_MAX)
-    except _Invalid as exc:
-        errors["name"] = exc.detail
-    try:
-        clean["dose"] = _optional_text(item.get("dose"), ITEM_MAX)
-    except _Invalid as exc:
-        errors["dose"] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    _read(clean, errors, "name", _text, item.get("name", _MISSING), ITEM_MAX)
+    _read(clean, errors, "dose", _optional_text, item.get("dose"), ITEM_MAX)
+    return _finished(clean, errors)
 
 
 _SURGERY_KEYS = frozenset(("name", "year"))
 
 
 def _surgery(item) -> dict[str, Any]:
-    errors = {} if type(item) is dict and item.keys() <= _SURGERY_KEYS else _object_errors(item, _SURGERY_KEYS)
+    errors = _object_errors(item, _SURGERY_KEYS)
     clean: dict[str, Any] = {}
-    try:
-        clean["name"] = _text(item.get("name", _MISSING), ITEM_MAX)
-    except _Invalid as exc:
-        errors["name"] = exc.detail
-    try:
-        clean["year"] = _year(item.get("year"))
-    except _Invalid as exc:
-        errors["year"] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    _read(clean, errors, "name", _text, item.get("name", _MISSING), ITEM_MAX)
+    _read(clean, errors, "year", _year, item.get("year"))
+    return _finished(clean, errors)
 
 
 _CONTACT_KEYS = frozenset(("name", "relation", "phone"))
 
 
 def _contact(item) -> dict[str, Any]:
-    errors = {} if type(item) is dict and item.keys() <= _CONTACT_KEYS else _object_errors(item, _CONTACT_KEYS)
+    errors = _object_errors(item, _CONTACT_KEYS)
     clean: dict[str, Any] = {}
-    try:
-        clean["name"] = _text(item.get("name", _MISSING), NAME_MAX)
-    except _Invalid as exc:
-        errors["name"] = exc.detail
-    try:
-        clean["relation"] = _text(item.get("relation", _MISSING), 50)
-    except _Invalid as exc:
-        errors["relation"] = exc.detail
-    try:
-        clean["phone"] = _contact_phone(item.get("phone", _MISSING), True)
-    except _Invalid as exc:
-        errors["phone"] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    _read(clean, errors, "name", _text, item.get("name", _MISSING), NAME_MAX)
+    _read(clean, errors, "relation", _text, item.get("relation", _MISSING), 50)
+    _read(clean, errors, "phone", _contact_phone, item.get("phone", _MISSING), True)
+    return _finished(clean, errors)
 
 
 _DOCTOR_KEYS = frozenset(("name", "phone"))
@@ -382,19 +350,11 @@ _DOCTOR_KEYS = frozenset(("name", "phone"))
 def _family_doctor(value) -> dict[str, Any] | None:
     if value is None:
         return None
-    errors = {} if type(value) is dict and value.keys() <= _DOCTOR_KEYS else _object_errors(value, _DOCTOR_KEYS)
+    errors = _object_errors(value, _DOCTOR_KEYS)
     clean: dict[str, Any] = {}
-    try:
-        clean["name"] = _text(value.get("name", _MISSING), NAME_MAX)
-    except _Invalid as exc:
-        errors["name"] = exc.detail
-    try:
-        clean["phone"] = _contact_phone(value.get("phone"), False)
-    except _Invalid as exc:
-        errors["phone"] = exc.detail
-    if errors:
-        raise _Invalid(errors)
-    return clean
+    _read(clean, errors, "name", _text, value.get("name", _MISSING), NAME_MAX)
+    _read(clean, errors, "phone", _contact_phone, value.get("phone"), False)
+    return _finished(clean, errors)
 
 
 _PREGNANCY_KEYS = frozenset(("status", "due_date"))
@@ -403,7 +363,7 @@ _PREGNANCY_KEYS = frozenset(("status", "due_date"))
 def _pregnancy(value) -> dict[str, Any] | None:
     if value is None:
         return None
-    errors = {} if type(value) is dict and value.keys() <= _PREGNANCY_KEYS else _object_errors(value, _PREGNANCY_KEYS)
+    errors = _object_errors(value, _PREGNANCY_KEYS)
     status = value.get("status", _MISSING)
     if not (isinstance(status, str) and status in _PREGNANCY_SET):
         errors["status"] = [REQUIRED if status is _MISSING else _PREGNANCY_ERROR]
@@ -449,8 +409,6 @@ def _national_id(value, today: date) -> str | None:
 
 
 _ALLOWED = frozenset(INPUT_FIELDS)
-# An absent, null or empty list, the usual case, compared (==) without calling the list's reader.
-_NO_ITEMS = (None, [])
 _allowed_with_extra: dict[tuple[str, ...], frozenset] = {}
 
 
@@ -478,77 +436,26 @@ def validate_archive(data, *, extra: tuple[str, ...] = ()) -> tuple[dict[str, An
     get = data.get
     today = _today()
     clean: dict[str, Any] = {}
-    try:
-        clean["name"] = _text(get("name", _MISSING), NAME_MAX)
-    except _Invalid as exc:
-        errors["name"] = exc.detail
+    _read(clean, errors, "name", _text, get("name", _MISSING), NAME_MAX)
     sex = get("sex", "unknown")
     if isinstance(sex, str) and sex in _SEX_SET:
         clean["sex"] = sex
     else:
         errors["sex"] = [_SEX_ERROR]
-    try:
-        clean["date_of_birth"] = _dob(get("date_of_birth"), today)
-    except _Invalid as exc:
-        errors["date_of_birth"] = exc.detail
-    try:
-        clean["national_id"] = _national_id(get("national_id"), today)
-    except _Invalid as exc:
-        errors["national_id"] = exc.detail
-    try:
-        clean["phone"] = _mobile(get("phone"))
-    except _Invalid as exc:
-        errors["phone"] = exc.detail
-    try:
-        clean["blood_type"] = _blood_type(get("blood_type"))
-    except _Invalid as exc:
-        errors["blood_type"] = exc.detail
-    try:
-        value = get("allergies")
-        clean["allergies"] = [] if value in _NO_ITEMS else _object_list(value, _allergy, LIST_MAX)
-    except _Invalid as exc:
-        errors["allergies"] = exc.detail
-    try:
-        value = get("chronic_conditions")
-        clean["chronic_conditions"] = [] if value in _NO_ITEMS else _text_list(value, LIST_MAX)
-    except _Invalid as exc:
-        errors["chronic_conditions"] = exc.detail
-    try:
-        value = get("medications")
-        clean["medications"] = [] if value in _NO_ITEMS else _object_list(value, _medication, LIST_MAX)
-    except _Invalid as exc:
-        errors["medications"] = exc.detail
-    try:
-        value = get("past_surgeries")
-        clean["past_surgeries"] = [] if value in _NO_ITEMS else _object_list(value, _surgery, LIST_MAX)
-    except _Invalid as exc:
-        errors["past_surgeries"] = exc.detail
-    try:
-        value = get("implanted_devices")
-        clean["implanted_devices"] = [] if value in _NO_ITEMS else _text_list(value, DEVICES_MAX)
-    except _Invalid as exc:
-        errors["implanted_devices"] = exc.detail
-    try:
-        clean["pregnancy"] = _pregnancy(get("pregnancy"))
-    except _Invalid as exc:
-        errors["pregnancy"] = exc.detail
-    try:
-        value = get("emergency_contacts")
-        clean["emergency_contacts"] = [] if value in _NO_ITEMS else _object_list(value, _contact, CONTACTS_MAX)
-    except _Invalid as exc:
-        errors["emergency_contacts"] = exc.detail
-    try:
-        clean["family_doctor"] = _family_doctor(get("family_doctor"))
-    except _Invalid as exc:
-        errors["family_doctor"] = exc.detail
-    try:
-        clean["advance_directives"] = _optional_text(get("advance_directives"), TEXT_MAX)
-    except _Invalid as exc:
-        errors["advance_directives"] = exc.detail
-    try:
-        clean["notes"] = _optional_text(get("notes"), TEXT_MAX)
-    except _Invalid as exc:
-        errors["notes"] = exc.detail
+    _read(clean, errors, "date_of_birth", _dob, get("date_of_birth"), today)
+    _read(clean, errors, "national_id", _national_id, get("national_id"), today)
+    _read(clean, errors, "phone", _mobile, get("phone"))
+    _read(clean, errors, "blood_type", _blood_type, get("blood_type"))
+    _read(clean, errors, "allergies", _object_list, get("allergies"), _allergy, LIST_MAX)
+    _read(clean, errors, "chronic_conditions", _text_list, get("chronic_conditions"), LIST_MAX)
+    _read(clean, errors, "medications", _object_list, get("medications"), _medication, LIST_MAX)
+    _read(clean, errors, "past_surgeries", _object_list, get("past_surgeries"), _surgery, LIST_MAX)
+    _read(clean, errors, "implanted_devices", _text_list, get("implanted_devices"), DEVICES_MAX)
+    _read(clean, errors, "pregnancy", _pregnancy, get("pregnancy"))
+    _read(clean, errors, "emergency_contacts", _object_list, get("emergency_contacts"), _contact, CONTACTS_MAX)
+    _read(clean, errors, "family_doctor", _family_doctor, get("family_doctor"))
+    _read(clean, errors, "advance_directives", _optional_text, get("advance_directives"), TEXT_MAX)
+    _read(clean, errors, "notes", _optional_text, get("notes"), TEXT_MAX)
     consent = get("consent_share_with_120", False)
     if isinstance(consent, bool):
         clean["consent_share_with_120"] = consent
