@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from dispatch import rows
 from dispatch.events import DISPATCH_STREAM, Outgoing, emit, hospital_stream
 from dispatch.models import (
     UNIT_HOLDING_STATUSES,
@@ -100,19 +101,17 @@ def alert_arm(
 ) -> None:
     """Start a clock: a pending row. One statement (INSERT … ON CONFLICT DO NOTHING): a clock that
     is already running for this kind and subject keeps running, the unique constraint says so."""
-    Alert.objects.bulk_create(
-        [
-            Alert(
-                kind=kind,
-                subject=subject,
-                due_at=due_at,
-                created_at=now,
-                case_id=case_id,
-                ambulance_id=ambulance_id,
-                admission_id=admission_id,
-                hospital_id=hospital_id,
-            )
-        ],
+    rows.insert(
+        Alert(
+            kind=kind,
+            subject=subject,
+            due_at=due_at,
+            created_at=now,
+            case_id=case_id,
+            ambulance_id=ambulance_id,
+            admission_id=admission_id,
+            hospital_id=hospital_id,
+        ),
         ignore_conflicts=True,
     )
 

@@ -120,39 +120,73 @@ class Outgoing:
             raise ValueError(f"event {self.type!r} is not in EVENT_TYPES for stream {self.stream!r}")
 
 
-_NEXT_SEQ_SQL = (
-    "INSERT INTO dispatch_streamcounter (stream, last_seq) VALUES (%s, 1) "
-    "ON CONFLICT (stream) DO UPDATE SET last_seq = dispatch_streamcounter.last_seq + 1 "
-    "RETURNING last_seq"
-)
-
-
-def _next_seq(stream: str) -> int:
-    # One statement that both creates and increments: the row lock it takes is held until
-    # commit, which is what makes seq commit-ordered within a stream.
+def _advance_counters(counts: dict[str, int]) -> dict[str, int]:
+    """Move each stream's counter on by its number of new events, in one statement for all the
+    streams; answers each stream's newest seq. The upsert takes each counter row's lock, held until
+    commit: that is what makes seq commit-ordered within a stream. The rows come in sorted stream
+    order, and PostgreSQL locks them in the order they come, so two writers touching the same
+    streams can never deadlock on them."""
+    streams = sorted(counts)
+    sql = (
+        "INSERT INTO dispatch_streamcounter (stream, last_seq) VALUES "
+        + ", ".join(["(%s, %s)"] * len(streams))
+        + " ON CONFLICT (stream) DO UPDATE SET last_seq = dispatch_streamcounter.last_seq + excluded.last_seq"
+        " RETURNING stream, last_seq"
+    )
+    params: list[Any] = []
+    for stream in streams:
+        params += (stream, counts[stream])
     with connection.cursor() as cursor:
-        cursor.execute(_NEXT_SEQ_SQL, [stream])
-        return cursor.fetchone()[0]
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _insert_events(rows: list[tuple[str, int, str, str]], at: datetime) -> list[int]:
+    """One INSERT for all the rows (stream, seq, type, data already encoded as JSON text), answering
+    their ids in the same order. The data goes in as the text emit() encoded, so it is neither
+    decoded again nor quoted into an array literal, as bulk_create would."""
+    data_placeholder = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    sql = (
+        "INSERT INTO dispatch_event (stream, seq, type, at, data) VALUES "
+        + ", ".join([f"(%s, %s, %s, %s, {data_placeholder})"] * len(rows))
+        + " RETURNING id"
+    )
+    stored_at = connection.ops.adapt_datetimefield_value(at)
+    params: list[Any] = []
+    for stream, seq, event_type, encoded in rows:
+        params += (stream, seq, event_type, stored_at, encoded)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
     """Record events in the caller's transaction and ring the doorbell once it commits.
 
-    Must be called inside ``transaction.atomic``. Counters are taken in sorted stream order so
-    two writers touching the same streams can never deadlock on them.
+    Must be called inside ``transaction.atomic``. Two statements whatever the number of events:
+    the counters, then the rows. Within a stream the events take consecutive seqs in the order
+    given.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("emit() must run inside the transaction that makes the change")
-    order = sorted(range(len(events)), key=lambda i: events[i].stream)
-    seqs: dict[int, int] = {}
-    for index in order:
-        seqs[index] = _next_seq(events[index].stream)
+    if not events:
+        return []
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event.stream] = counts.get(event.stream, 0) + 1
+    newest = _advance_counters(counts)
+    next_seq = {stream: newest[stream] - count + 1 for stream, count in counts.items()}
     encoded = [json.dumps(e.data, cls=DjangoJSONEncoder) for e in events]
+    values = []
+    for event, text in zip(events, encoded):
+        values.append((event.stream, next_seq[event.stream], event.type, text))
+        next_seq[event.stream] += 1
+    ids = _insert_events(values, at)
     rows = [
-        Event(stream=e.stream, seq=seqs[i], type=e.type, at=at, data=json.loads(encoded[i])) for i, e in enumerate(events)
+        Event(id=row_id, stream=stream, seq=seq, type=event_type, at=at, data=json.loads(text))
+        for row_id, (stream, seq, event_type, text) in zip(ids, values)
     ]
-    Event.objects.bulk_create(rows)
-    messages = [(group_name(row.stream), _message(row, encoded[i])) for i, row in enumerate(rows)]
+    messages = [(group_name(row.stream), _message(row, text)) for row, text in zip(rows, encoded)]
     transaction.on_commit(lambda: publish(messages), robust=True)
     return rows
 

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from dispatch import alerts, triage
+from dispatch import alerts, rows, triage
 from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFound
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
 from dispatch.archive_access import close_case_grants
@@ -182,7 +182,7 @@ def _case_open(
         with transaction.atomic():
             from dispatch.surge import possible_duplicate_of
 
-            case = Case.objects.create(
+            case = Case(
                 **fields,
                 possible_duplicate_of_id=possible_duplicate_of(
                     caller=fields.get("caller"), caller_phone=fields.get("caller_phone", ""), lat=fix.lat, lon=fix.lon, now=now
@@ -195,12 +195,17 @@ def _case_open(
                 received_at=now,
                 updated_at=now,
             )
+            rows.insert(case)
             _store_fix(case, fix, now)
-            # No reload: create() already holds the caller, and a new case has no unit, hospital
+            # No reload: the instance already holds the caller, and a new case has no unit, hospital
             # or admission (saying so spares the tap a query).
             case._prefetched_objects_cache = {"admissions": []}
             alerts.alerts_on_case_opened(case=case, now=now)
-            emit(_case_events(case, "case.created"), at=now)
+            events = _case_events(case, "case.created")
+            emit(events, at=now)
+            # The caller's own view went out on their case stream; the answer to their tap is the
+            # same payload (CaseView's), built once.
+            case.caller_view = next(event.data for event in events if event.stream == case_stream(case.pk))
     except IntegrityError:
         # The key was taken (a retry, or a concurrent one that committed first): answer with its case.
         existing = Case.objects.filter(same_key, idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -217,17 +222,19 @@ def _replayed(case: Case, fingerprint: str) -> Case:
 
 
 def _store_fix(case: Case, fix: Fix, now: datetime) -> None:
-    CaseLocation.objects.create(
-        case=case,
-        lat=fix.lat,
-        lon=fix.lon,
-        accuracy_m=fix.accuracy_m,
-        altitude_m=fix.altitude_m,
-        floor=fix.floor,
-        source=fix.source,
-        crs=fix.crs,
-        fix_time=fix.fix_time,
-        received_at=now,
+    rows.insert(
+        CaseLocation(
+            case=case,
+            lat=fix.lat,
+            lon=fix.lon,
+            accuracy_m=fix.accuracy_m,
+            altitude_m=fix.altitude_m,
+            floor=fix.floor,
+            source=fix.source,
+            crs=fix.crs,
+            fix_time=fix.fix_time,
+            received_at=now,
+        )
     )
 
 

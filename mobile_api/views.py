@@ -208,7 +208,8 @@ class SosView(APIView):
             idempotency_key=key,
             fingerprint=idempotency.fingerprint(request.data),
         )
-        response = Response(citizen_case_payload(case), status=status.HTTP_201_CREATED)
+        # A new case carries the caller's view its case.created event was built with (services).
+        response = Response(getattr(case, "caller_view", None) or citizen_case_payload(case), status=status.HTTP_201_CREATED)
         if not created:
             SosThrottle.uncount_retry(request)
             response["Idempotent-Replayed"] = "true"
