@@ -319,7 +319,12 @@ async def open_stream(ws_base: str, path: str, token: str, *, since: int | None 
     Returns (websocket, ready_message). ``ssl``: an SSLContext for a wss:// base."""
     import websockets
 
-    ws = await websockets.connect(ws_base + path, open_timeout=10, **({"ssl": ssl} if ssl is not None else {}))
+    # max_queue=None: a console that has not read every frame yet must still see the server's
+    # close frame. With websockets' default of 16 queued frames it stops reading the socket, and
+    # close() then waits out its whole 10 s close_timeout.
+    ws = await websockets.connect(
+        ws_base + path, open_timeout=10, max_queue=None, **({"ssl": ssl} if ssl is not None else {})
+    )
     await ws.send(json.dumps({"type": "auth", "token": token}))
     ready = await recv_json(ws)
     if ready.get("type") != "ready":

@@ -118,6 +118,13 @@ def _lock_unit_and_case(ambulance_id: int) -> tuple[Ambulance, Case | None]:
     unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
     if unit is None:
         raise NotFound(f"No ambulance with id {ambulance_id}.")
+    if case is not None:
+        # The locked row's caller and hospital were read a moment ago with ``held``, and its unit
+        # is the row locked here: the case serves a payload as it is, without reloading them.
+        for name, related in (("caller", held.caller), ("hospital", held.hospital), ("ambulance", unit)):
+            field = Case._meta.get_field(name)
+            if getattr(case, field.attname) == getattr(related, "pk", None):
+                field.set_cached_value(case, related)
     return unit, case
 
 
@@ -584,8 +591,8 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
                 data = admission_payload(_reload_admission(admission.pk))
                 events += [Outgoing(hospital_stream(admission.hospital_id), "admission.updated", data)]
                 events += [Outgoing(stream, "admission.updated", data) for stream in streams]
-            case = _reload_case(case.pk)
-            # The staff view of the case carries the unit's position and the live ETA.
+            # The case itself did not change: the locked row, with the unit just moved, is what
+            # the payloads show (no reload: a GPS fix is the most frequent write there is).
             staff_view = staff_case_payload(case)
             events += [Outgoing(stream, "case.unit_moved", staff_view) for stream in streams]
             # The caller follows the unit only while it serves them; once care is handed over the
