@@ -186,6 +186,8 @@ def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
         Event(id=row_id, stream=stream, seq=seq, type=event_type, at=at, data=json.loads(text))
         for row_id, (stream, seq, event_type, text) in zip(ids, values)
     ]
+    for row in rows:  # stored, as bulk_create would have marked them
+        row._state.adding, row._state.db = False, connection.alias
     messages = [(group_name(row.stream), _message(row, text)) for row, text in zip(rows, encoded)]
     transaction.on_commit(lambda: publish(messages), robust=True)
     return rows
