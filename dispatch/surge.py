@@ -9,6 +9,7 @@ cases (lower id first when two), then ambulances, then admissions; the centre ro
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +44,10 @@ CENTRE_PK = 1
 # --- duplicates ---------------------------------------------------------------------------------
 
 
+# Rounding only: the SQL prefilter never counts a distance longer than geo.fast_distance_m does.
+_NEAR_MARGIN = 1.001
+
+
 def possible_duplicate_of(*, caller, caller_phone: str, lat: float, lon: float, now: datetime) -> int | None:
     """The active case a new tap or call probably repeats: the same caller (account or phone), or
     one received within DUPLICATE_WINDOW_S and DUPLICATE_RADIUS_M. Oldest first, so a third tap
@@ -57,8 +62,21 @@ def possible_duplicate_of(*, caller, caller_phone: str, lat: float, lon: float, 
     if radius > 0 and settings.DUPLICATE_WINDOW_S > 0 and geo.is_valid_point(lat, lon):
         min_lat, max_lat, min_lon, max_lon = geo.bounding_box(lat, lon, radius)
         since = now - timedelta(seconds=settings.DUPLICATE_WINDOW_S)
-        wanted.append("(received_at >= %s AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s)")
+        # The box, then a flat-earth distance in arithmetic both databases have: in a crowded
+        # evening most of the box's cases are farther than the radius, and only the rows that may be
+        # near come back to have their distance checked exactly below. East-west it counts with the
+        # cosine of the box's latitude farthest from the equator, never more than geo.fast_distance_m
+        # (the cosine of the two points' mean), so no row that is near can be left out.
+        metres_per_degree = geo.EARTH_RADIUS_M * math.pi / 180
+        farthest = min(max(abs(min_lat), abs(max_lat)), 90.0)
+        ky2 = metres_per_degree**2
+        kx2 = (metres_per_degree * math.cos(math.radians(farthest))) ** 2
+        wanted.append(
+            "(received_at >= %s AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s"
+            " AND (lat - %s) * (lat - %s) * %s + (lon - %s) * (lon - %s) * %s <= %s)"
+        )
         params += [connection.ops.adapt_datetimefield_value(since), min_lat, max_lat, min_lon, max_lon]
+        params += [lat, lat, ky2, lon, lon, kx2, (radius * _NEAR_MARGIN) ** 2]
     if caller is not None:
         wanted.append("caller_id = %s")
         params.append(caller.pk)
