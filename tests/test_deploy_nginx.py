@@ -36,6 +36,7 @@ from tests.support.servers import (
     check_postgres,
     check_redis,
     demo_postgres_template,
+    fresh_password,
     manage,
     postgres_database,
     redis_url,
@@ -123,7 +124,7 @@ async def test_a_whole_case_goes_through_nginx_over_tls_and_wss(deployment):
         dispatcher = await _token(http, "dispatcher1")
         console = await Console.open(nginx.ws_url, "/ws/dispatch/", dispatcher, ssl=ssl)
         phone = f"138{secrets.randbelow(10**8):08d}"
-        registered = await http.post("/api/v1/auth/register", json={"phone": phone, "password": "Nginx-" + secrets.token_hex(6), "name": "部署 市民"})
+        registered = await http.post("/api/v1/auth/register", json={"phone": phone, "password": fresh_password("Nginx-"), "name": "部署 市民"})
         assert registered.status_code == 201, registered.text
         citizen = registered.json()["token"]
         tapped = await http.post("/api/v1/sos", json=CENTRAL, headers={**auth(citizen), "Idempotency-Key": secrets.token_hex(8)})

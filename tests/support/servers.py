@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import string
 import subprocess
 import time
 from pathlib import Path
@@ -137,12 +138,17 @@ def demo_sqlite_database(path: Path) -> str:
 # --- clients --------------------------------------------------------------------------------------
 
 
+def fresh_password(prefix: str = "Tap-") -> str:
+    """A random password registration accepts for a phone-number account: letters only, so the
+    similarity check against the (all-digit) username can never refuse it, as it once refused a
+    random hex one that happened to share most of the phone's digits."""
+    return prefix + "".join(secrets.choice(string.ascii_letters) for _ in range(14))
+
+
 async def register_citizen(http, *, prefix: str = "139", name: str = "E2E 市民") -> str:
     """Register a fresh citizen through the API (a random mainland mobile number); return its token."""
     phone = prefix + "".join(secrets.choice("0123456789") for _ in range(8))
-    response = await http.post(
-        "/api/v1/auth/register", json={"phone": phone, "password": "Tap-" + secrets.token_hex(6), "name": name}
-    )
+    response = await http.post("/api/v1/auth/register", json={"phone": phone, "password": fresh_password(), "name": name})
     assert response.status_code == 201, response.text
     return response.json()["token"]
 
