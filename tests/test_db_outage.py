@@ -22,10 +22,10 @@ import time
 import httpx
 import pytest
 
+from tests.support.cast import service_missing
 from tests.support.servers import (
     Console,
     DaphneServer,
-    IN_CI,
     ManagedProcess,
     auth,
     base_env,
@@ -254,10 +254,7 @@ class RedisServer(ManagedProcess):
 @pytest.fixture
 def redis_site(tmp_path):
     if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing("redis-server is not installed (apt-get install redis-server)")
     redis_server = RedisServer().start()
     env = base_env(
         DATABASE_URL=demo_sqlite_database(tmp_path / "redis-outage.sqlite3"),

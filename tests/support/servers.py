@@ -41,7 +41,7 @@ from bench.harness import (  # noqa: F401  (re-exported: the tests' one import f
     start_together,
     stop_process,
 )
-from tests.support.cast import IN_CI
+from tests.support.cast import service_missing
 
 
 def base_env(**overrides: str) -> dict[str, str]:
@@ -52,15 +52,11 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 def require(*checks) -> None:
     """In CI a missing service fails the test; on a laptop without one it is skipped, saying so."""
-    import pytest
-
     for check in checks:
         try:
             check()
         except ServiceMissing as missing:
-            if IN_CI:
-                pytest.fail(str(missing))
-            pytest.skip(str(missing))
+            service_missing(str(missing))
 
 
 _demo_template: str | None = None
