@@ -127,8 +127,18 @@ def _candidate_query(vendor: str) -> tuple[str, list[tuple[int, Any]], list[str]
 
 def _touch(token: ApiToken, now) -> None:
     if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
-        # An UPDATE guarded by the old value: concurrent requests do not all write.
-        ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(last_used_at=now)
+        # An UPDATE guarded by the old value: concurrent requests do not all write. Plain SQL, the
+        # same on SQLite and PostgreSQL: a citizen's tap nearly always comes more than a minute
+        # after their last request, and the ORM spent more building this UPDATE than running it.
+        quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+        table, pk = quote(ApiToken._meta.db_table), quote(ApiToken._meta.pk.column)
+        column = quote(ApiToken._meta.get_field("last_used_at").column)
+        if token.last_used_at is None:
+            guard, params = f"{column} IS NULL", [adapt(now), token.pk]
+        else:
+            guard, params = f"{column} = %s", [adapt(now), token.pk, adapt(token.last_used_at)]
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {column} = %s WHERE {pk} = %s AND {guard}", params)
         token.last_used_at = now
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class Gazetteer:
     def __init__(self, districts: list[District], places: list[Place]):
         self.districts = districts
         self.places = places
+        # Every new case names its nearest place (its address line): radians computed once here.
+        self._place_radians = [(math.radians(place.lat), math.radians(place.lon)) for place in places]
         self._names = []  # (normalised name, entry) for forward search
         for place in places:
             for name in (place.name_zh, place.name_en, *place.aliases):
@@ -150,12 +153,18 @@ class Gazetteer:
         return None
 
     def nearest_place(self, lat: float, lon: float) -> tuple[Place, float] | None:
-        best = None
-        for place in self.places:
-            distance = fast_distance_m(lat, lon, place.lat, place.lon)
-            if best is None or distance < best[1]:
-                best = (place, distance)
-        return best
+        """The place nearest by geo.fast_distance_m, and that distance. The places are compared by
+        the square of the same equirectangular distance (in radians, the constant factor left out),
+        one cosine each: this runs for every new case."""
+        if not self.places:
+            return None
+        lat_r, lon_r, cos = math.radians(lat), math.radians(lon), math.cos
+        squares = [
+            ((place_lon - lon_r) * cos((lat_r + place_lat) / 2)) ** 2 + (place_lat - lat_r) ** 2
+            for place_lat, place_lon in self._place_radians
+        ]
+        place = self.places[squares.index(min(squares))]
+        return place, fast_distance_m(lat, lon, place.lat, place.lon)
 
     def search(self, query: str, limit: int = SEARCH_LIMIT) -> list[tuple[District | Place, int]]:
         """Entries whose name matches the query, best first: exact, prefix, substring, then names

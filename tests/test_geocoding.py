@@ -44,6 +44,21 @@ def test_the_offline_geocoder_is_a_geopy_geocoder_that_names_the_district_and_th
     assert "Henan Provincial People's Hospital" in location.raw["label_en"]
 
 
+def test_the_nearest_place_is_the_one_the_distance_itself_finds_nearest():
+    import random
+
+    from dispatch.geo import fast_distance_m
+
+    gazetteer = geocoding.gazetteer()
+    rng = random.Random(720)
+    for _ in range(2000):
+        lat, lon = rng.uniform(34.2, 35.0), rng.uniform(112.7, 114.3)
+        by_distance = min(gazetteer.places, key=lambda place: fast_distance_m(lat, lon, place.lat, place.lon))
+        place, metres = gazetteer.nearest_place(lat, lon)
+        assert place is by_distance
+        assert metres == fast_distance_m(lat, lon, place.lat, place.lon)
+
+
 def test_it_says_near_for_a_point_at_a_known_place_and_district_only_far_from_any():
     assert place_of(*HPPH)["label"] == "金水区 · 河南省人民医院 附近"
     remote = place_of(34.40, 113.05)  # Dengfeng countryside, kilometres from any listed place

@@ -185,6 +185,27 @@ def test_it_stamps_last_use_at_most_once_a_minute(dispatcher):
 
 
 @pytest.mark.django_db
+def test_it_leaves_a_stamp_another_request_wrote_meanwhile(dispatcher):
+    from accounts.tokens import _touch
+
+    issued = token_issue(user=dispatcher)
+    now = timezone.now()
+    seen = ApiToken.objects.get(pk=issued.token.pk)  # as a request read it: never used
+    ApiToken.objects.filter(pk=seen.pk).update(last_used_at=now)  # a concurrent request stamps it
+    _touch(seen, now + timedelta(seconds=30))
+    assert ApiToken.objects.get(pk=seen.pk).last_used_at == now
+
+    seen = ApiToken.objects.get(pk=seen.pk)
+    ApiToken.objects.filter(pk=seen.pk).update(last_used_at=now + timedelta(minutes=2))
+    _touch(seen, now + timedelta(minutes=3))
+    assert ApiToken.objects.get(pk=seen.pk).last_used_at == now + timedelta(minutes=2)
+
+    seen = ApiToken.objects.get(pk=seen.pk)
+    _touch(seen, now + timedelta(minutes=4))
+    assert ApiToken.objects.get(pk=seen.pk).last_used_at == now + timedelta(minutes=4)
+
+
+@pytest.mark.django_db
 def test_it_lets_an_operator_revoke_tokens_in_the_admin_without_showing_keys(dispatcher):
     key = sign_in()["token"]
     admin_user = make_user("root", Role.ADMIN)
