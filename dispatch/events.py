@@ -232,7 +232,11 @@ def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
     if layer is None or not messages:
         return
     try:
-        async_to_sync(_send_all)(layer, messages)
+        send_from_thread = getattr(layer, "group_send_from_thread", None)
+        if send_from_thread is not None:
+            send_from_thread(messages)  # config.channel_layer: one round trip, no event-loop hop
+        else:
+            async_to_sync(_send_all)(layer, messages)
     except Exception:
         # The rows are committed; consoles will fetch them on their next resume or gap.
         logger.exception("publishing %d event(s) to the channel layer failed", len(messages))

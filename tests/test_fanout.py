@@ -109,6 +109,41 @@ def test_it_decodes_the_same_pubsub_message_once_for_every_socket_of_a_worker(mo
     assert layer.deserialize(bytes(bytearray(raw))) == message and decodes == 2
 
 
+async def test_it_publishes_a_requests_events_from_its_thread_as_group_send_would():
+    # After a commit the request's thread publishes its doorbells itself, in one round trip per
+    # shard: a subscribing worker gets them as group_send would give them, in order per group,
+    # whichever of two shards a group lives on.
+    from asgiref.sync import sync_to_async
+    from bench.harness import check_redis, redis_url
+
+    from tests.support.servers import require
+
+    require(check_redis)
+    prefix = "e2e-thread-publish-" + os.urandom(4).hex()
+    hosts = [{"address": redis_url()}, {"address": redis_url()}]
+    layer = PubSubChannelLayer(hosts=hosts, prefix=prefix)
+    loop_layer = layer._get_layer()
+    by_shard: dict[int, list[str]] = {0: [], 1: []}
+    for n in range(200):
+        group = f"hospital.{n}"
+        shard = loop_layer._shards.index(loop_layer._get_shard(loop_layer._get_group_channel_name(group)))
+        by_shard[shard].append(group)
+    groups = by_shard[0][:3] + by_shard[1][:3]
+    assert len(groups) == 6, "both shards hold groups"
+    channel = await layer.new_channel()
+    try:
+        for group in groups:
+            await layer.group_add(group, channel)
+        sent = [(group, {"type": "stream.event", "seq": seq, "group": group}) for seq in range(1, 4) for group in groups]
+        await sync_to_async(layer.group_send_from_thread, thread_sensitive=False)(sent)
+        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in sent]
+        for group in groups:
+            assert [m["seq"] for m in received if m["group"] == group] == [1, 2, 3]
+        assert sorted((m["group"], m["seq"]) for m in received) == sorted((g, m["seq"]) for g, m in sent)
+    finally:
+        await layer.flush()
+
+
 def test_it_refuses_to_start_with_an_unknown_channel_layer():
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "CHANNEL_LAYER"}},
