@@ -7,9 +7,15 @@ the workers. Every tap's send time, HTTP answer time and the time each console r
 ``case.created`` are recorded. Then the baseline: the same open-loop rate and duration of
 ``GET /healthz`` (no database, no auth) against the same workers.
 
-Prints a side-by-side table and a one-line verdict against DESIGN.md's target (tap to dispatcher
-screen p99 under 50 ms at 50 taps/s, nothing lost). Exits 0 when the target is met, 1 when it is
-missed, 2 when a service is missing or the run could not be done. Every process it starts is
+``--ws-workers N`` puts the consoles on N more workers of their own, as the reference deployment
+does (deploy/: nginx routes ``/ws/`` to the websocket workers): the ``--workers`` then take only
+HTTP, and the table gives the websocket workers' CPU per tap (the fan-out) on a row of its own.
+
+Prints a side-by-side table and two verdict lines: DESIGN.md's latency target (tap to dispatcher
+screen p99 under 50 ms at 50 taps/s, nothing lost) and issue 9's CPU target (the CPU the workers
+that take the taps spend per tap, at most 2.5x what they spend per ``/healthz``; with
+``--ws-workers`` the fan-out's CPU is printed beside it, not hidden). Exits 0 when both targets are
+met, 1 when one is missed, 2 when a service is missing or the run could not be done. Every process it starts is
 stopped and the throwaway database is dropped at the end, also on Ctrl-C or an error.
 
     .venv/bin/python bench/tap_to_console.py [--rate 50] [--duration 20] [--consoles 10]
@@ -55,6 +61,7 @@ from harness import (
 
 TARGET_P99_MS = 50.0
 TARGET_RATE = 50.0
+TARGET_CPU_RATIO = 2.5
 # Central Zhengzhou (WGS-84); taps are jittered around it by a few hundred metres.
 CENTRE = (34.7466, 113.6253)
 
@@ -422,6 +429,11 @@ def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> 
         ("client: loop lag p99 (ms)", fmt_ms(percentile(taps.loop_lag, 99)), fmt_ms(percentile(base.loop_lag, 99))),
         ("client: CPU (cores)", f"{taps.cpu.get('client_cores', math.nan):.2f}", f"{base.cpu.get('client_cores', math.nan):.2f}"),
         ("workers: CPU per request (ms)", fmt_ms(taps.cpu.get("worker_cpu_ms_per_req", math.nan)), fmt_ms(base.cpu.get("worker_cpu_ms_per_req", math.nan))),
+        *(
+            [("websocket workers: CPU per tap (ms)", fmt_ms(taps.cpu["ws_cpu_ms_per_tap"]), "n/a")]
+            if "ws_cpu_ms_per_tap" in taps.cpu
+            else []
+        ),
         ("workers: CPU (cores, all workers)", f"{taps.cpu.get('worker_cores', math.nan):.2f}", f"{base.cpu.get('worker_cores', math.nan):.2f}"),
         (f"host: CPU busy (% of {os.cpu_count()} cores)", f"{taps.cpu.get('host_busy_pct', math.nan):.0f}", f"{base.cpu.get('host_busy_pct', math.nan):.0f}"),
     ]
@@ -431,7 +443,9 @@ def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> 
     line = "+-" + "-+-".join("-" * w for w in width) + "-+"
     print()
     print(
-        f"tap_to_console: {args.workers} daphne workers, PostgreSQL + Redis, {len(consoles)} consoles, "
+        f"tap_to_console: {args.workers} daphne workers"
+        + (f" (HTTP) + {args.ws_workers} websocket workers" if args.ws_workers else "")
+        + f", PostgreSQL + Redis, {len(consoles)} consoles, "
         f"{args.citizens} citizens, {args.rate:g}/s for {args.duration:g}s (open loop)"
     )
     print(line)
@@ -446,7 +460,7 @@ def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> 
     for worker, group in sorted(per_worker.items()):
         lat = [x for c in group for x in c.latencies]
         print(
-            f"  consoles on worker {worker}: {len(group)}, tap->console p50 {fmt_ms(percentile(lat, 50))} ms, "
+            f"  consoles on {'websocket ' if args.ws_workers else ''}worker {worker}: {len(group)}, tap->console p50 {fmt_ms(percentile(lat, 50))} ms, "
             f"p99 {fmt_ms(percentile(lat, 99))} ms"
         )
     for summary in (taps, base):
@@ -539,7 +553,9 @@ def pg_stat(env: dict[str, str]) -> str:
         return f"(pg_stat unavailable: {exc})"
 
 
-async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher_token: str, env) -> int:
+async def bench(
+    args, servers: list[DaphneServer], ws_servers: list[DaphneServer], tokens: list[str], dispatcher_token: str, env
+) -> int:
     run_id = secrets.token_hex(4)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=60)
     timeout = httpx.Timeout(args.http_timeout)
@@ -548,13 +564,16 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
         return [httpx.AsyncClient(base_url=s.url, limits=limits, timeout=timeout, http1=True, http2=False) for s in servers]
 
     clients = make_clients()
-    consoles = [Console(index=i, worker=i % len(servers)) for i in range(args.consoles)]
+    console_servers = ws_servers or servers
+    consoles = [Console(index=i, worker=i % len(console_servers)) for i in range(args.consoles)]
     try:
         for c in consoles:
-            c.ws, _ready = await open_stream(servers[c.worker].ws_url, "/ws/dispatch/", dispatcher_token)
+            c.ws, _ready = await open_stream(console_servers[c.worker].ws_url, "/ws/dispatch/", dispatcher_token)
             c.task = asyncio.create_task(console_reader(c))
         PHASE["name"] = "warm-up"
-        print(f"{len(consoles)} consoles connected ({', '.join(str(sum(1 for c in consoles if c.worker == w)) for w in range(len(servers)))} per worker)")
+        on = "websocket worker" if ws_servers else "worker"
+        per_worker = ", ".join(str(sum(1 for c in consoles if c.worker == w)) for w in range(len(console_servers)))
+        print(f"{len(consoles)} consoles connected ({per_worker} per {on})")
 
         # Warm-up (not measured): first requests import views, open Redis pools, fill caches.
         if args.warmup > 0:
@@ -565,13 +584,15 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
 
         before = pg_stat(env)
         meter = CpuMeter([s.process.pid for s in servers])
+        ws_meter = CpuMeter([s.process.pid for s in ws_servers])
+        everyone = CpuMeter([s.process.pid for s in servers + ws_servers])
         PHASE["name"] = "taps"
         print(f"measuring taps: {args.rate:g}/s for {args.duration:g}s ...")
         sampler = Sampler([s.process.pid for s in servers], env["DATABASE_URL"])
         lag = LoopLag()
         lag.start()
         sampler.start()
-        cpu0 = meter.snapshot()
+        cpu0, ws0 = meter.snapshot(), ws_meter.snapshot()
         tap_requests = await run_taps(clients, tokens, args.rate, args.duration, run_id, "tap")
         cpu1 = meter.snapshot()
         tap_peaks = await sampler.stop()
@@ -579,9 +600,14 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
         case_ids = {r.case_id for r in tap_requests if r.case_id is not None}
         PHASE["name"] = "drain"
         await drain(consoles, case_ids, args.drain)
+        # The fan-out may finish after the last answer: the websocket workers are read once the
+        # consoles have every event (or the drain gave up).
+        ws1 = ws_meter.snapshot()
         after = pg_stat(env)
         taps = summarise("sos", tap_requests, 201, lag.samples)
         taps.cpu = CpuMeter.delta(cpu0, cpu1, len(tap_requests))
+        if ws_servers:
+            taps.cpu["ws_cpu_ms_per_tap"] = CpuMeter.delta(ws0, ws1, len(tap_requests))["worker_cpu_ms_per_req"]
         taps.peaks = tap_peaks
 
         sent_at = {r.case_id: r.sent for r in tap_requests if r.case_id is not None}
@@ -593,7 +619,7 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
         taps.lost_deliveries = sum(1 for c in consoles for cid in case_ids if cid not in c.received)
         taps.lost_taps = taps.failed + len(missed_by_case)
 
-        waited = await settle(meter, 30.0)
+        waited = await settle(everyone, 30.0)
         if waited > 1:
             print(f"(waited {waited:.1f}s for the workers to finish their backlog before the baseline)")
         PHASE["name"] = "baseline"
@@ -632,6 +658,10 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
             and taps.lost_deliveries == 0
             and taps.achieved_rate >= 0.95 * args.rate
         )
+        tap_cpu = taps.cpu.get("worker_cpu_ms_per_req", math.nan)
+        base_cpu = base.cpu.get("worker_cpu_ms_per_req", math.nan)
+        cpu_ratio = tap_cpu / base_cpu if base_cpu else math.nan
+        cpu_met = cpu_ratio <= TARGET_CPU_RATIO
         client_note = ""
         if percentile(taps.lateness, 99) > 5 or percentile(taps.loop_lag, 99) > 5:
             client_note = " (warning: the client itself lagged > 5 ms at p99; figures include client delay)"
@@ -642,7 +672,20 @@ async def bench(args, servers: list[DaphneServer], tokens: list[str], dispatcher
             f"{taps.lost_taps} taps lost, {taps.lost_deliveries} console deliveries missed; "
             f"baseline /healthz p99 {fmt_ms(percentile(base.http, 99))} ms{client_note}"
         )
-        return 0 if met else 1
+        fan_out = ""
+        if ws_servers:
+            ws_cpu = taps.cpu.get("ws_cpu_ms_per_tap", math.nan)
+            fan_out = (
+                f"; the fan-out to {len(consoles)} consoles took {fmt_ms(ws_cpu)} ms more per tap on the "
+                f"{len(ws_servers)} websocket worker(s) (with it: {(tap_cpu + ws_cpu) / base_cpu:.1f}x)"
+            )
+        where = f"the {len(servers)} HTTP worker(s)" if ws_servers else f"the {len(servers)} workers (taps and consoles)"
+        print(
+            f"VERDICT (CPU): target {'MET' if cpu_met else 'MISSED'} - a tap cost {fmt_ms(tap_cpu)} ms of CPU on "
+            f"{where}, {cpu_ratio:.1f}x the baseline /healthz {fmt_ms(base_cpu)} ms on the same workers "
+            f"(target <= {TARGET_CPU_RATIO:g}x){fan_out}"
+        )
+        return 0 if met and cpu_met else 1
     finally:
         for c in consoles:
             if c.task:
@@ -666,6 +709,12 @@ def parse_args(argv=None):
     p.add_argument("--consoles", type=int, default=10, help="dispatcher consoles, split across workers (default 10)")
     p.add_argument("--citizens", type=int, default=500, help="simulated citizens, each with a token (default 500)")
     p.add_argument("--workers", type=int, default=2, help="daphne workers (default 2)")
+    p.add_argument(
+        "--ws-workers",
+        type=int,
+        default=0,
+        help="more daphne workers that carry only the consoles, as deploy/ routes /ws/ (default 0: consoles on --workers)",
+    )
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured warm-up load (default 2)")
     p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late console events (default 10)")
     p.add_argument("--http-timeout", type=float, default=30.0, help="per-request timeout in seconds (default 30)")
@@ -680,6 +729,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.consoles < 1 or args.citizens < 1 or args.workers < 1:
         p.error("--rate, --duration, --consoles, --citizens and --workers must be positive")
+    if args.ws_workers < 0:
+        p.error("--ws-workers must not be negative")
     for item in args.env:
         if "=" not in item:
             p.error(f"--env wants KEY=VALUE, got {item!r}")
@@ -696,7 +747,7 @@ def main(argv=None) -> int:
         print("Start them (see .ci/run) or point DATABASE_URL / POSTGRES_ADMIN_URL and REDIS_URL at them.", file=sys.stderr)
         return 2
 
-    servers: list[DaphneServer] = []
+    servers: list[DaphneServer] = []  # every worker started, for stopping and for their logs
     log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
 
     def run() -> int:
@@ -709,12 +760,17 @@ def main(argv=None) -> int:
             with workers_stopped(servers, keep_logs=args.keep_logs):
                 for w in range(args.workers):
                     servers.append(DaphneServer(env, log_dir=log_dir, name=f"bench-worker{w}").start())
+                for w in range(args.ws_workers):
+                    servers.append(DaphneServer(env, log_dir=log_dir, name=f"bench-ws-worker{w}").start())
+                http_servers, ws_servers = servers[: args.workers], servers[args.workers :]
                 notes = []
                 if args.env:
                     notes.append(f"extra env: {' '.join(args.env)}")
-                print("workers: " + ", ".join(s.url for s in servers) + (f"  ({'; '.join(notes)})" if notes else ""))
-                dispatcher_token = login(servers[0].url, "dispatcher1")
-                code = asyncio.run(bench(args, servers, tokens, dispatcher_token, env))
+                print("workers: " + ", ".join(s.url for s in http_servers) + (f"  ({'; '.join(notes)})" if notes else ""))
+                if ws_servers:
+                    print("websocket workers: " + ", ".join(s.url for s in ws_servers))
+                dispatcher_token = login(http_servers[0].url, "dispatcher1")
+                code = asyncio.run(bench(args, http_servers, ws_servers, tokens, dispatcher_token, env))
                 return run_outcome(servers, code, keep_logs=args.keep_logs)
 
     return run_bench("tap_to_console", servers, run)
