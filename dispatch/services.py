@@ -22,6 +22,7 @@ from dispatch.archive_access import close_case_grants
 from dispatch.merged import HEADING_TO_SCENE, merged_callers_events
 from dispatch.models import (
     ACTIVE_CASE_STATUSES,
+    UNIT_HOLDING_STATUSES,
     UNIT_SERVING_STATUSES,
     Admission,
     AdmissionStatus,
@@ -37,6 +38,7 @@ from dispatch.selectors import (
     current_case_of_unit,
     eta_between,
     hospital_with_load as _hospital_with_load,
+    latest_admission_of_case,
     open_admission_of_case,
     suggest_hospitals,
 )
@@ -113,18 +115,21 @@ def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
 
 def _lock_unit_and_case(ambulance_id: int) -> tuple[Ambulance, Case | None]:
     """Lock a unit and the case it holds, in the global order (case first, then unit)."""
-    held = current_case_of_unit(ambulance_id)
-    case = _lock_case(held.pk) if held else None
+    # One statement finds and locks the held case with its caller and hospital (only the case's
+    # row is locked: FOR UPDATE OF). PostgreSQL checks the filter again once the lock is granted,
+    # so a case that stopped holding the unit meanwhile is not returned.
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("caller", "hospital")
+        .filter(ambulance_id=ambulance_id, status__in=UNIT_HOLDING_STATUSES)
+        .first()
+    )
     unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
     if unit is None:
         raise NotFound(f"No ambulance with id {ambulance_id}.")
     if case is not None:
-        # The locked row's caller and hospital were read a moment ago with ``held``, and its unit
-        # is the row locked here: the case serves a payload as it is, without reloading them.
-        for name, related in (("caller", held.caller), ("hospital", held.hospital), ("ambulance", unit)):
-            field = Case._meta.get_field(name)
-            if getattr(case, field.attname) == getattr(related, "pk", None):
-                field.set_cached_value(case, related)
+        # Its unit is the row locked here: the case serves a payload as it is, without reloading.
+        Case._meta.get_field("ambulance").set_cached_value(case, unit)
     return unit, case
 
 
@@ -581,14 +586,19 @@ def unit_report_location(*, ambulance_id: int, fix: Fix) -> Ambulance:
         streams = [crew, DISPATCH_STREAM] if push else [crew]
         events = [Outgoing(stream, "unit.location_updated", unit_data) for stream in streams]
         if case is not None and case.ambulance_id == unit.pk:
-            admission = open_admission_of_case(case.pk)
-            if admission and admission.status != AdmissionStatus.ARRIVED and case.status == CaseStatus.TRANSPORTING:
+            # One read serves the ETA below and the case's payload: the newest admission is the open
+            # one when there is one (admission_one_open_per_case: a case's next admission opens
+            # only after the last one closed). Read after the unit's row was saved, so its unit is
+            # this fix's.
+            admission = latest_admission_of_case(case.pk)
+            case._prefetched_objects_cache = {"admissions": [admission] if admission else []}
+            if admission and admission.status in INCOMING_ADMISSION_STATUSES and case.status == CaseStatus.TRANSPORTING:
                 hospital = case.hospital
                 admission.eta_s = eta_between(unit.lat, unit.lon, hospital.lat, hospital.lon)
                 admission.eta_at = None if admission.eta_s is None else now + timedelta(seconds=admission.eta_s)
                 admission.updated_at = now
                 admission.save(update_fields=["eta_s", "eta_at", "updated_at"])
-                data = admission_payload(_reload_admission(admission.pk))
+                data = admission_payload(admission)
                 events += [Outgoing(hospital_stream(admission.hospital_id), "admission.updated", data)]
                 events += [Outgoing(stream, "admission.updated", data) for stream in streams]
             # The case itself did not change: the locked row, with the unit just moved, is what
@@ -853,8 +863,6 @@ def crew_press(
 def _lock_pressed_case(ambulance_id: int, case_id: int) -> None:
     # Locked first (the global order: case, then unit), so no reassignment can slip in between
     # this check and the change.
-    from dispatch.models import UNIT_HOLDING_STATUSES
-
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None or case.ambulance_id != ambulance_id or case.status not in UNIT_HOLDING_STATUSES:
         raise Conflict(
