@@ -204,6 +204,8 @@ class CaseSerializer(ModelSerializer):
     # Offline reverse geocoding of the latest fix (dispatch.geocoding.place_of: pure, cached).
     address = serializers.SerializerMethodField(help_text="District and nearest known place of the latest fix.")
     district = serializers.SerializerMethodField(help_text="The district (区/县/市) of the latest fix, or null.")
+    address_en = serializers.SerializerMethodField(help_text="`address` in English, for pages shown in English.")
+    district_en = serializers.SerializerMethodField(help_text="`district` in English, or null.")
     ambulance = UnitBriefSerializer(read_only=True, allow_null=True)
     hospital = HospitalBriefSerializer(read_only=True, allow_null=True)
     eta_s = serializers.SerializerMethodField(
@@ -273,6 +275,8 @@ class CaseSerializer(ModelSerializer):
             "reported_address",
             "address",
             "district",
+            "address_en",
+            "district_en",
             "lat",
             "lon",
             "accuracy_m",
@@ -318,6 +322,16 @@ class CaseSerializer(ModelSerializer):
         from dispatch.geocoding import place_of
 
         return place_of(case.lat, case.lon)["district"]
+
+    def get_address_en(self, case: Case) -> str | None:
+        from dispatch.geocoding import place_of
+
+        return place_of(case.lat, case.lon)["label_en"]
+
+    def get_district_en(self, case: Case) -> str | None:
+        from dispatch.geocoding import place_of
+
+        return place_of(case.lat, case.lon)["district_en"]
 
 
 class CitizenUnitSerializer(serializers.Serializer):

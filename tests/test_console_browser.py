@@ -554,9 +554,9 @@ def test_a_tap_appears_on_the_map_and_in_the_table_with_sound_and_either_selects
     expect(page.locator("#console")).to_have_attribute("data-last-sound", "emergency")
     assert page.evaluate("window.oneKeyConsole.soundsPlayed") > sounds_before
     expect(row).to_have_class(re.compile(r"\bflash\b"))
-    # A human place, from the server, with the coordinates beside it.
-    address = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}", headers=auth(site, DISPATCHER))["address"]
-    assert address
+    # A human place, from the server, with the coordinates beside it: in English on an English page.
+    address = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}", headers=auth(site, DISPATCHER))["address_en"]
+    assert address and not re.search(r"[\u4e00-\u9fff]", address)
     expect(row.locator(".col-location .place")).to_have_text(address)
     expect(row.locator(".col-location")).to_contain_text("34.83000, 113.70500")
 
@@ -820,6 +820,8 @@ def test_the_console_switches_wholly_to_chinese_and_holds_its_layout_at_1366x768
     expect(page.locator("#connection")).to_contain_text("已连接")
     row = row_of(page, case["id"])
     expect(row.locator(".col-complaint")).to_contain_text("胸痛")
+    chinese_place = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}", headers=auth(site, DISPATCHER))["address"]
+    expect(row.locator(".col-location .place")).to_have_text(chinese_place)
     expect(row.locator(".col-complaint")).not_to_contain_text("Chest pain")
     expect(row.locator(".col-status")).not_to_contain_text("Received")
     row.locator(".col-complaint").click()

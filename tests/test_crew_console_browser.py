@@ -62,6 +62,10 @@ def test_it_shows_the_assignment_live_and_presses_through_to_transporting(browse
         card = page.locator("#case")
         expect(card).to_have_attribute("data-case-id", str(case["id"]))
         expect(page.locator("#complaint")).to_contain_text("Chest pain")
+        # Where to go, in the tablet's language: the English place name, not the Chinese one.
+        place = case_of(site, dispatcher_token, case["id"])
+        expect(page.locator("#address")).to_contain_text(place["address_en"])
+        assert place["address"] not in page.locator("#address").inner_text()
         assert page.evaluate("window.__sameDocument === true"), "the assignment arrived without a reload"
         played = alerts_played(page)
         assert played["played"] == before + 1 and played["lastKind"] == "assignment"

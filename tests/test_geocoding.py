@@ -167,6 +167,9 @@ def test_a_case_shows_its_address_and_district_in_the_snapshot_and_on_the_stream
     assert [c["address"] for c in queue if c["id"] == case_id] == ["金水区 · 河南省人民医院 附近"]
     created = Event.objects.get(stream="dispatch", type="case.created", data__id=case_id)
     assert created.data["address"] == detail["address"] and created.data["district"] == "金水区"
+    # The same place in English, for consoles shown in English.
+    assert (detail["address_en"], detail["district_en"]) == ("Jinshui District · near Henan Provincial People's Hospital", "Jinshui District")
+    assert (created.data["address_en"], created.data["district_en"]) == (detail["address_en"], detail["district_en"])
 
 
 def test_a_new_fix_moves_the_address(as_citizen, as_dispatcher):

@@ -15,7 +15,7 @@ import { distanceM, distanceText, durationText, etaS, isPoint, navigationLinks }
 import { GpsReporter } from "./gps.js";
 import { renderHealth } from "./health.js";
 import { Outbox } from "./outbox.js";
-import { IS_ZH, choice, t, tf } from "/static/onekey/i18n.js";
+import { IS_ZH, choice, localized, t, tf } from "/static/onekey/i18n.js";
 import { priorityReasonText } from "/static/onekey/priority_basis.js";
 
 const cfg = JSON.parse(document.getElementById("crew-config").textContent);
@@ -257,7 +257,7 @@ function destination() {
   if (["transporting", "at_hospital", "handed_over"].includes(c.status) && c.hospital) {
     return { lat: c.hospital.lat, lon: c.hospital.lon, name: c.hospital.name_zh || c.hospital.name_en, hospital: true };
   }
-  return { lat: c.lat, lon: c.lon, name: c.address || c.district || "" };
+  return { lat: c.lat, lon: c.lon, name: localized(c, "address") || localized(c, "district") || "" };
 }
 
 function unitPosition() {
@@ -286,7 +286,7 @@ function renderCase() {
   $("merged-note").hidden = !state.mergedNote;
   $("merged-note").textContent = state.mergedNote || "";
   $("complaint").replaceChildren(el("strong", {}, label("complaint", c.complaint)), ` · #${c.id} · `, label("case_status", effectiveStatus() || c.status));
-  const place = c.address || c.district;
+  const place = localized(c, "address") || localized(c, "district");
   const coords = `${Number(c.lat).toFixed(5)}, ${Number(c.lon).toFixed(5)}`;
   $("address").replaceChildren(place ? el("span", {}, place, " ", el("span", { class: "muted small" }, coords)) : el("span", {}, coords));
   const dest = destination();

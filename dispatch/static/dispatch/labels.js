@@ -7,7 +7,7 @@
  */
 
 import { serverNow } from "/static/onekey/api.js";
-import { t, tf, tn, choice } from "/static/onekey/i18n.js";
+import { t, tf, tn, choice, localized } from "/static/onekey/i18n.js";
 
 export function readJson(id) {
   const node = document.getElementById(id);
@@ -102,7 +102,9 @@ export function telLink(phone, className = "tel") {
 
 /** Where the case is: the address when the server resolved one, else the coordinates. */
 export function placeText(c) {
-  if (c.address) return c.district && !String(c.address).includes(c.district) ? `${c.district} · ${c.address}` : String(c.address);
+  const address = localized(c, "address");
+  const district = localized(c, "district");
+  if (address) return district && !String(address).includes(district) ? `${district} · ${address}` : String(address);
   return `${formatCoord(c.lat)}, ${formatCoord(c.lon)}`;
 }
 

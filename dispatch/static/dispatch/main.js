@@ -22,7 +22,7 @@ import { CONN_TEXT, ENDED, el, label, parseTime, readJson } from "./labels.js";
 import { createNewCall } from "./newcall.js";
 import { createEntry, layoutRows, renderHospitalCell, renderRow, renderSummary, renderUnitCell, renderWaiting } from "./queue.js";
 import { createUnits } from "./units.js";
-import { t, tf, tn, choice } from "/static/onekey/i18n.js";
+import { t, tf, tn, choice, localized } from "/static/onekey/i18n.js";
 
 const root = document.getElementById("console");
 const pageConfig = readJson("console-config") || {};
@@ -157,8 +157,8 @@ function mapCase(c) {
     status: c.status,
     complaint: c.complaint,
     complaint_label: label("complaint", c.complaint),
-    address: c.address || null,
-    district: c.district || null,
+    address: localized(c, "address"),
+    district: localized(c, "district"),
     caller_phone: c.caller_phone || null,
     trail: c.trail,
     priority: c.priority,

@@ -7,7 +7,7 @@
 
 import { api, idempotencyKey } from "/static/onekey/api.js";
 import { LABELS, el, formatCoord } from "./labels.js";
-import { t, tf, tn, choice } from "/static/onekey/i18n.js";
+import { t, tf, tn, choice, localized } from "/static/onekey/i18n.js";
 
 const CREATE_URL = "/api/v1/dispatch/cases";
 const GEOCODE_URL = "/api/v1/geocode";
@@ -125,7 +125,8 @@ export function createNewCall(ctx) {
       return;
     }
     for (const c of list) {
-      const text = c.district && !String(c.label).includes(c.district) ? `${c.label} · ${c.district}` : String(c.label);
+      const [name, district] = [localized(c, "label"), localized(c, "district")];
+      const text = district && !String(name).includes(district) ? `${name} · ${district}` : String(name);
       const pick = el("button", { type: "button", class: "button small candidate" }, text);
       pick.addEventListener("click", () => {
         setPlace({ lat: c.lat, lon: c.lon, label: String(c.label) });

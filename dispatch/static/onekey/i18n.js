@@ -20,6 +20,12 @@ const catalog = typeof window !== "undefined" ? window : {};
 export const LANG = (typeof document !== "undefined" && document.documentElement.lang || "en").toLowerCase();
 export const IS_ZH = LANG.startsWith("zh");
 
+/** A server field in the page's language: ``field`` is Chinese, ``field_en`` its English (when sent). */
+export function localized(obj, field) {
+  if (!obj) return null;
+  return (IS_ZH ? obj[field] : obj[`${field}_en`] || obj[field]) ?? null;
+}
+
 export function t(msgid) {
   return typeof catalog.gettext === "function" ? catalog.gettext(msgid) : msgid;
 }
