@@ -119,6 +119,16 @@ REASON_MIN_LETTERS = 5
 REASON_MAX_LENGTH = 500
 
 
+def validated_body(serializer_class: type[serializers.Serializer], request) -> serializers.Serializer:
+    """The request's body, a JSON object, validated by ``serializer_class``; a 400 naming the field
+    (or saying the body is no object) otherwise."""
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
 def validate_reason_words(value: str) -> str:
     """A reason of words: at least REASON_MIN_LENGTH characters, at least REASON_MIN_LETTERS of
     them letters (any script: Latin, CJK...), not one character repeated, no control characters.

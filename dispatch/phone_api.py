@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from dispatch import geo, geocoding, idempotency, services
 from dispatch.api import DispatchCaseListView
-from dispatch.inputs import StrictFloatField, float_param
+from dispatch.inputs import StrictFloatField, float_param, validated_body
 from dispatch.models import Complaint, Crs, LocationSource
 from dispatch.permissions import IsDispatcher
 from dispatch.phones import normalize_caller_phone
@@ -134,10 +134,7 @@ class DispatchCasesView(DispatchCaseListView):
     )
     def post(self, request):
         key = idempotency.key_from(request)
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
-        data = PhonedInCallSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_body(PhonedInCallSerializer, request)
         values = data.validated_data
         lat, lon, source = values["point"]
         case, created = services.case_create_phoned_in(

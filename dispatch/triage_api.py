@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from dispatch import lookups, messages, selectors, services, triage
 from dispatch.events import DISPATCH_STREAM, case_stream
+from dispatch.inputs import validated_body
 from dispatch.models import MessageSender
 from dispatch.permissions import IsCitizen, IsDispatcher
 from dispatch.serializers import CaseMessageSerializer, CaseSerializer, CitizenCaseSerializer, message_payload, staff_case_payload
@@ -92,10 +93,7 @@ class CaseTriageView(APIView):
     )
     def post(self, request, case_id: int):
         lookups.case_or_404(case_id, caller=request.user)
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
-        data = TriageAnswersSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_body(TriageAnswersSerializer, request)
         case = services.case_answer_triage(case_id=case_id, caller=request.user, answers=data.validated_data)
         return Response(CitizenCaseSerializer(case).data)
 

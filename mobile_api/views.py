@@ -17,7 +17,7 @@ from accounts.lockout import LOCKED_CODE, api_login_succeeded, locked_message, r
 from accounts.services import citizen_register, normalize_phone, token_issue, token_revoke
 from dispatch import idempotency, lookups, selectors, services
 from dispatch.events import case_stream
-from dispatch.inputs import FixInputSerializer
+from dispatch.inputs import FixInputSerializer, validated_body
 from dispatch.permissions import IsCitizen, is_dispatcher
 from dispatch.serializers import CitizenCaseSerializer, citizen_case_payload
 from mobile_api.serializers import (
@@ -192,10 +192,7 @@ class SosView(APIView):
     )
     def post(self, request):
         key = idempotency.key_from(request)
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
-        data = SosSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_body(SosSerializer, request)
         values = data.validated_data
         case, created = services.case_create(
             caller=request.user,
