@@ -10,7 +10,7 @@
 import { api } from "/static/onekey/api.js";
 import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { isMuted, playAlert, setMuted } from "/static/onekey/sound.js";
-import { el } from "./dom.js";
+import { el } from "/static/onekey/dom.js";
 import { distanceM, distanceText, durationText, etaS, isPoint, navigationLinks } from "./geo.js";
 import { GpsReporter } from "./gps.js";
 import { renderHealth } from "./health.js";

@@ -3,7 +3,8 @@
  * first and large, then the rest; or, when there is none, why, in words.
  */
 
-import { el } from "./dom.js";
+import { SEVERITY } from "/static/onekey/allergies.js";
+import { el } from "/static/onekey/dom.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
 const REASONS = {
@@ -19,7 +20,6 @@ const REASONS = {
   unavailable: t("The archive cannot be read right now; the administrators have been alerted."),
 };
 const SEX = { male: t("Male"), female: t("Female"), other: t("Other"), unknown: t("Sex unknown") };
-const SEVERITY = { mild: t("mild"), moderate: t("moderate"), severe: t("severe") };
 
 const list = (v) => (Array.isArray(v) ? v : []);
 const text = (v) => (v == null ? "" : String(v));

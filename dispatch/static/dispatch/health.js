@@ -7,6 +7,7 @@
  * case is active and forgets it when the case ends. Reading again is an explicit button.
  */
 
+import { allergyItem } from "/static/onekey/allergies.js";
 import { api, serverNow } from "/static/onekey/api.js";
 import { ENDED, asList, asText, el, formatDate, urlFor } from "./labels.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
@@ -22,7 +23,6 @@ export const HEALTH_REASONS = {
   grant_expired: [t("access expired"), t("The access grant has expired.")],
 };
 const SEXES = { male: t("male"), female: t("female"), other: t("other"), unknown: t("sex unknown") };
-const SEVERITIES = { mild: t("mild"), moderate: t("moderate"), severe: t("severe") };
 const RH = { positive: t("positive"), negative: t("negative") };
 const PREGNANCY = { pregnant: t("Pregnant"), not_pregnant: t("Not pregnant"), unknown: t("Unknown") };
 
@@ -256,18 +256,7 @@ export function renderHealthPanel(ctx, entry) {
   const grid = el(
     "dl",
     { class: "health-grid" },
-    fieldBox(t("Allergies"), "allergies", itemList(asList(s.allergies), (a) => {
-      const severity = asText(a && a.severity);
-      const sev = SEVERITIES[severity];
-      return el(
-        "li",
-        { class: `allergy${severity === "severe" ? " severe" : ""}` },
-        el("strong", { class: "substance" }, asText(a && a.substance)),
-        a && a.reaction ? ` — ${asText(a.reaction)}` : null,
-        sev ? " " : null,
-        sev ? el("span", { class: `sev sev-${severity}` }, sev) : null,
-      );
-    })),
+    fieldBox(t("Allergies"), "allergies", itemList(asList(s.allergies), allergyItem)),
     fieldBox(t("Chronic conditions"), "conditions", itemList(asList(s.chronic_conditions), (c) => el("li", {}, asText(c)))),
     fieldBox(t("Medications"), "medications", itemList(asList(s.medications), (m) =>
       el("li", {}, el("strong", {}, asText(m && m.name)), m && m.dose ? ` — ${asText(m.dose)}` : null))),

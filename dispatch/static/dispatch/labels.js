@@ -7,6 +7,7 @@
  */
 
 import { serverNow } from "/static/onekey/api.js";
+import { asText, el } from "/static/onekey/dom.js";
 import { t, tf, tn, choice, localized } from "/static/onekey/i18n.js";
 
 export function readJson(id) {
@@ -23,29 +24,13 @@ export function label(kind, value) {
   return table[value] ? choice(table[value]) : value == null ? "—" : String(value);
 }
 
-export function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value == null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children) {
-    if (child == null) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+export { asList, asText, el } from "/static/onekey/dom.js";
 
 export function urlFor(template, id) {
   return template.replace(/\/0(?=\/|$)/, "/" + encodeURIComponent(id));
 }
 
 export const pad = (n) => String(n).padStart(2, "0");
-export const asText = (value) => (value == null ? "" : String(value));
-export const asList = (value) => (Array.isArray(value) ? value : []);
 
 export function parseTime(iso) {
   if (!iso) return null;

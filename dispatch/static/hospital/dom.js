@@ -2,40 +2,14 @@
  * dom.js — small DOM helpers for the admission board (no framework, no innerHTML: every text is
  * set as text, so nothing from the server can become markup).
  */
+import { asText, el } from "/static/onekey/dom.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
-/** el("p", {class: "x", "data-id": 3}, "text", child, null) -> <p class="x" data-id="3">text…</p> */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (value === true) node.setAttribute(name, "");
-    else node.setAttribute(name, String(value));
-  }
-  append(node, children);
-  return node;
-}
-
-function append(node, children) {
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(node, child);
-    else node.append(child instanceof Node ? child : String(child));
-  }
-}
+export { asList, asText, el } from "/static/onekey/dom.js";
 
 /** A model choice label "Chest pain 胸痛", in the page's language. */
 export function label(text, fallback = "") {
   return choice(typeof text === "string" && text ? text : fallback);
-}
-
-export function asText(value) {
-  if (value === null || value === undefined) return "";
-  return typeof value === "string" ? value : String(value);
-}
-
-export function asList(value) {
-  return Array.isArray(value) ? value : [];
 }
 
 /** A local wall-clock time (HH:MM) for an ISO instant; "" when there is none. */

@@ -6,6 +6,7 @@
  * log); it is kept only in this page's memory and never in storage.
  */
 
+import { allergyItem } from "/static/onekey/allergies.js";
 import { asList, asText, el, telLink } from "./dom.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
@@ -24,7 +25,6 @@ const REASONS = {
 
 const SEXES = { male: t("male"), female: t("female"), other: t("other") };
 const RH = { positive: "+", negative: "−" };
-const SEVERITY = { mild: t("mild"), moderate: t("moderate"), severe: t("severe") };
 const PREGNANCY = { pregnant: t("pregnant"), not_pregnant: t("not pregnant") };
 
 function bloodText(blood) {
@@ -80,18 +80,7 @@ export function healthBlock(block) {
       ? el(
           "ul",
           { class: "allergy-list" },
-          allergies.map((a) => {
-            const severity = asText(a && a.severity);
-            const sev = SEVERITY[severity];
-            return el(
-              "li",
-              { class: `allergy${severity === "severe" ? " severe" : ""}` },
-              el("strong", { class: "substance" }, asText(a && a.substance)),
-              a && a.reaction ? ` — ${asText(a.reaction)}` : null,
-              sev ? " " : null,
-              sev ? el("span", { class: `sev sev-${severity}` }, sev) : null,
-            );
-          }),
+          allergies.map(allergyItem),
         )
       : el("span", { class: "no-allergies" }, t("none known")),
   );
