@@ -8,10 +8,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.ws_origin import OriginCheckMiddleware, configured_origins  # noqa: E402
+from config.ws_session import websocket_auth_stack  # noqa: E402
 from dispatch.routing import websocket_urlpatterns  # noqa: E402
 
 # A mistyped origin must stop the worker at start, not refuse every browser console later.
@@ -25,6 +25,6 @@ ticker.start()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginCheckMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginCheckMiddleware(websocket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
