@@ -31,16 +31,18 @@ async def _sent_through(kind: str, session_key: str | None = None):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_socket_gets_its_session_and_sends_its_frames_straight_to_the_server():
-    from asgiref.sync import sync_to_async
+    # database_sync_to_async closes the thread's connection after each call, so the test database
+    # can be dropped at the end (PostgreSQL refuses while a session is open).
+    from channels.db import database_sync_to_async
 
     session = SessionStore()
     session["who"] = "dispatcher1"
-    await sync_to_async(session.save)()
+    await database_sync_to_async(session.save)()
 
     seen, server_send = await _sent_through("websocket", session.session_key)
     assert seen["send"] is server_send
     assert seen["scope"]["session"].session_key == session.session_key
-    assert await sync_to_async(seen["scope"]["session"].get)("who") == "dispatcher1"
+    assert await database_sync_to_async(seen["scope"]["session"].get)("who") == "dispatcher1"
 
 
 async def test_an_http_request_keeps_channels_session_saving_send():
