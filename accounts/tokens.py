@@ -130,16 +130,21 @@ def _touch(token: ApiToken, now) -> None:
         # An UPDATE guarded by the old value: concurrent requests do not all write. Plain SQL, the
         # same on SQLite and PostgreSQL: a citizen's tap nearly always comes more than a minute
         # after their last request, and the ORM spent more building this UPDATE than running it.
-        quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
-        table, pk = quote(ApiToken._meta.db_table), quote(ApiToken._meta.pk.column)
-        column = quote(ApiToken._meta.get_field("last_used_at").column)
-        if token.last_used_at is None:
-            guard, params = f"{column} IS NULL", [adapt(now), token.pk]
-        else:
-            guard, params = f"{column} = %s", [adapt(now), token.pk, adapt(token.last_used_at)]
+        adapt = connection.ops.adapt_datetimefield_value
+        never_used = token.last_used_at is None
+        params = [adapt(now), token.pk] + ([] if never_used else [adapt(token.last_used_at)])
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} SET {column} = %s WHERE {pk} = %s AND {guard}", params)
+            cursor.execute(_touch_sql(connection.vendor, never_used), params)
         token.last_used_at = now
+
+
+@functools.cache
+def _touch_sql(vendor: str, never_used: bool) -> str:
+    quote = connection.ops.quote_name
+    table, pk = quote(ApiToken._meta.db_table), quote(ApiToken._meta.pk.column)
+    column = quote(ApiToken._meta.get_field("last_used_at").column)
+    guard = f"{column} IS NULL" if never_used else f"{column} = %s"
+    return f"UPDATE {table} SET {column} = %s WHERE {pk} = %s AND {guard}"
 
 
 def user_for_token(key: object) -> tuple[User, int] | None:

@@ -25,7 +25,7 @@ import threading
 
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
-from channels_redis.utils import _consistent_hash, decode_hosts
+from channels_redis.utils import decode_hosts
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
@@ -46,7 +46,7 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._last_decoded: tuple[bytes | None, dict | None] = (None, None)
-        self._thread_clients: list[redis.Redis] | None = None
+        self._thread_clients: tuple[RedisPubSubLoopLayer, list[redis.Redis]] | None = None
         self._thread_clients_lock = threading.Lock()
 
     def _get_layer(self):
@@ -76,24 +76,28 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
         names, shard choice and serialization as the loop layer's (subscribers cannot tell the
         difference), one pipelined round trip per shard. Within a group the order is kept: a group
         lives on one shard and a pipeline runs in order."""
-        clients = self._clients_for_threads()
-        prefix = self._kwargs.get("prefix", "asgi")  # RedisPubSubLoopLayer's default
+        naming, clients = self._thread_publishing()
         by_shard: dict[int, list[tuple[str, bytes]]] = {}
         for group, message in messages:
-            channel = f"{prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
-            by_shard.setdefault(_consistent_hash(channel, len(clients)), []).append((channel, self.serialize(message)))
+            channel = naming._get_group_channel_name(group)
+            shard = naming._shards.index(naming._get_shard(channel))
+            by_shard.setdefault(shard, []).append((channel, self.serialize(message)))
         for index, items in by_shard.items():
             pipe = clients[index].pipeline(transaction=False)
             for channel, data in items:
                 pipe.publish(channel, data)
             pipe.execute()
 
-    def _clients_for_threads(self) -> list[redis.Redis]:
-        # One thread-safe client (its own connection pool) per shard, for the whole process.
+    def _thread_publishing(self) -> tuple[RedisPubSubLoopLayer, list[redis.Redis]]:
+        # A loop layer that is never run names the group channels and picks their shards exactly
+        # as the running ones do; beside it, one thread-safe client (its own connection pool) per
+        # shard, in the same order. Both made once per process.
         if self._thread_clients is None:
             with self._thread_clients_lock:
                 if self._thread_clients is None:
-                    self._thread_clients = [_sync_client(host) for host in decode_hosts(self._kwargs.get("hosts"))]
+                    naming = RedisPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+                    clients = [_sync_client(host) for host in decode_hosts(self._kwargs.get("hosts"))]
+                    self._thread_clients = (naming, clients)
         return self._thread_clients
 
 

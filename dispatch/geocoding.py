@@ -380,6 +380,12 @@ def place_of(lat, lon) -> dict:
 
 
 def case_address(case) -> dict:
-    """What a case payload shows: ``address`` (where its latest fix is) and ``district``."""
+    """What a case payload shows: ``address`` (where its latest fix is) and ``district``, and both
+    in English (``address_en``, ``district_en``)."""
     place = place_of(case.lat, case.lon)
-    return {"address": place["label"], "district": place["district"]}
+    return {
+        "address": place["label"],
+        "district": place["district"],
+        "address_en": place["label_en"],
+        "district_en": place["district_en"],
+    }

@@ -13,6 +13,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from dispatch.geocoding import case_address
 from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseMessage, Hospital
 
 
@@ -201,7 +202,7 @@ class CaseSerializer(ModelSerializer):
     # A tap: the citizen account's phone and name; a call taken by phone (no account): as typed.
     caller_phone = serializers.SerializerMethodField()
     caller_name = serializers.SerializerMethodField()
-    # Offline reverse geocoding of the latest fix (dispatch.geocoding.place_of: pure, cached).
+    # Offline reverse geocoding of the latest fix (dispatch.geocoding.case_address: pure, cached).
     address = serializers.SerializerMethodField(help_text="District and nearest known place of the latest fix.")
     district = serializers.SerializerMethodField(help_text="The district (区/县/市) of the latest fix, or null.")
     address_en = serializers.SerializerMethodField(help_text="`address` in English, for pages shown in English.")
@@ -314,24 +315,16 @@ class CaseSerializer(ModelSerializer):
         return case.caller.first_name if case.caller_id else case.caller_name
 
     def get_address(self, case: Case) -> str | None:
-        from dispatch.geocoding import place_of
-
-        return place_of(case.lat, case.lon)["label"]
+        return case_address(case)["address"]
 
     def get_district(self, case: Case) -> str | None:
-        from dispatch.geocoding import place_of
-
-        return place_of(case.lat, case.lon)["district"]
+        return case_address(case)["district"]
 
     def get_address_en(self, case: Case) -> str | None:
-        from dispatch.geocoding import place_of
-
-        return place_of(case.lat, case.lon)["label_en"]
+        return case_address(case)["address_en"]
 
     def get_district_en(self, case: Case) -> str | None:
-        from dispatch.geocoding import place_of
-
-        return place_of(case.lat, case.lon)["district_en"]
+        return case_address(case)["district_en"]
 
 
 class CitizenUnitSerializer(serializers.Serializer):
