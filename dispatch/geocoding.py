@@ -346,6 +346,7 @@ def forward(query: str, *, limit: int = SEARCH_LIMIT) -> list[dict]:
                 "lat": round(lat, 6),
                 "lon": round(lon, 6),
                 "district": district.name_zh if district else None,
+                "district_en": district.name_en if district else None,
             }
         )
     return out

@@ -101,6 +101,7 @@ class GeocodeCandidateSerializer(serializers.Serializer):
     lat = serializers.FloatField()
     lon = serializers.FloatField()
     district = serializers.CharField(allow_null=True)
+    district_en = serializers.CharField(allow_null=True, help_text="`district` in English, for pages shown in English.")
 
 
 class ReversePlaceSerializer(serializers.Serializer):

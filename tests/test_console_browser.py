@@ -734,6 +734,8 @@ def test_the_dispatcher_enters_a_phoned_in_call_by_address_or_on_the_map(page, s
     form.get_by_role("button", name=re.compile("Search")).click()
     candidate = form.locator(".candidate").first
     expect(candidate).to_contain_text("二七纪念塔")
+    expect(candidate).to_contain_text("Guancheng Hui District")  # the district in the page's language
+    expect(candidate).not_to_contain_text("管城回族区")
     candidate.click()
     expect(form.locator(".picked-place")).to_contain_text("二七纪念塔")
     save_screenshot(page, "dispatch-new-call")

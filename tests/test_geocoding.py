@@ -122,8 +122,9 @@ def test_a_dispatcher_gets_candidates_for_a_typed_address(as_dispatcher):
     response = as_dispatcher.get("/api/v1/geocode", {"q": "郑州东站"})
     assert response.status_code == 200, response.content
     first = response.json()[0]
-    assert set(first) == {"label", "lat", "lon", "district"}
+    assert set(first) == {"label", "lat", "lon", "district", "district_en"}
     assert first["label"].startswith("郑州东站") and first["district"] == "金水区"
+    assert first["district_en"] == "Jinshui District"  # for a console shown in English
 
 
 def test_a_dispatcher_gets_a_place_for_a_point(as_dispatcher):
@@ -207,7 +208,9 @@ def nominatim():
 def test_a_configured_nominatim_answers_forward_and_reverse(settings, as_dispatcher, nominatim):
     settings.GEOCODER = f"nominatim:http://127.0.0.1:{nominatim.server_address[1]}/geo"
     forward = as_dispatcher.get("/api/v1/geocode", {"q": "东站"}).json()
-    assert forward == [{"label": "郑州东站, 金水区, 郑州市", "lat": 34.7591, "lon": 113.7722, "district": "金水区"}]
+    assert forward == [
+        {"label": "郑州东站, 金水区, 郑州市", "lat": 34.7591, "lon": 113.7722, "district": "金水区", "district_en": "Jinshui District"}
+    ]
     search = nominatim.seen[0]
     assert search["path"] == "/geo/search" and search["q"] == "东站" and search["bounded"] == "1"
     reverse = as_dispatcher.get("/api/v1/geocode/reverse", {"lat": 34.78, "lon": 113.73}).json()
