@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
@@ -38,27 +39,97 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 # request builds a new RedisCache, whose client opens its own connection pool, so every throttled
 # request paid a TCP connect to Redis (and left a socket for the garbage collector). One pool per
 # process per server and options instead; redis-py pools are thread-safe and reset after a fork.
-_pools: dict[tuple, object] = {}
-_pools_lock = threading.Lock()
+# The redis.Redis client on it is shared too: it is as thread-safe as its pool, and building one
+# fills its table of ~170 reply callbacks, three times the calls of the command itself.
+_shared: dict[tuple, tuple[object, object]] = {}
+_shared_lock = threading.Lock()
 
 
 class SharedPoolRedisCacheClient(RedisCacheClient):
-    def _get_connection_pool(self, write):
+    def _pool_and_client(self, write):
         url = self._servers[self._get_connection_pool_index(write)]
         key = (self._pool_class, url, repr(sorted(self._pool_options.items())))
-        pool = _pools.get(key)
-        if pool is None:
-            with _pools_lock:
-                pool = _pools.get(key)
-                if pool is None:
-                    pool = _pools[key] = self._pool_class.from_url(url, **self._pool_options)
-        return pool
+        shared = _shared.get(key)
+        if shared is None:
+            with _shared_lock:
+                shared = _shared.get(key)
+                if shared is None:
+                    pool = self._pool_class.from_url(url, **self._pool_options)
+                    shared = _shared[key] = (pool, self._client(connection_pool=pool))
+        return shared
+
+    def _get_connection_pool(self, write):
+        return self._pool_and_client(write)[0]
+
+    def get_client(self, key=None, *, write=False):
+        return self._pool_and_client(write)[1]
+
+
+# A throttle's sliding window in one atomic round trip: drop the entries that left the window,
+# count the rest, and take a slot only when one is free. DRF's own throttle reads a pickled list
+# and writes it back: two round trips, and two workers taking one citizen's taps at the same
+# moment could both read N-1 and both write N, granting a tap over the limit.
+# ARGV: now (the new entry's score), the cut-off (entries at or before it have left), the limit,
+# the key's lifetime in ms, the new entry's member. Answers {taken 0/1, entries now, oldest score}.
+_SLIDING_WINDOW_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local used = redis.call('ZCARD', KEYS[1])
+local taken = 0
+if used < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  used = used + 1
+  taken = 1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {taken, used, oldest[2] or false}
+"""
+_sliding_window_script = None
+
+
+@dataclass(frozen=True)
+class WindowHit:
+    taken: bool  # a slot was free and is now this request's
+    used: int  # entries in the window after this request
+    oldest: float | None  # when the oldest entry in the window was taken
 
 
 class FailOpenRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SharedPoolRedisCacheClient
+
+    def hit_window(self, key: str, *, now: float, duration: float, limit: int, member: str) -> WindowHit | None:
+        """Take a slot in the sliding window ``key`` (at most ``limit`` entries in any ``duration``
+        seconds), atomically and in one round trip. None when Redis is unreachable: fail open."""
+        global _sliding_window_script
+        key = self.make_and_validate_key(key)
+        try:
+            client = self._cache.get_client(key, write=True)
+            if _sliding_window_script is None:
+                _sliding_window_script = client.register_script(_SLIDING_WINDOW_LUA)
+            taken, used, oldest = _sliding_window_script(
+                keys=[key], args=[repr(now), repr(now - duration), limit, max(1, int(duration * 1000)), member], client=client
+            )
+        except _redis_errors() as exc:
+            _unavailable("hit_window", exc)
+            return None
+        return WindowHit(taken=bool(taken), used=int(used), oldest=float(oldest) if oldest else None)
+
+    def leave_window(self, key: str, *, member: str) -> None:
+        """Give back a slot hit_window took (a request that turned out not to count)."""
+        key = self.make_and_validate_key(key)
+        try:
+            self._cache.get_client(key, write=True).zrem(key, member)
+        except _redis_errors() as exc:
+            _unavailable("leave_window", exc)
+
+    def incr(self, key, delta=1, version=None):
+        try:
+            return super().incr(key, delta, version)
+        except _redis_errors() as exc:
+            _unavailable("incr", exc)
+            return delta
 
     def get(self, key, default=None, version=None):
         try:

@@ -193,7 +193,12 @@ elif REDIS_URL:
             },
         }
     }
-    # Throttle counters must be shared by every worker, or each worker grants its own quota.
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+if REDIS_URL:
+    # Throttle counters must be shared by every worker, or each worker grants its own quota:
+    # whichever channel layer carries the events (tests/test_cluster_quota.py).
     CACHES = {
         "default": {
             # Fails open when Redis is down (config/cache.py): a cache outage must not refuse taps.
@@ -205,7 +210,6 @@ elif REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [

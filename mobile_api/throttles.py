@@ -4,6 +4,8 @@ already taken, and only the API layer may depend on dispatch."""
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
@@ -12,7 +14,40 @@ from config.client_ip import request_client_ip
 from dispatch import idempotency
 
 
-class AuthThrottle(AnonRateThrottle):
+class SharedWindowThrottle(SimpleRateThrottle):
+    """DRF's sliding-window throttle, counted in one atomic Redis round trip when the cache is
+    Redis (config.cache.FailOpenRedisCache.hit_window), so every worker counts against one window
+    and two requests at the same moment cannot both take the last slot. Any other cache (the
+    single-process default) keeps DRF's own read-then-write."""
+
+    window_member: str | None = None
+    hit = None
+
+    def allow_request(self, request, view):
+        hit_window = getattr(self.cache, "hit_window", None)
+        if hit_window is None:
+            return super().allow_request(request, view)
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        # Unique even for two requests in the same microsecond: each is its own entry.
+        self.window_member = f"{self.now!r}:{secrets.token_hex(6)}"
+        self.hit = hit_window(self.key, now=self.now, duration=self.duration, limit=self.num_requests, member=self.window_member)
+        return self.hit is None or self.hit.taken  # None: Redis unreachable, fail open
+
+    def wait(self):
+        if self.hit is None:
+            return super().wait()
+        # As DRF's: the time until the oldest entry leaves, shared among the slots it frees.
+        remaining = self.duration - (self.now - self.hit.oldest) if self.hit.oldest is not None else self.duration
+        available = self.num_requests - self.hit.used + 1
+        return remaining / float(available) if available > 0 else None
+
+
+class AuthThrottle(SharedWindowThrottle, AnonRateThrottle):
     """Login and registration attempts per client address (AUTH_RATE_LIMIT). The address is the
     socket peer unless a trusted proxy forwarded the request (config.client_ip): DRF's get_ident
     believes any X-Forwarded-For, which let a client pick a fresh address per guess."""
@@ -26,7 +61,7 @@ class AuthThrottle(AnonRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request_client_ip(request)}
 
 
-class RegisterPhoneThrottle(SimpleRateThrottle):
+class RegisterPhoneThrottle(SharedWindowThrottle):
     """Registrations per phone number (REGISTER_PHONE_RATE_LIMIT), whatever the address: probing
     one number from many addresses is limited too."""
 
@@ -44,7 +79,7 @@ class RegisterPhoneThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": normalized}
 
 
-class SosThrottle(UserRateThrottle):
+class SosThrottle(SharedWindowThrottle, UserRateThrottle):
     """SOS taps per citizen (SOS_RATE_LIMIT): stops a stuck button, never a second emergency."""
 
     scope = "sos"
@@ -60,7 +95,7 @@ class SosThrottle(UserRateThrottle):
         # back (uncount_retry); only a tap over the limit is looked up before it is refused.
         if super().allow_request(request, view):
             if self.rate is not None and self.key is not None:
-                setattr(request, _COUNTED, (self.key, self.now, self.duration))
+                setattr(request, _COUNTED, (self.key, self.now, self.duration, self.window_member))
             return True
         return idempotency.tap_seen(request)
 
@@ -70,7 +105,10 @@ class SosThrottle(UserRateThrottle):
         counted = getattr(request, _COUNTED, None)
         if counted is None:
             return
-        key, at, duration = counted
+        key, at, duration, member = counted
+        if member is not None:
+            cls.cache.leave_window(key, member=member)
+            return
         history = cls.cache.get(key, [])
         if at in history:
             history.remove(at)

@@ -95,13 +95,13 @@ def demo_postgres_template() -> str:
 @contextlib.contextmanager
 def cluster_env(database_prefix: str, **overrides: str):
     """One environment for several workers on one PostgreSQL and one Redis: a throwaway copy of the
-    demo database, one channel prefix, rate limits out of the way of a test's burst. Fails in CI
+    demo database, one channel prefix, rate limits out of the way of a test's burst (unless
+    ``overrides`` set them). Fails in CI
     without both services, skips elsewhere."""
     require(check_postgres, check_redis)
     with postgres_database(database_prefix, template=demo_postgres_template()) as database_url:
         yield base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url(), AUTH_RATE_LIMIT="1000/min", SOS_RATE_LIMIT="1000/min",
-            **overrides,
+            DATABASE_URL=database_url, REDIS_URL=redis_url(), **{"AUTH_RATE_LIMIT": "1000/min", "SOS_RATE_LIMIT": "1000/min", **overrides}
         )
 
 
