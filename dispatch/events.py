@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -160,12 +160,14 @@ def _insert_events(rows: list[tuple[str, int, str, str]], at: datetime) -> list[
         return [row[0] for row in cursor.fetchall()]
 
 
-def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
-    """Record events in the caller's transaction and ring the doorbell once it commits.
+def emit(events: list[Outgoing], *, at: datetime) -> list[int]:
+    """Record events in the caller's transaction and ring the doorbell once it commits; answers
+    the new events' ids, in the order given.
 
     Must be called inside ``transaction.atomic``. Two statements whatever the number of events:
     the counters, then the rows. Within a stream the events take consecutive seqs in the order
-    given.
+    given. No Event instance is built: nothing on the write path reads one back, and the frame is
+    made from the values written (tests/test_event_encoding.py checks it against the stored row).
     """
     if not connection.in_atomic_block:
         raise RuntimeError("emit() must run inside the transaction that makes the change")
@@ -176,39 +178,34 @@ def emit(events: list[Outgoing], *, at: datetime) -> list[Event]:
         counts[event.stream] = counts.get(event.stream, 0) + 1
     newest = _advance_counters(counts)
     next_seq = {stream: newest[stream] - count + 1 for stream, count in counts.items()}
-    encoded = [json.dumps(e.data, cls=DjangoJSONEncoder) for e in events]
     values = []
-    for event, text in zip(events, encoded):
-        values.append((event.stream, next_seq[event.stream], event.type, text))
+    for event in events:
+        values.append((event.stream, next_seq[event.stream], event.type, json.dumps(event.data, cls=DjangoJSONEncoder)))
         next_seq[event.stream] += 1
     ids = _insert_events(values, at)
-    rows = [
-        Event(id=row_id, stream=stream, seq=seq, type=event_type, at=at, data=json.loads(text))
-        for row_id, (stream, seq, event_type, text) in zip(ids, values)
-    ]
-    for row in rows:  # stored, as bulk_create would have marked them
-        row._state.adding, row._state.db = False, connection.alias
-    messages = [(group_name(row.stream), _message(row, text)) for row, text in zip(rows, encoded)]
+    wire_at = wire_time(at)
+    messages = [(group_name(stream), _message(stream, seq, event_type, wire_at, text)) for stream, seq, event_type, text in values]
     transaction.on_commit(lambda: publish(messages), robust=True)
-    return rows
+    return ids
 
 
-def _wire_at(row: Event) -> str:
-    return row.at.isoformat().replace("+00:00", "Z")
+def wire_time(at: datetime) -> str:
+    """An event's time as the wire carries it: ISO 8601 in UTC with a Z."""
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _message(row: Event, encoded_data: str) -> dict[str, Any]:
+def _message(stream: str, seq: int, event_type: str, wire_at: str, encoded_data: str) -> dict[str, Any]:
     # The doorbell carries the finished frame text, encoded once here, not the data: every socket
     # on every worker sends it as it is (no json.dumps per socket), and the channel layer packs one
     # string instead of the whole payload once per group member. ``encoded_data`` is the data as
     # json.dumps writes it, so the frame is byte for byte what json.dumps(wire_event(row)) gives.
     return {
         "type": "stream.event",
-        "stream": row.stream,
-        "seq": row.seq,
-        "event": row.type,
-        "at": _wire_at(row),
-        "frame": wire_frame_text(seq=row.seq, event=row.type, at=_wire_at(row), encoded_data=encoded_data),
+        "stream": stream,
+        "seq": seq,
+        "event": event_type,
+        "at": wire_at,
+        "frame": wire_frame_text(seq=seq, event=event_type, at=wire_at, encoded_data=encoded_data),
     }
 
 
@@ -224,7 +221,7 @@ def wire_frame_text(*, seq: int, event: str, at: str, encoded_data: str) -> str:
 
 def wire_event(row: Event) -> dict[str, Any]:
     """The server-to-client frame for one stored event."""
-    return {"type": "event", "seq": row.seq, "event": row.type, "at": _wire_at(row), "data": row.data}
+    return {"type": "event", "seq": row.seq, "event": row.type, "at": wire_time(row.at), "data": row.data}
 
 
 def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
