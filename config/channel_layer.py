@@ -20,12 +20,13 @@ after its commit).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
-from channels_redis.utils import decode_hosts
+from channels_redis.utils import _wrap_close, decode_hosts
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
@@ -50,16 +51,36 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
         self._thread_clients_lock = threading.Lock()
 
     def _get_layer(self):
-        import asyncio
-
-        from channels_redis.utils import _wrap_close
-
         loop = asyncio.get_running_loop()
         layer = self._layers.get(loop)
         if layer is None:
             layer = self._layers[loop] = _LoopLayer(*self._args, **self._kwargs, channel_layer=self)
             _wrap_close(self, loop)
         return layer
+
+    # The layer API as methods: channels_redis reaches them through __getattr__, which builds a
+    # functools.partial and one more coroutine on every call; every console calls receive() once
+    # per event it is sent.
+    async def receive(self, channel):
+        return await self._get_layer().receive(channel)
+
+    async def new_channel(self, prefix="specific."):
+        return await self._get_layer().new_channel(prefix)
+
+    async def send(self, channel, message):
+        return await self._get_layer().send(channel, message)
+
+    async def group_add(self, group, channel):
+        return await self._get_layer().group_add(group, channel)
+
+    async def group_discard(self, group, channel):
+        return await self._get_layer().group_discard(group, channel)
+
+    async def group_send(self, group, message):
+        return await self._get_layer().group_send(group, message)
+
+    async def flush(self):
+        return await self._get_layer().flush()
 
     def deserialize(self, message):
         raw, decoded = self._last_decoded
