@@ -35,6 +35,14 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     return (redis.ConnectionError, redis.TimeoutError)
 
 
+def _window_errors() -> tuple[type[Exception], ...]:
+    # Also a reply error (a key of another type, a script Redis refused): the window fails open
+    # like an outage rather than refusing taps with a 500.
+    import redis
+
+    return (*_redis_errors(), redis.ResponseError)
+
+
 # Django keeps its cache objects in an asgiref Local, which under ASGI is per request context: every
 # request builds a new RedisCache, whose client opens its own connection pool, so every throttled
 # request paid a TCP connect to Redis (and left a socket for the garbage collector). One pool per
@@ -103,7 +111,7 @@ class FailOpenRedisCache(RedisCache):
         """Take a slot in the sliding window ``key`` (at most ``limit`` entries in any ``duration``
         seconds), atomically and in one round trip. None when Redis is unreachable: fail open."""
         global _sliding_window_script
-        key = self.make_and_validate_key(key)
+        key = self._window_key(key)
         try:
             client = self._cache.get_client(key, write=True)
             if _sliding_window_script is None:
@@ -111,18 +119,24 @@ class FailOpenRedisCache(RedisCache):
             taken, used, oldest = _sliding_window_script(
                 keys=[key], args=[repr(now), repr(now - duration), limit, max(1, int(duration * 1000)), member], client=client
             )
-        except _redis_errors() as exc:
+        except _window_errors() as exc:
             _unavailable("hit_window", exc)
             return None
         return WindowHit(taken=bool(taken), used=int(used), oldest=float(oldest) if oldest else None)
 
     def leave_window(self, key: str, *, member: str) -> None:
         """Give back a slot hit_window took (a request that turned out not to count)."""
-        key = self.make_and_validate_key(key)
+        key = self._window_key(key)
         try:
             self._cache.get_client(key, write=True).zrem(key, member)
-        except _redis_errors() as exc:
+        except _window_errors() as exc:
             _unavailable("leave_window", exc)
+
+    def _window_key(self, key: str) -> str:
+        # A name of its own: DRF's throttle kept a pickled list under the plain key (deployments on
+        # the list layer did, in Redis), and a sorted-set command on it would fail with WRONGTYPE
+        # until it expired, up to an hour for the registration limit.
+        return self.make_and_validate_key(f"window:{key}")
 
     def incr(self, key, delta=1, version=None):
         try:

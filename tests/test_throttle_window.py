@@ -90,7 +90,7 @@ def test_it_sets_the_key_to_expire_with_its_window(two_workers_caches):
     a, _ = two_workers_caches
     hit(a, 1000.0, duration=60.0, key="throttle_sos_ttl")
     client = a._cache.get_client(write=True)
-    ttl_ms = client.pttl(a.make_and_validate_key("throttle_sos_ttl"))
+    ttl_ms = client.pttl(a._window_key("throttle_sos_ttl"))
     assert 59_000 < ttl_ms <= 60_000
 
 
@@ -99,3 +99,27 @@ def test_it_fails_open_when_redis_is_unreachable():
     assert cache.hit_window("throttle_sos_1", now=1000.0, duration=60, limit=1, member="m") is None
     cache.leave_window("throttle_sos_1", member="m")  # no exception
     assert cache.incr("case_message:1:caller:0") == 1
+
+
+def test_it_keeps_its_window_apart_from_a_value_left_under_the_throttles_old_key(two_workers_caches):
+    # DRF's own throttle stored a pickled list under the plain key (in Redis with the list layer).
+    a, _ = two_workers_caches
+    a.set("throttle_sos_5", [999.0, 998.0], 60)
+    assert hit(a, 1000.0, key="throttle_sos_5").taken
+    assert a.get("throttle_sos_5") == [999.0, 998.0]
+
+
+def test_it_fails_open_when_redis_answers_an_error(two_workers_caches):
+    a, _ = two_workers_caches
+    client = a._cache.get_client(write=True)
+    client.set(a._window_key("throttle_sos_6"), "not a sorted set")
+    assert a.hit_window("throttle_sos_6", now=1000.0, duration=60, limit=1, member="m") is None
+
+
+def test_it_loads_its_script_again_after_redis_forgot_it(two_workers_caches):
+    # A Redis restart empties the script cache; the next hit must not fail.
+    a, b = two_workers_caches
+    assert hit(a, 1000.0, key="throttle_sos_8").taken
+    a._cache.get_client(write=True).script_flush()
+    assert hit(b, 1001.0, key="throttle_sos_8").taken
+    assert hit(b, 1002.0, key="throttle_sos_8").used == 3
