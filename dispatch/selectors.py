@@ -12,6 +12,7 @@ from django.db import connections
 from django.db.models import Case as CaseWhen, Count, F, IntegerField, Prefetch, Q, Value, When
 
 from dispatch import geo
+from dispatch.prepared import PreparedQuery
 from dispatch.models import (
     ACTIVE_CASE_STATUSES,
     UNIT_HOLDING_STATUSES,
@@ -338,14 +339,17 @@ def open_admission_of_case(case_id: int) -> Admission | None:
     )
 
 
+# Compiled once per database (dispatch/prepared.py): a unit's every GPS fix in transport reads it.
+_LATEST_ADMISSION = PreparedQuery(
+    "latest admission of a case",
+    lambda case_id: Admission.objects.select_related("case", "ambulance").filter(case_id=case_id).order_by("-opened_at", "-id")[:1],
+    [-1],
+)
+
+
 def latest_admission_of_case(case_id: int) -> Admission | None:
     """The case's newest admission, open or not: its registration number outlives the handover."""
-    return (
-        Admission.objects.select_related("case", "ambulance")
-        .filter(case_id=case_id)
-        .order_by("-opened_at", "-id")
-        .first()
-    )
+    return _LATEST_ADMISSION.first(case_id)
 
 
 def admissions_of_hospital(hospital_id: int, *, include_closed: bool = False) -> list[Admission]:

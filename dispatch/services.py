@@ -20,6 +20,7 @@ from dispatch.errors import Conflict, IdempotencyKeyReused, InvalidField, NotFou
 from dispatch.events import DISPATCH_STREAM, Outgoing, ambulance_stream, case_stream, emit, hospital_stream
 from dispatch.archive_access import close_case_grants
 from dispatch.merged import HEADING_TO_SCENE, merged_callers_events
+from dispatch.prepared import PreparedQuery
 from dispatch.models import (
     ACTIVE_CASE_STATUSES,
     UNIT_HOLDING_STATUSES,
@@ -113,18 +114,27 @@ def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
     ]
 
 
+# Compiled once per database (dispatch/prepared.py): every GPS fix and crew button runs both.
+# One statement finds and locks the held case with its caller and hospital (only the case's row is
+# locked: FOR UPDATE OF). PostgreSQL checks the filter again once the lock is granted, so a case
+# that stopped holding the unit meanwhile is not returned. Ordered and limited as .first() is.
+_HELD_CASE_LOCKED = PreparedQuery(
+    "held case, locked",
+    lambda ambulance_id, *statuses: Case.objects.select_for_update(of=("self",))
+    .select_related("caller", "hospital")
+    .filter(ambulance_id=ambulance_id, status__in=statuses)
+    .order_by("pk")[:1],
+    [-1, *(str(status) for status in UNIT_HOLDING_STATUSES)],
+)
+_UNIT_LOCKED = PreparedQuery(
+    "unit, locked", lambda ambulance_id: Ambulance.objects.select_for_update().filter(pk=ambulance_id).order_by("pk")[:1], [-1]
+)
+
+
 def _lock_unit_and_case(ambulance_id: int) -> tuple[Ambulance, Case | None]:
     """Lock a unit and the case it holds, in the global order (case first, then unit)."""
-    # One statement finds and locks the held case with its caller and hospital (only the case's
-    # row is locked: FOR UPDATE OF). PostgreSQL checks the filter again once the lock is granted,
-    # so a case that stopped holding the unit meanwhile is not returned.
-    case = (
-        Case.objects.select_for_update(of=("self",))
-        .select_related("caller", "hospital")
-        .filter(ambulance_id=ambulance_id, status__in=UNIT_HOLDING_STATUSES)
-        .first()
-    )
-    unit = Ambulance.objects.select_for_update().filter(pk=ambulance_id).first()
+    case = _HELD_CASE_LOCKED.first(ambulance_id, *(str(status) for status in UNIT_HOLDING_STATUSES))
+    unit = _UNIT_LOCKED.first(ambulance_id)
     if unit is None:
         raise NotFound(f"No ambulance with id {ambulance_id}.")
     if case is not None:
