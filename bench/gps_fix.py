@@ -26,7 +26,6 @@ import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import harness
@@ -36,37 +35,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fixes", type=int, default=1000, help="calls of each kind per round (default 1000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds; the median is reported (default 5)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL database")
-    where.add_argument("--database-url", default=None)
+    harness.add_database_options(parser)
     args = parser.parse_args()
     if args.fixes < 1 or args.rounds < 1:
         parser.error("--fixes and --rounds must be positive")
-    if args.postgres:
-        try:
-            harness.check_postgres()
-        except harness.ServiceMissing as missing:
-            print(f"gps_fix --postgres: {missing}", file=sys.stderr)
-            return 2
-    with contextlib.ExitStack() as stack:
-        if args.postgres:
-            url = stack.enter_context(harness.postgres_database("onekey_bench_gps"))
-        else:
-            url = args.database_url or f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite3"
-        return run(args, url)
+    try:
+        with harness.in_process_database(args, "onekey_bench_gps") as url:
+            return run(args, url)
+    except harness.ServiceMissing as missing:
+        print(f"gps_fix --postgres: {missing}", file=sys.stderr)
+        return 2
 
 
 def run(args, url: str) -> int:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "z" * 40)
-    os.environ.setdefault("DEBUG", "1")  # dev health keys; nothing here touches archives
-    os.environ.pop("REDIS_URL", None)
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(harness.ROOT))
-    import django
-
-    django.setup()
+    harness.setup_django(url)
     from django.core.management import call_command
     from django.db import connection, transaction
 

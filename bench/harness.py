@@ -506,3 +506,45 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
+
+
+# --- Django in the bench's own process (recommend.py, gps_fix.py) -----------------------------------
+
+
+def add_database_options(parser) -> None:
+    """--postgres (a throwaway PostgreSQL database) or --database-url (one you made); else SQLite."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL database")
+    where.add_argument("--database-url", default=None)
+
+
+@contextlib.contextmanager
+def in_process_database(args, prefix: str) -> Iterator[str]:
+    """The database the options chose, as a URL: a throwaway PostgreSQL database (dropped after),
+    the given URL (left as it is), or a throwaway SQLite file. Raises ServiceMissing when
+    PostgreSQL was asked for and is not reachable."""
+    import tempfile
+
+    if args.postgres:
+        check_postgres()
+        with postgres_database(prefix) as url:
+            yield url
+    elif args.database_url:
+        yield args.database_url
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/bench.sqlite3"
+
+
+def setup_django(url: str) -> None:
+    """Django in this process on ``url``: no Redis (no channel layer, no shared cache), the
+    development health keys (nothing here reads an archive), warnings only in the logs."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "z" * 40)
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()

@@ -22,14 +22,12 @@ Target (issue 9): p99 under 2 ms over 10,000 units. Exit code 0 when every compa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import os
 import pstats
 import random
 import statistics
 import sys
-import tempfile
 import time
 
 import harness
@@ -50,36 +48,20 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--baseline-queries", type=int, default=50)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL database")
-    where.add_argument("--database-url", default=None)
+    harness.add_database_options(parser)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of ours")
     args = parser.parse_args()
-    if args.postgres:
-        try:
-            harness.check_postgres()
-        except harness.ServiceMissing as exc:
-            print(exc, file=sys.stderr)
-            return 2
-    with contextlib.ExitStack() as stack:
-        if args.postgres:
-            url = stack.enter_context(harness.postgres_database("onekey_bench_recommend"))
-        else:
-            url = args.database_url or f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite3"
-        return run(args, url)
+    try:
+        with harness.in_process_database(args, "onekey_bench_recommend") as url:
+            return run(args, url)
+    except harness.ServiceMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 def run(args, url: str) -> int:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "z" * 40)
-    os.environ.setdefault("DEBUG", "1")  # dev health keys; nothing here touches archives
-    os.environ.pop("REDIS_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-
-    import django
-
-    django.setup()
+    harness.setup_django(url)
     from django.core.management import call_command
     from django.db import connections
     from tqdm import tqdm

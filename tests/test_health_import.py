@@ -13,7 +13,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from health_records import importer, services, synthetic
 from health_records.models import Archive, ArchiveVersion, Source
@@ -21,22 +20,7 @@ from health_records.validation import validate_archive
 from tests.support.archives import SAMPLE_NATIONAL_ID, sample_archive
 
 pytest_plugins = ["tests.support.pg"]
-
-
-# On PostgreSQL already, the suite's own run is the PostgreSQL one.
-DATABASES = ["suite database"] + (["postgresql"] if connection.vendor != "postgresql" else [])
-
-
-@pytest.fixture(scope="module", params=DATABASES, autouse=True)
-def database(request):
-    """Module-scoped, so the default connection is switched before any test's ``db`` begins."""
-    if request.param == "suite database":
-        yield request.param
-        return
-    from tests.support.pg import default_database  # not at the top: pytest_plugins loads it first
-
-    with default_database(request.getfixturevalue("postgresql_database")):
-        yield request.param
+pytestmark = pytest.mark.usefixtures("on_each_database")
 
 
 def _rows(n: int, seed: int = 7) -> list[dict]:

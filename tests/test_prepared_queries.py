@@ -5,7 +5,7 @@ database and on PostgreSQL whenever one is reachable (tests/support/pg.py)."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from dispatch import selectors, services
 from dispatch.models import Admission, Ambulance, Case
@@ -13,21 +13,7 @@ from dispatch.prepared import PreparedQuery
 from dispatch.services import _HELD_CASE_LOCKED, _UNIT_LOCKED, UNIT_HOLDING_STATUSES, Fix
 
 pytest_plugins = ["tests.support.pg"]
-
-# On PostgreSQL already, the suite's own run is the PostgreSQL one.
-DATABASES = ["suite database"] + (["postgresql"] if connection.vendor != "postgresql" else [])
-
-
-@pytest.fixture(scope="module", params=DATABASES, autouse=True)
-def database(request):
-    """Module-scoped, so the default connection is switched before any test's ``db`` begins."""
-    if request.param == "suite database":
-        yield request.param
-        return
-    from tests.support.pg import default_database  # not at the top: pytest_plugins loads it first
-
-    with default_database(request.getfixturevalue("postgresql_database")):
-        yield request.param
+pytestmark = pytest.mark.usefixtures("on_each_database")
 
 
 def snapshot(instance) -> dict:

@@ -109,3 +109,20 @@ def on_postgresql(postgresql_database):
         return
     with default_database(postgresql_database):
         yield
+
+
+# On PostgreSQL already, the suite's own run is the PostgreSQL one.
+EACH_DATABASE = ["suite database"] + (["postgresql"] if connection.vendor != "postgresql" else [])
+
+
+@pytest.fixture(scope="module", params=EACH_DATABASE)
+def on_each_database(request):
+    """Every test of the module twice: on the suite's database, then on PostgreSQL as
+    ``on_postgresql`` does (once only when the suite runs on PostgreSQL). Module-scoped, so the
+    default connection is switched before any test's ``db`` begins. A module declares
+    ``pytestmark = pytest.mark.usefixtures("on_each_database")``."""
+    if request.param == "suite database":
+        yield request.param
+        return
+    with default_database(request.getfixturevalue("postgresql_database")):
+        yield request.param
