@@ -35,6 +35,7 @@ from tests.support.servers import (
     check_nginx,
     check_postgres,
     check_redis,
+    delete_redis_keys,
     demo_postgres_template,
     fresh_password,
     manage,
@@ -69,6 +70,7 @@ def deployment():
     # and must be able to reach the static files and temp dirs in the prefix.
     prefix = Path(tempfile.mkdtemp(prefix="onekey120-nginx-"))
     prefix.chmod(0o755)
+    env = None
     try:
         with postgres_database("onekey_e2e_deploy", template=demo_postgres_template()) as database_url:
             env = base_env(
@@ -92,6 +94,8 @@ def deployment():
                     yield Deployment(nginx, (a, b))
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+        if env is not None:
+            delete_redis_keys(env["CHANNEL_LAYER_PREFIX"])  # its throttle windows outlive it by up to an hour
 
 
 def render_split(nginx: NginxServer, *, http: list[int], ws: list[int], static_root: Path, key: Path) -> None:

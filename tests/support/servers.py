@@ -28,6 +28,7 @@ from bench.harness import (  # noqa: F401  (re-exported: the tests' one import f
     auth,
     check_postgres,
     check_redis,
+    delete_redis_keys,
     free_port,
     libpq_url,
     login,
@@ -96,13 +97,17 @@ def demo_postgres_template() -> str:
 def cluster_env(database_prefix: str, **overrides: str):
     """One environment for several workers on one PostgreSQL and one Redis: a throwaway copy of the
     demo database, one channel prefix, rate limits out of the way of a test's burst (unless
-    ``overrides`` set them). Fails in CI
-    without both services, skips elsewhere."""
+    ``overrides`` set them). Its Redis keys (throttle windows, which outlive a test by up to an
+    hour) are deleted afterwards. Fails in CI without both services, skips elsewhere."""
     require(check_postgres, check_redis)
     with postgres_database(database_prefix, template=demo_postgres_template()) as database_url:
-        yield base_env(
+        env = base_env(
             DATABASE_URL=database_url, REDIS_URL=redis_url(), **{"AUTH_RATE_LIMIT": "1000/min", "SOS_RATE_LIMIT": "1000/min", **overrides}
         )
+        try:
+            yield env
+        finally:
+            delete_redis_keys(env["CHANNEL_LAYER_PREFIX"])
 
 
 _sqlite_template: Path | None = None
