@@ -26,6 +26,7 @@ from tests.support.servers import (
     base_env,
     check_postgres,
     check_redis,
+    delete_redis_keys,
     demo_postgres_template,
     demo_sqlite_database,
     login,
@@ -61,6 +62,8 @@ def server(tmp_path_factory):
         if use_redis:
             overrides["REDIS_URL"] = redis_url()
         env = base_env(**overrides)
+        if use_redis:  # its throttle windows outlive the module by up to an hour
+            stack.callback(delete_redis_keys, env["CHANNEL_LAYER_PREFIX"])
         yield stack.enter_context(DaphneServer(env, name="e2e-path"))
 
 
