@@ -62,8 +62,7 @@ def run(args, url: str) -> int:
         call_command("seed_demo", verbosity=0)
     citizen = User.objects.filter(role=Role.CITIZEN).first()
     moving, idle = list(Ambulance.objects.filter(status="available").order_by("pk")[:2])
-    created = services.case_create(caller=citizen, fix=Fix(lat=34.7466, lon=113.6253), complaint="chest_pain")
-    case = created[0] if isinstance(created, tuple) else created
+    case, _ = services.case_create(caller=citizen, fix=Fix(lat=34.7466, lon=113.6253), complaint="chest_pain")
     services.unit_assign(case_id=case.pk, ambulance_id=moving.pk)
     for status in ("en_route", "on_scene"):
         services.unit_set_status(ambulance_id=moving.pk, status=status)

@@ -1,10 +1,12 @@
-"""Querysets compiled once per database, then only executed: for the reads a GPS fix makes.
+"""Querysets compiled once per database, then only executed: for the reads every GPS fix and every
+recommendation makes.
 
 A unit's fix is the most frequent write there is (every unit, every few seconds), and building and
-compiling its three querysets (the held case with its caller and hospital, locked; the unit,
-locked; the newest admission with its case and unit) cost more than running them. A
-``PreparedQuery`` keeps what the ORM compiled, the SQL and the compiler, per database, and makes
-each call's instances from the rows exactly as Django's ModelIterable does: the same converters,
+compiling its querysets (the held case with its caller and hospital, locked; the unit, locked; the
+newest admission with its case and unit) cost more than running them; so did a recommendation's
+box query and its winners' load. A ``PreparedQuery`` keeps what the ORM compiled, the SQL and the
+compiler, per database. ``rows()`` runs it for plain rows (``values_list`` queries); ``fetch()``
+makes instances from the rows exactly as Django's ModelIterable does: the same converters,
 ``from_db`` and the same populators for ``select_related``. Only SQL and the compiler's column
 layout are kept, never a row. tests/test_prepared_queries.py compares every field, related ones
 included, with what the queryset itself gives.
@@ -26,14 +28,15 @@ from django.db.models.query import get_related_populators
 class _Compiled:
     sql: str
     compiler: Any
-    init_list: list[str]
-    start: int
-    end: int
+    init_list: list[str] | None  # None: not a query for model instances (values(), annotations)
+    start: int = 0
+    end: int = 0
 
 
 class PreparedQuery:
     """``build(*stand_ins)`` is a queryset (without evaluating it) whose parameters, compiled, are
-    exactly ``stand_ins`` in order; ``fetch(*values)`` runs it with ``values`` in their places."""
+    exactly ``stand_ins`` in order; ``rows(*values)`` and ``fetch(*values)`` run it with ``values``
+    in their places."""
 
     def __init__(self, name: str, build: Callable[..., QuerySet], stand_ins: list[Any]):
         self.name, self._build, self._stand_ins = name, build, list(stand_ins)
@@ -58,17 +61,25 @@ class PreparedQuery:
         # reordering or folding by the compiler show here, once, instead of as a wrong row later.
         if list(params) != self._stand_ins:
             raise RuntimeError(f"the prepared query {self.name!r} compiled its parameters as {params!r}")
-        if compiler.annotation_col_map or queryset._known_related_objects:
-            raise RuntimeError(f"the prepared query {self.name!r} has annotations or known related objects")
-        start, end = compiler.klass_info["select_fields"][0], compiler.klass_info["select_fields"][-1] + 1
+        klass_info = compiler.klass_info
+        if klass_info is None or compiler.annotation_col_map or queryset._known_related_objects:
+            return _Compiled(sql, compiler, None)
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         init_list = [column[0].target.attname for column in compiler.select[start:end]]
         return _Compiled(sql, compiler, init_list, start, end)
 
-    def fetch(self, *values: Any) -> list[Model]:
+    def rows(self, *values: Any) -> list[tuple]:
+        """The rows as the database driver hands them over (no converters)."""
         compiled = self._for_connection()
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, values)
-            rows = cursor.fetchall()
+            return cursor.fetchall()
+
+    def fetch(self, *values: Any) -> list[Model]:
+        compiled = self._for_connection()
+        if compiled.init_list is None:
+            raise RuntimeError(f"the prepared query {self.name!r} does not load model instances alone")
+        rows = self.rows(*values)
         if not rows:
             return []
         compiler, db = compiled.compiler, connection.alias

@@ -8,8 +8,7 @@ import heapq
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connections
-from django.db.models import Case as CaseWhen, Count, F, IntegerField, Prefetch, Q, Value, When
+from django.db.models import Case as CaseWhen, Count, IntegerField, Prefetch, Q, Value, When
 
 from dispatch import geo
 from dispatch.prepared import PreparedQuery
@@ -29,7 +28,6 @@ from dispatch.models import (
     Event,
     Hospital,
     HospitalStaff,
-    Station,
     StreamCounter,
     UnitStatus,
 )
@@ -118,69 +116,44 @@ def _nearest_available(lat: float, lon: float, count: int) -> list[tuple[int, fl
     return rank_units(lat, lon, list(everyone), count=count)
 
 
-# SQL as the ORM compiled it, per database and query: see _compiled_once.
-_COMPILED_SQL: dict[tuple, str] = {}
-
-
-def _compiled_once(key: tuple, queryset_for, stand_ins: list):
-    """(connection, SQL) of ``queryset_for(*stand_ins)`` as the ORM compiles it, compiled once per
-    database and ``key`` and then only executed, each call passing its own values in place of the
-    stand-ins. For the queries every recommendation runs: building and compiling a queryset took
-    longer than running it. Only the SQL is kept, never a row (units move). The stand-ins must come
-    back as the parameters, in order, or the values would land in the wrong places: checked here."""
-    connection = connections[Ambulance.objects.db]
-    full_key = (connection.alias, connection.vendor, *key)
-    sql = _COMPILED_SQL.get(full_key)
-    if sql is None:
-        sql, params = queryset_for(*stand_ins).query.get_compiler(connection=connection).as_sql()
-        if list(params) != list(stand_ins):
-            raise RuntimeError(f"the compiled {key[0]} query's parameters came out as {params!r}")
-        _COMPILED_SQL[full_key] = sql
-    return connection, sql
+# Compiled once per database (dispatch/prepared.py): every recommendation runs it. Bounds no real
+# box has, so the stand-in check can tell them apart.
+_AVAILABLE_IN_BOX = PreparedQuery(
+    "available units in a box",
+    lambda status, *box: Ambulance.objects.filter(Q(status=status), Q(lat__range=box[:2]), Q(lon__range=box[2:])).values_list(
+        "id", "lat", "lon"
+    ),
+    [UnitStatus.AVAILABLE.value, -1001.0, -1002.0, -1003.0, -1004.0],
+)
 
 
 def _available_in_box(min_lat: float, max_lat: float, min_lon: float, max_lon: float) -> list[Candidate]:
     """Available units inside the box, as plain (id, lat, lon) rows, on the (status, lat, lon)
     index. The bounds are valid coordinates, which NaN and other impossible stored positions fall
     outside of."""
-    connection, sql = _compiled_once(
-        ("box",),
-        lambda status, *box: Ambulance.objects.filter(Q(status=status), Q(lat__range=box[:2]), Q(lon__range=box[2:])).values_list(
-            "id", "lat", "lon"
-        ),
-        # Bounds no real box has, so the check in _compiled_once can tell them apart.
-        [UnitStatus.AVAILABLE.value, -1001.0, -1002.0, -1003.0, -1004.0],
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [UnitStatus.AVAILABLE.value, min_lat, max_lat, min_lon, max_lon])
-        return cursor.fetchall()
+    return _AVAILABLE_IN_BOX.rows(UnitStatus.AVAILABLE.value, min_lat, max_lat, min_lon, max_lon)
 
 
-_STATION_FIELDS = [field.attname for field in Station._meta.concrete_fields]  # "id" first
+# One prepared query per number of winners (5, or 6 with a tie at the cut).
+_UNITS_WITH_STATION: dict[int, PreparedQuery] = {}
 
 
 def _units_with_station(ids: list[int]) -> dict[int, Ambulance]:
-    """What ``select_related("station").in_bulk(ids)`` gives, in one compiled-once query: the units
-    come from Manager.raw (which applies the database's converters to every model field) and each
-    one's station from the same row. The station's columns arrive as plain values, so
-    tests/test_recommend_ranking.py checks every field against an ORM load; a station field that
-    needs converting (a date, JSON) would fail it."""
+    """What ``select_related("station").in_bulk(ids)`` gives, from a query compiled once per
+    number of ids (its building and compiling cost more than running it)."""
     if not ids:
         return {}
-    _, sql = _compiled_once(
-        ("units", len(ids)),
-        lambda *pks: Ambulance.objects.filter(pk__in=pks).values(
-            *(field.attname for field in Ambulance._meta.concrete_fields),
-            **{f"station_{name}": F(f"station__{name}") for name in _STATION_FIELDS[1:]},
-        ),
-        [-(i + 1) for i in range(len(ids))],
-    )
-    units = {}
-    for unit in Ambulance.objects.raw(sql, ids):
-        values = [unit.station_id, *(getattr(unit, f"station_{name}") for name in _STATION_FIELDS[1:])]
-        unit.station = Station.from_db(unit._state.db, _STATION_FIELDS, values)
-        units[unit.pk] = unit
-    return units
+    query = _UNITS_WITH_STATION.get(len(ids))
+    if query is None:
+        query = _UNITS_WITH_STATION.setdefault(
+            len(ids),
+            PreparedQuery(
+                f"{len(ids)} units with their station",
+                lambda *pks: Ambulance.objects.select_related("station").filter(pk__in=pks),
+                [-(i + 1) for i in range(len(ids))],
+            ),
+        )
+    return {unit.pk: unit for unit in query.fetch(*ids)}
 
 
 def eta_between(lat1: float, lon1: float, lat2: float, lon2: float) -> int | None:

@@ -118,13 +118,14 @@ def _admission_events(admission: Admission, event_type: str) -> list[Outgoing]:
 # One statement finds and locks the held case with its caller and hospital (only the case's row is
 # locked: FOR UPDATE OF). PostgreSQL checks the filter again once the lock is granted, so a case
 # that stopped holding the unit meanwhile is not returned. Ordered and limited as .first() is.
+_HOLDING_STATUS_VALUES = tuple(str(status) for status in UNIT_HOLDING_STATUSES)
 _HELD_CASE_LOCKED = PreparedQuery(
     "held case, locked",
     lambda ambulance_id, *statuses: Case.objects.select_for_update(of=("self",))
     .select_related("caller", "hospital")
     .filter(ambulance_id=ambulance_id, status__in=statuses)
     .order_by("pk")[:1],
-    [-1, *(str(status) for status in UNIT_HOLDING_STATUSES)],
+    [-1, *_HOLDING_STATUS_VALUES],
 )
 _UNIT_LOCKED = PreparedQuery(
     "unit, locked", lambda ambulance_id: Ambulance.objects.select_for_update().filter(pk=ambulance_id).order_by("pk")[:1], [-1]
@@ -133,7 +134,7 @@ _UNIT_LOCKED = PreparedQuery(
 
 def _lock_unit_and_case(ambulance_id: int) -> tuple[Ambulance, Case | None]:
     """Lock a unit and the case it holds, in the global order (case first, then unit)."""
-    case = _HELD_CASE_LOCKED.first(ambulance_id, *(str(status) for status in UNIT_HOLDING_STATUSES))
+    case = _HELD_CASE_LOCKED.first(ambulance_id, *_HOLDING_STATUS_VALUES)
     unit = _UNIT_LOCKED.first(ambulance_id)
     if unit is None:
         raise NotFound(f"No ambulance with id {ambulance_id}.")

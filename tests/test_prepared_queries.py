@@ -30,8 +30,7 @@ def statuses() -> list[str]:
 
 
 def transporting_case(citizen, ambulance, hospital) -> Case:
-    created = services.case_create(caller=citizen, fix=Fix(lat=34.7466, lon=113.6253), complaint="chest_pain")
-    case = created[0] if isinstance(created, tuple) else created
+    case, _ = services.case_create(caller=citizen, fix=Fix(lat=34.7466, lon=113.6253), complaint="chest_pain")
     services.unit_assign(case_id=case.pk, ambulance_id=ambulance.pk)
     for status in ("en_route", "on_scene"):
         services.unit_set_status(ambulance_id=ambulance.pk, status=status)
@@ -93,3 +92,10 @@ def test_it_refuses_a_query_whose_parameters_do_not_come_out_as_its_stand_ins(db
     wrong = PreparedQuery("wrong order", lambda pk, status: Case.objects.filter(status=status).filter(pk=pk), [-1, "received"])
     with pytest.raises(RuntimeError, match="wrong order"):
         wrong.fetch(1, "received")
+
+
+def test_it_hands_plain_rows_from_a_values_query_and_refuses_to_make_instances_of_them(ambulance):
+    box = PreparedQuery("ids by call sign", lambda sign: Ambulance.objects.filter(call_sign=sign).values_list("id", "lat"), ["-"])
+    assert box.rows(ambulance.call_sign) == [(ambulance.pk, ambulance.lat)]
+    with pytest.raises(RuntimeError, match="ids by call sign"):
+        box.fetch(ambulance.call_sign)
