@@ -160,8 +160,13 @@ def user_for_token(key: object) -> tuple[User, int] | None:
     return token.user, token.pk
 
 
-def token_is_live(token_id: int) -> bool:
-    """For rechecks of an already-authenticated socket: still not revoked, expired or deactivated."""
-    return ApiToken.objects.filter(
-        pk=token_id, revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
-    ).exists()
+def live_token_ids(token_ids: set[int]) -> set[int]:
+    """For rechecks of already-authenticated sockets: those of these tokens still not revoked,
+    expired or deactivated."""
+    if not token_ids:
+        return set()
+    return set(
+        ApiToken.objects.filter(
+            pk__in=token_ids, revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+        ).values_list("pk", flat=True)
+    )

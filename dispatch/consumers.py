@@ -8,9 +8,9 @@ consumer also compares its position with the stream's counter (one primary-key r
 group membership (channels_redis forgets members after ``group_expiry``).
 
 A worker holds hundreds of sockets, mostly on the same few streams. What each of them would read
-alike is read once per worker (``SharedReads``): the stream counter for the periodic catch-up, the
-periodic re-check of one principal. A doorbell carries its finished frame text (dispatch.events),
-so a socket sends it as it is.
+alike is read once per worker (``SharedReads``: the stream counter for the periodic catch-up), the
+periodic re-checks of their principals go in batches (dispatch.principals), and a doorbell carries
+its finished frame text (dispatch.events), so a socket sends it as it is.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import logging
 import random
 import time
 import traceback
-from dataclasses import dataclass, field
-from importlib import import_module
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -31,15 +29,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
-from django.utils.crypto import constant_time_compare
 
 from accounts import tokens
-from accounts.sockets import session_fingerprint, user_group
+from accounts.sockets import user_group
 from config import metrics
 from dispatch import archive_access, selectors
 from dispatch.events import DISPATCH_STREAM, ambulance_stream, case_stream, group_name, hospital_stream, wire_event
 from dispatch.permissions import is_crew_of, is_dispatcher, is_staff_of
+from dispatch.principals import Principal, recheck_batches, recheck_principal
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +102,8 @@ def _layer_in_trouble() -> bool:
 class SharedReads:
     """Reads that many sockets of this worker would make alike, made once for all of them: per key,
     one read in flight, and its answer reused for ``ttl`` seconds after the read began. Only for the
-    periodic checks (a catch-up tick, a re-check), which tolerate an answer that much older; a
-    socket's start, resume and gap reads stay its own."""
+    periodic catch-up tick, which tolerates an answer that much older; a socket's start, resume
+    and gap reads stay its own."""
 
     def __init__(self):
         self._reads: dict[tuple, tuple[float, asyncio.Future]] = {}
@@ -137,7 +134,8 @@ class SharedReads:
 
 
 shared_reads = SharedReads()
-# The longest a periodic check's shared answer is reused, and at most this fraction of the period.
+# The longest a periodic check's shared answer is reused (a catch-up) or a socket waits for its
+# batch (a re-check), and at most this fraction of the period.
 SHARED_READ_TTL_S = 1.0
 SHARED_READ_FRACTION = 0.1
 
@@ -168,55 +166,9 @@ class SocketEnded(Exception):
     """Raised after the socket was closed mid-delivery, to unwind whatever was sending."""
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who opened this socket and with what, as it was when the socket was authorized. Holds no
-    credential: a token is rechecked by its id, a session by its key (server-side)."""
-
-    user_id: int
-    role: str
-    token_id: int | None = None
-    session_key: str | None = field(default=None, repr=False)  # a credential: never in a log line
-
-    @property
-    def session(self) -> str | None:
-        return session_fingerprint(self.session_key) if self.session_key else None
-
-
 def usable_token(token: object) -> bool:
     # Printable ASCII only, checked before any query (PostgreSQL refuses NUL outright).
     return isinstance(token, str) and 0 < len(token) <= 128 and all(33 <= ord(ch) <= 126 for ch in token)
-
-
-def recheck_principal(principal: Principal):
-    """Runs in a thread. ``(user, None)`` while the principal still holds, else ``(None, reason)``."""
-    user = selectors.account_by_id(principal.user_id)
-    if user is None:
-        return None, "deleted"
-    if not user.is_active:
-        return None, "deactivated"
-    if user.role != principal.role:
-        return None, "role_changed"
-    if principal.token_id is not None and not tokens.token_is_live(principal.token_id):
-        return None, "token_revoked"
-    if principal.session_key is not None and not _session_still_signs_in(principal.session_key, user):
-        return None, "session_expired"
-    return user, None
-
-
-def _session_still_signs_in(session_key: str, user) -> bool:
-    """The session still exists, unexpired, for this user, with this password (Django's check)."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
-    data = store.load()
-    if str(data.get(SESSION_KEY)) != str(user.pk):
-        return False
-    stored_hash = data.get(HASH_SESSION_KEY) or ""
-    if constant_time_compare(stored_hash, user.get_session_auth_hash()):
-        return True
-    return any(
-        constant_time_compare(stored_hash, user._get_session_auth_hash(secret=secret))
-        for secret in getattr(settings, "SECRET_KEY_FALLBACKS", [])
-    )
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -487,11 +439,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 return
             await self._rejoin_groups()
             try:
-                # The same principal on the same stream gets the same answer (a console open in
-                # several tabs, a wall of screens on one account): one re-check a worker.
+                # With the other sockets of this worker whose tick falls in the same window: one
+                # thread hop and three queries for all of them (dispatch.principals).
                 url_kwargs = tuple(sorted(self.scope.get("url_route", {}).get("kwargs", {}).items()))
-                key = ("recheck", type(self), self._principal, url_kwargs)
-                problem = await shared_reads.get(key, _shared_ttl(interval), database_sync_to_async(self._recheck))
+                problem = await recheck_batches.recheck(
+                    self._principal, (type(self), url_kwargs), self._judge, window=_shared_ttl(interval)
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -506,10 +459,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
                     await self._fail(code, detail, close_code)
                 return
 
-    def _recheck(self):
-        """Runs in a thread: None while the socket may stay, else how to close it
-        (code, detail, close code, session-ended reason)."""
-        user, reason = recheck_principal(self._principal)
+    def _judge(self, user, reason):
+        """Runs in a thread, given the principal's account as it is now (or why it no longer
+        holds): None while the socket may stay, else how to close it (code, detail, close code,
+        session-ended reason)."""
         if user is None:
             return None, None, None, reason
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case as CaseWhen, Count, IntegerField, Prefetch, Q, Value, When
@@ -384,11 +385,14 @@ def admission_by_id(admission_id: int) -> Admission | None:
 # --- what a live stream's socket checks (dispatch.consumers) -------------------------------------
 
 
-def account_by_id(user_id: int):
-    """The account as it is now (a socket re-reads it: its scope's user is as old as the socket)."""
+def accounts_by_id(user_ids: set[int]) -> dict[int, Any]:
+    """The accounts as they are now, by id (a socket re-reads its own: its scope's user is as old
+    as the socket); an id with no account is absent."""
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.filter(pk=user_id).first()
+    if not user_ids:
+        return {}
+    return {user.pk: user for user in get_user_model().objects.filter(pk__in=user_ids)}
 
 
 def unit_exists(ambulance_id: int) -> bool:
