@@ -105,7 +105,11 @@ async def run(args, tokens: list[str]) -> int:
             await healthz()
 
         if args.count:
+            from config.asgi import django_asgi_app
+
             for name, request in kinds:
+                # The hook reaches only threads started after it: the request threads start anew.
+                django_asgi_app.retire_spares()
                 with Counter() as counter:
                     for _ in range(args.n):
                         await request()

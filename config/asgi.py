@@ -4,9 +4,14 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+import django  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from config.http_handler import PooledThreadASGIHandler  # noqa: E402
+
+# Django's get_asgi_application(), with request threads that outlive their request.
+django_asgi_app = PooledThreadASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
