@@ -125,11 +125,12 @@ def _database() -> dict:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
     except Exception as exc:  # dj_database_url raises several types for a malformed URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
-    # daphne runs each sync request in a thread of its own; without a pool every one opens a
-    # PostgreSQL connection and a burst of taps exhausts max_connections.
+    # Under ASGI each request has database connections of its own (Django keeps them per request
+    # context, whichever thread serves it); without a pool every request opens a PostgreSQL
+    # connection and a burst of taps exhausts max_connections.
     pool_size = env_int("DB_POOL_MAX_SIZE", 16, minimum=0, maximum=200)
     if pool_size and config["ENGINE"] == "django.db.backends.postgresql":
-        # Under ASGI persistent connections leak per thread; a psycopg pool reuses them safely.
+        # Under ASGI persistent connections leak per request context; a psycopg pool reuses them safely.
         config["CONN_MAX_AGE"] = 0
         # A short wait for a pooled connection: during a database outage a request answers 503
         # (config.middleware) in about this long instead of hanging. Health checks make the pool

@@ -234,8 +234,9 @@ def test_it_refuses_a_non_numeric_content_length(as_citizen):
 
 
 def asgi_post(path: str, chunks: list[bytes], token: str) -> tuple[int, dict]:
-    """POST through Django's real ASGI handler with a chunked body (no Content-Length header)."""
-    from django.core.handlers.asgi import ASGIHandler
+    """POST through the workers' ASGI handler (Django's, config.http_handler) with a chunked body
+    (no Content-Length header)."""
+    from config.http_handler import PooledThreadASGIHandler
 
     scope = {
         "type": "http",
@@ -267,7 +268,7 @@ def asgi_post(path: str, chunks: list[bytes], token: str) -> tuple[int, dict]:
     async def send(message):
         sent.append(message)
 
-    async_to_sync(ASGIHandler())(scope, receive, send)
+    async_to_sync(PooledThreadASGIHandler())(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(body or b"{}")
