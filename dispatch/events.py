@@ -176,11 +176,21 @@ def emit(events: list[Outgoing], *, at: datetime) -> list[int]:
     counts: dict[str, int] = {}
     for event in events:
         counts[event.stream] = counts.get(event.stream, 0) + 1
+    # Encoded before the counters move: from then until commit their rows are locked, and every
+    # other writer to the same streams (the dispatch stream: every tap) waits. Streams shown the
+    # same view share one dict (dispatch.services), encoded once.
+    by_identity: dict[int, str] = {}
+    encoded = []
+    for event in events:
+        text = by_identity.get(id(event.data))
+        if text is None:
+            text = by_identity[id(event.data)] = json.dumps(event.data, cls=DjangoJSONEncoder)
+        encoded.append(text)
     newest = _advance_counters(counts)
     next_seq = {stream: newest[stream] - count + 1 for stream, count in counts.items()}
     values = []
-    for event in events:
-        values.append((event.stream, next_seq[event.stream], event.type, json.dumps(event.data, cls=DjangoJSONEncoder)))
+    for event, text in zip(events, encoded):
+        values.append((event.stream, next_seq[event.stream], event.type, text))
         next_seq[event.stream] += 1
     ids = _insert_events(values, at)
     wire_at = wire_time(at)
