@@ -100,8 +100,6 @@ class DatabaseUnavailableMiddleware:
     those with the same function.
     """
 
-    # The innermost middleware (settings.MIDDLEWARE): declared sync-only so Django adapts once,
-    # between it and the view, instead of letting an async-capable neighbour split the chain.
     sync_capable = True
     async_capable = False
 

@@ -82,9 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
-    # Innermost and sync-only (config/middleware.py): under ASGI the whole chain then runs in the
-    # request's thread in one go, with a single hop to the view, whatever async-capable middleware
-    # is added above it.
+    # The chain is loaded sync (config/http_handler.py): middleware and view run in the request's
+    # thread in one go. Every middleware here must therefore be sync-capable, as Django's own are.
     "config.middleware.DatabaseUnavailableMiddleware",
 ]
 

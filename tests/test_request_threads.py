@@ -1,6 +1,7 @@
 """HTTP requests run their sync code in threads that outlive them (config.http_handler): a request
 still has a thread to itself while it runs, the next request takes the idle thread instead of
-starting one, and a thread still busy after its request ended is nobody's until it is done."""
+starting one, a thread still busy after its request ended is nobody's until it is done, and the
+middleware and the view run there in one go."""
 
 from __future__ import annotations
 
@@ -10,10 +11,22 @@ import time
 
 import httpx
 import pytest
+from asgiref.sync import AsyncToSync
 from django.core.signals import request_started
+from django.http import JsonResponse
+from django.urls import path
 
 from config import http_handler
 from config.http_handler import PooledThreadASGIHandler, RequestThread
+
+
+def where_am_i(request):
+    # Set only while a sync caller waits in async_to_sync for the event loop to run something.
+    waiting_on_the_loop = getattr(AsyncToSync.executors, "current", None) is not None
+    return JsonResponse({"thread": threading.get_ident(), "waiting_on_the_loop": waiting_on_the_loop})
+
+
+urlpatterns = [path("where", where_am_i)]
 
 
 @pytest.fixture
@@ -94,3 +107,12 @@ def test_it_lets_the_threads_beyond_its_spares_end(monkeypatch):
         threads[2].submit(lambda: None)
     for thread in threads[:2]:
         thread.shutdown()
+
+
+async def test_it_runs_the_middleware_and_the_view_in_the_requests_thread_in_one_go(handler, threads_seen, settings):
+    settings.ROOT_URLCONF = __name__
+    async with client(handler) as http:
+        answer = (await http.get("/where")).json()
+    # The view ran in the thread that began the request, and not inside a return trip to the event
+    # loop (Django's async chain went back to it between the middleware and the view).
+    assert answer == {"thread": threads_seen[0][0], "waiting_on_the_loop": False}
