@@ -52,29 +52,25 @@ class RequestThread(ThreadPoolExecutor):
     def _finished_one(self, _future: Future) -> None:
         with self._lock:
             self._pending -= 1
-            if not (self._released and self._pending == 0):
-                return
-            self._released = False
-            kept = self._keep()
-        if not kept:
-            self.shutdown(wait=False)
+        self._park_if_done()
 
     def release(self) -> None:
         """Its request has ended: a spare now, or as soon as what it still runs is done."""
         with self._lock:
-            if self._pending:
-                self._released = True
+            self._released = True
+        self._park_if_done()
+
+    def _park_if_done(self) -> None:
+        # Called after each finished job and on release; whichever comes last parks the thread.
+        with self._lock:
+            if self._pending or not self._released:
                 return
-            kept = self._keep()
+            self._released = False
+            kept = len(self._spares) < MAX_SPARE_THREADS
+            if kept:
+                self._spares.append(self)
         if not kept:
             self.shutdown(wait=False)
-
-    def _keep(self) -> bool:
-        # Under the lock.
-        if len(self._spares) >= MAX_SPARE_THREADS:
-            return False
-        self._spares.append(self)
-        return True
 
 
 class PooledThreadASGIHandler(ASGIHandler):

@@ -15,7 +15,6 @@ one, the sessions in one.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -31,8 +30,6 @@ from django.utils.crypto import constant_time_compare
 from accounts import tokens
 from accounts.sockets import session_fingerprint
 from dispatch import selectors
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
