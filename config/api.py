@@ -1,11 +1,11 @@
-"""Shared API plumbing: the one exception handler and the JSON parser. (The throttles live with
-the API that uses them, mobile_api.throttles.)"""
+"""Shared API plumbing: the one exception handler, the JSON parser and the content negotiation.
+(The throttles live with the API that uses them, mobile_api.throttles.)"""
 
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions, negotiation, parsers
 from rest_framework.response import Response
 
 from config.errors import ApplicationError
@@ -39,3 +39,24 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what nearly every client sends (no Accept, ``*/*``
+    or ``application/json``, no ``?format=``) when JSON is the first renderer: DRF's parsing of
+    the header into media types came to ~150 Python calls on every API request, and gives this
+    same answer. Anything else is DRF's to negotiate (tests/test_content_negotiation.py)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if (
+            format_suffix is None
+            and request.META.get("HTTP_ACCEPT", "*/*") in _PLAIN_ACCEPT
+            and renderers
+            and renderers[0].media_type == "application/json"
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return renderers[0], "application/json"
+        return super().select_renderer(request, renderers, format_suffix)
+
+
+_PLAIN_ACCEPT = frozenset({"*/*", "application/json"})

@@ -7,11 +7,15 @@ snapshot ends up equal to a fresh snapshot (tests/test_event_contract.py proves 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 from dispatch.geocoding import case_address
 from dispatch.models import UNIT_SERVING_STATUSES, Admission, Ambulance, Case, CaseMessage, Hospital
@@ -28,6 +32,65 @@ class FiniteFloatField(serializers.FloatField):
 
 class ModelSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.FloatField: FiniteFloatField}
+
+    def to_representation(self, instance):
+        # DRF's loop, with the two commonest fields read directly: a column of the model (an
+        # attribute read, not DRF's get_attribute walk with its callable and SkipField checks)
+        # and a get_<name> method. Every payload of every stream comes through here, a tap's twice
+        # and a unit's GPS fix once. tests/test_payload_reads.py holds it equal to DRF's loop.
+        fields = self.fields
+        plan = type(self).__dict__.get("_read_plan")
+        if plan is None:
+            plan = type(self)._read_plan = _read_plan(self)
+        names, steps = plan
+        if type(instance) is not self.Meta.model or tuple(fields) != names:
+            return super().to_representation(instance)
+        ret = {}
+        for name, kind, attname in steps:
+            if kind is _TEXT_COLUMN:
+                value = getattr(instance, attname)
+                # CharField.to_representation is str(value): for a str, the very same object.
+                ret[name] = value if value is None or type(value) is str else fields[name].to_representation(value)
+            elif kind is _COLUMN:
+                value = getattr(instance, attname)
+                ret[name] = None if value is None else fields[name].to_representation(value)
+            elif kind is _METHOD:
+                ret[name] = getattr(self, attname)(instance)
+            else:
+                field = fields[name]
+                try:
+                    attribute = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+                ret[name] = None if check_for_none is None else field.to_representation(attribute)
+        return ret
+
+
+_COLUMN, _TEXT_COLUMN, _METHOD, _ANY = "column", "text column", "method", "any"
+
+
+def _read_plan(serializer: ModelSerializer) -> tuple[tuple[str, ...], tuple]:
+    """Per serializer class: each readable field as a column read, a method call, or DRF's way."""
+    model = serializer.Meta.model
+    columns = {field.attname for field in model._meta.concrete_fields}
+    steps = []
+    for field in serializer._readable_fields:
+        kind, attname = _ANY, None
+        if isinstance(field, serializers.SerializerMethodField):
+            if (
+                type(field).to_representation is serializers.SerializerMethodField.to_representation
+                and type(field).get_attribute is serializers.Field.get_attribute
+                and field.source == "*"
+            ):
+                kind, attname = _METHOD, field.method_name
+        elif type(field).get_attribute is serializers.Field.get_attribute and len(field.source_attrs) == 1:
+            name = field.source_attrs[0]
+            # Only a column's own descriptor: a property or method of that name would be DRF's to call.
+            if name in columns and isinstance(inspect.getattr_static(model, name, None), DeferredAttribute):
+                kind, attname = (_TEXT_COLUMN if type(field) is serializers.CharField else _COLUMN), name
+        steps.append((field.field_name, kind, attname))
+    return tuple(serializer.fields), tuple(steps)
 
 
 MILESTONE_FIELDS = (
