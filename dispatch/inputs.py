@@ -7,6 +7,7 @@ import copy
 import math
 import unicodedata
 from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator, ProhibitNullCharactersValidator
@@ -99,16 +100,13 @@ class PlainBodiesFast:
         return super().to_internal_value(data)
 
 
-# One step per writable field: (name, kind, limits, required, default, allow_null). The kinds read
-# a present value; a field of any other kind is handled only when absent.
+# One step per writable field: (name, kind, limits, required, default, allow_null, validate method
+# or None). The kinds read a present value; a field of any other kind is handled only when absent.
 _FLOAT, _CHOICE, _TEXT, _BOOL, _OTHER = "float", "choice", "text", "bool", "other"
 
 
 def _plain_body_plan(serializer: serializers.Serializer) -> tuple:
     from rest_framework.validators import ProhibitSurrogateCharactersValidator
-
-    def checks(field) -> list:
-        return sorted((type(v).__name__, getattr(v, "limit_value", None)) for v in field.validators)
 
     plan = []
     for field in serializer._writable_fields:
@@ -116,39 +114,40 @@ def _plain_body_plan(serializer: serializers.Serializer) -> tuple:
         if field.source != field.field_name:
             pass
         elif type(field) is StrictFloatField:
-            bounds = [("MaxValueValidator", field.max_value)] * (field.max_value is not None)
-            bounds += [("MinValueValidator", field.min_value)] * (field.min_value is not None)
-            if checks(field) == sorted(bounds) and all(type(v) in (MaxValueValidator, MinValueValidator) for v in field.validators):
+            bounds = ((MaxValueValidator, field.max_value), (MinValueValidator, field.min_value))
+            if _validators_are(field, {(check, limit) for check, limit in bounds if limit is not None}):
                 kind, limits = _FLOAT, (field.min_value, field.max_value)
         elif type(field) is serializers.ChoiceField:
             if not field.validators:
                 kind, limits = _CHOICE, (field.allow_blank, dict(field.choice_strings_to_values))
         elif type(field) is serializers.CharField:
             # DRF's own three: the length of the stripped text, no NUL, no surrogate.
-            expected = {MaxLengthValidator, ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator}
-            if field.max_length is None:
-                expected.discard(MaxLengthValidator)
-            if (
-                field.trim_whitespace
-                and field.min_length is None
-                and len(field.validators) == len(expected)
-                and {type(v) for v in field.validators} == expected
-                and all(v.limit_value == field.max_length for v in field.validators if type(v) is MaxLengthValidator)
-            ):
+            expected = {(ProhibitNullCharactersValidator, None), (ProhibitSurrogateCharactersValidator, None)}
+            if field.max_length is not None:
+                expected.add((MaxLengthValidator, field.max_length))
+            if field.trim_whitespace and field.min_length is None and _validators_are(field, expected):
                 kind, limits = _TEXT, (field.allow_blank, field.max_length)
         elif type(field) is serializers.BooleanField:
             if not field.validators:
                 kind = _BOOL
         # A default to be called (or read from context) is DRF's to give: such a field must be sent.
         required = field.required or (field.default is not serializers.empty and callable(field.default))
-        plan.append((field.field_name, kind, limits, required, field.default, field.allow_null))
+        validate = f"validate_{field.field_name}"
+        validate = validate if callable(getattr(type(serializer), validate, None)) else None
+        plan.append((field.field_name, kind, limits, required, field.default, field.allow_null, validate))
     return tuple(plan)
+
+
+def _validators_are(field, expected: set[tuple[type, Any]]) -> bool:
+    """The field's validators are exactly these (class, limit) pairs (limit None: one without)."""
+    actual = {(type(v), getattr(v, "limit_value", None)) for v in field.validators}
+    return len(field.validators) == len(expected) and actual == expected
 
 
 def _read_plainly(serializer, plan: tuple, data: dict) -> dict | None:
     """The validated attrs DRF would give, or None where DRF must answer."""
     attrs = {}
-    for name, kind, limits, required, default, allow_null in plan:
+    for name, kind, limits, required, default, allow_null, validate in plan:
         value = data.get(name, serializers.empty)
         if value is serializers.empty:
             if required:
@@ -195,10 +194,9 @@ def _read_plainly(serializer, plan: tuple, data: dict) -> dict | None:
                 return None
         else:
             return None
-        validate_field = getattr(serializer, "validate_" + name, None)
-        if validate_field is not None:
+        if validate is not None:
             try:
-                value = validate_field(value)
+                value = getattr(serializer, validate)(value)
             except (ValidationError, DjangoValidationError, SkipField):
                 return None
         attrs[name] = value

@@ -73,7 +73,6 @@ _COLUMN, _TEXT_COLUMN, _METHOD, _ANY = "column", "text column", "method", "any"
 def _read_plan(serializer: ModelSerializer) -> tuple[tuple[str, ...], tuple]:
     """Per serializer class: each readable field as a column read, a method call, or DRF's way."""
     model = serializer.Meta.model
-    columns = {field.attname for field in model._meta.concrete_fields}
     steps = []
     for field in serializer._readable_fields:
         kind, attname = _ANY, None
@@ -86,8 +85,9 @@ def _read_plan(serializer: ModelSerializer) -> tuple[tuple[str, ...], tuple]:
                 kind, attname = _METHOD, field.method_name
         elif type(field).get_attribute is serializers.Field.get_attribute and len(field.source_attrs) == 1:
             name = field.source_attrs[0]
-            # Only a column's own descriptor: a property or method of that name would be DRF's to call.
-            if name in columns and isinstance(inspect.getattr_static(model, name, None), DeferredAttribute):
+            # Only a column's own descriptor (concrete fields and their *_id): a property or method
+            # of that name would be DRF's to call.
+            if isinstance(inspect.getattr_static(model, name, None), DeferredAttribute):
                 kind, attname = (_TEXT_COLUMN if type(field) is serializers.CharField else _COLUMN), name
         steps.append((field.field_name, kind, attname))
     return tuple(serializer.fields), tuple(steps)
