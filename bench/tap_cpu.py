@@ -10,19 +10,26 @@ reports, per request:
   round, so that a busy host slows both alike;
 - with ``--count``, instead: Python function calls and SQL statements per request, counted by a
   profile hook on every thread. They do not depend on the host's load at all: the figure to compare
-  two versions of the code with.
+  two versions of the code with;
+- with ``--phases``, instead: where the request thread's CPU goes, per request, phase by phase
+  (token authentication, the SOS throttle, the body, each step of ``case_create``, the commit, every
+  statement), each phase's own thread CPU (``time.thread_time``) summed over the requests. It wraps
+  the functions named in ``PHASES``; a name that no longer exists stops the run, saying which.
 
 Prints a verdict line against the target of issue 9 (a tap's CPU at most 2.5x the health check's;
 in-process, so it leaves out daphne's HTTP work and the consoles' fan-out). Exits 0 when met, 1
 when missed, 2 when PostgreSQL or Redis is missing.
 
-    .venv/bin/python bench/tap_cpu.py [--n 300] [--rounds 3] [--count]
+    .venv/bin/python bench/tap_cpu.py [--n 300] [--rounds 3] [--count | --phases]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import functools
+import importlib
 import os
 import random
 import statistics
@@ -41,7 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=300, help="requests per round and kind (default 300)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     p.add_argument("--citizens", type=int, default=200, help="citizens tapping in turn (default 200)")
-    p.add_argument("--count", action="store_true", help="count Python calls and SQL statements instead of CPU")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--count", action="store_true", help="count Python calls and SQL statements instead of CPU")
+    what.add_argument("--phases", action="store_true", help="the request thread's CPU phase by phase instead")
     args = p.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or args.citizens < 1:
         p.error("--n, --rounds and --citizens must be positive")
@@ -70,6 +79,71 @@ class Counter:
     def __exit__(self, *exc):
         sys.setprofile(None)
         threading.setprofile(None)
+
+
+# (label, module, attribute path): the request thread's phases for --phases, outermost first; an
+# indented label is part of the one above it. Only the outermost call of each counts (a phase that
+# calls itself, or a nested atomic block, is not counted twice).
+PHASES = [
+    ("request thread, whole request", "django.core.handlers.base", "BaseHandler.get_response"),
+    ("  in the DRF view (outside it: middleware, routing)", "rest_framework.views", "APIView.dispatch"),
+    ("    token authentication", "accounts.authentication", "ApiTokenAuthentication.authenticate"),
+    ("      taking a pooled database connection", "django.db.backends.base.base", "BaseDatabaseWrapper.connect"),
+    ("    SOS throttle (Redis)", "mobile_api.throttles", "SosThrottle.allow_request"),
+    ("    body read and validated", "mobile_api.views", "validated_body"),
+    ("    case_create", "dispatch.services", "case_create"),
+    ("      duplicate check (SELECT)", "dispatch.surge", "possible_duplicate_of"),
+    ("      case and location rows (2 INSERTs)", "dispatch.rows", "insert"),
+    ("      escalation clock (INSERT)", "dispatch.alerts", "alerts_on_case_opened"),
+    ("      payloads for both streams", "dispatch.services", "_case_events"),
+    ("      event rows (counters upsert, INSERT)", "dispatch.services", "emit"),
+    ("      commit, then the doorbell", "django.db.transaction", "Atomic.__exit__"),
+    ("        publish (Redis)", "dispatch.events", "publish"),
+    ("  every SQL statement (across the phases)", "django.db.backends.utils", "CursorWrapper.execute"),
+]
+
+
+class PhaseClock:
+    """Thread CPU spent inside each PHASES function, outermost calls only."""
+
+    def __init__(self):
+        self.spent: collections.Counter[str] = collections.Counter()
+        self._inside = threading.local()
+        self._originals: list[tuple[object, str, object]] = []
+
+    def _timed(self, label: str, function):
+        clock = self
+
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            depth = getattr(clock._inside, label, 0)
+            setattr(clock._inside, label, depth + 1)
+            start = time.thread_time_ns()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                setattr(clock._inside, label, depth)
+                if depth == 0:
+                    clock.spent[label] += time.thread_time_ns() - start
+
+        return timed
+
+    def __enter__(self):
+        for label, module_name, path in PHASES:
+            owner = importlib.import_module(module_name)
+            *outer, name = path.split(".")
+            for part in outer:
+                owner = getattr(owner, part)
+            function = getattr(owner, name, None)
+            if function is None:
+                raise SystemExit(f"tap_cpu --phases: {module_name}.{path} is gone; update PHASES")
+            self._originals.append((owner, name, function))
+            setattr(owner, name, self._timed(label, function))
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, function in reversed(self._originals):
+            setattr(owner, name, function)
 
 
 async def run(args, tokens: list[str]) -> int:
@@ -117,6 +191,23 @@ async def run(args, tokens: list[str]) -> int:
                     f"{name:18} Python calls {counter.calls / args.n:9,.0f}   "
                     f"SQL statements {counter.statements / args.n:5.2f}   per request"
                 )
+            return 0
+
+        if args.phases:
+            per_kind = {}
+            for name, request in kinds:
+                with PhaseClock() as clock:
+                    start = time.process_time()
+                    for _ in range(args.n):
+                        await request()
+                    process_us = (time.process_time() - start) / args.n * 1e6
+                per_kind[name] = (process_us, clock.spent)
+            print(f"{'CPU per request, microseconds':50} {'tap':>8} {'/healthz':>9}")
+            print(f"{'the whole process (every thread)':50} {per_kind[kinds[0][0]][0]:8.0f} {per_kind[kinds[1][0]][0]:9.0f}")
+            for label, _, _ in PHASES:
+                tap_us, health_us = (per_kind[name][1][label] / args.n / 1000 for name, _ in kinds)
+                print(f"{label:50} {tap_us:8.0f} {health_us:9.0f}")
+            print("(the rest of the process: the event loop, the in-process HTTP client, thread hand-offs)")
             return 0
 
         cpu: dict[str, list[float]] = {name: [] for name, _ in kinds}
