@@ -112,19 +112,17 @@ class PhaseClock:
         self._originals: list[tuple[object, str, object]] = []
 
     def _timed(self, label: str, function):
-        clock = self
-
         @functools.wraps(function)
         def timed(*args, **kwargs):
-            depth = getattr(clock._inside, label, 0)
-            setattr(clock._inside, label, depth + 1)
+            depth = getattr(self._inside, label, 0)
+            setattr(self._inside, label, depth + 1)
             start = time.thread_time_ns()
             try:
                 return function(*args, **kwargs)
             finally:
-                setattr(clock._inside, label, depth)
+                setattr(self._inside, label, depth)
                 if depth == 0:
-                    clock.spent[label] += time.thread_time_ns() - start
+                    self.spent[label] += time.thread_time_ns() - start
 
         return timed
 

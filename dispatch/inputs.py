@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import SkipField
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from dispatch import geo
 from dispatch.models import Crs, LocationSource
@@ -106,36 +107,37 @@ _FLOAT, _CHOICE, _TEXT, _BOOL, _OTHER = "float", "choice", "text", "bool", "othe
 
 
 def _plain_body_plan(serializer: serializers.Serializer) -> tuple:
-    from rest_framework.validators import ProhibitSurrogateCharactersValidator
-
     plan = []
     for field in serializer._writable_fields:
-        kind, limits = _OTHER, None
-        if field.source != field.field_name:
-            pass
-        elif type(field) is StrictFloatField:
-            bounds = ((MaxValueValidator, field.max_value), (MinValueValidator, field.min_value))
-            if _validators_are(field, {(check, limit) for check, limit in bounds if limit is not None}):
-                kind, limits = _FLOAT, (field.min_value, field.max_value)
-        elif type(field) is serializers.ChoiceField:
-            if not field.validators:
-                kind, limits = _CHOICE, (field.allow_blank, dict(field.choice_strings_to_values))
-        elif type(field) is serializers.CharField:
-            # DRF's own three: the length of the stripped text, no NUL, no surrogate.
-            expected = {(ProhibitNullCharactersValidator, None), (ProhibitSurrogateCharactersValidator, None)}
-            if field.max_length is not None:
-                expected.add((MaxLengthValidator, field.max_length))
-            if field.trim_whitespace and field.min_length is None and _validators_are(field, expected):
-                kind, limits = _TEXT, (field.allow_blank, field.max_length)
-        elif type(field) is serializers.BooleanField:
-            if not field.validators:
-                kind = _BOOL
+        kind, limits = _plain_kind(field) if field.source == field.field_name else (_OTHER, None)
         # A default to be called (or read from context) is DRF's to give: such a field must be sent.
         required = field.required or (field.default is not serializers.empty and callable(field.default))
         validate = f"validate_{field.field_name}"
         validate = validate if callable(getattr(type(serializer), validate, None)) else None
         plan.append((field.field_name, kind, limits, required, field.default, field.allow_null, validate))
     return tuple(plan)
+
+
+def _plain_kind(field: serializers.Field) -> tuple[str, Any]:
+    """How the plan reads a present value of this field, and with which limits; _OTHER: DRF reads it."""
+    if type(field) is StrictFloatField:
+        bounds = ((MaxValueValidator, field.max_value), (MinValueValidator, field.min_value))
+        if _validators_are(field, {(check, limit) for check, limit in bounds if limit is not None}):
+            return _FLOAT, (field.min_value, field.max_value)
+    elif type(field) is serializers.ChoiceField:
+        if not field.validators:
+            return _CHOICE, (field.allow_blank, dict(field.choice_strings_to_values))
+    elif type(field) is serializers.CharField:
+        # DRF's own three: the length of the stripped text, no NUL, no surrogate.
+        expected = {(ProhibitNullCharactersValidator, None), (ProhibitSurrogateCharactersValidator, None)}
+        if field.max_length is not None:
+            expected.add((MaxLengthValidator, field.max_length))
+        if field.trim_whitespace and field.min_length is None and _validators_are(field, expected):
+            return _TEXT, (field.allow_blank, field.max_length)
+    elif type(field) is serializers.BooleanField:
+        if not field.validators:
+            return _BOOL, None
+    return _OTHER, None
 
 
 def _validators_are(field, expected: set[tuple[type, Any]]) -> bool:
