@@ -268,7 +268,7 @@ def test_duplicates_are_ignored_and_a_gap_asks_for_a_resume(page, site, citizen_
         [seq],
     )
     # At once, or, if the resume sent on "ready" is still replaying, as soon as that replay ends.
-    page.wait_for_function("window.__sent.some((m) => m.type === 'resume')")
+    page.wait_for_function("() => window.__sent.some((m) => m.type === 'resume')")
     resumes = [m for m in page.evaluate("window.__sent") if m["type"] == "resume"]
     assert resumes[0] == {"type": "resume", "since": seq}
     assert page.evaluate("window.oneKeyConsole.lastSeq") == seq
@@ -327,7 +327,7 @@ def test_the_console_reconnects_by_itself_and_resumes_what_it_missed(page, site,
     expect(row_of(page, missed["id"]).locator(".col-complaint")).to_contain_text("Unconscious")
     server_seq = dispatch_last_seq(site.url, dispatcher_token)
     assert server_seq > seq_before
-    page.wait_for_function(f"window.oneKeyConsole.lastSeq === {server_seq}")
+    page.wait_for_function(f"() => window.oneKeyConsole.lastSeq === {server_seq}")
     assert_same_document(page)
 
     # And it is live again: the next tap arrives through the new connection.
@@ -340,7 +340,7 @@ def test_the_console_reconnects_by_itself_and_resumes_what_it_missed(page, site,
     assert snapshot.value.ok
     later = tap(site.url, citizen_token, complaint="other")
     expect(row_of(page, later["id"])).to_be_visible()
-    page.wait_for_function(f"window.oneKeyConsole.lastSeq === {dispatch_last_seq(site.url, dispatcher_token)}")
+    page.wait_for_function(f"() => window.oneKeyConsole.lastSeq === {dispatch_last_seq(site.url, dispatcher_token)}")
     assert_same_document(page)
 
 
@@ -741,7 +741,7 @@ def test_the_dispatcher_enters_a_phoned_in_call_by_address_or_on_the_map(page, s
     save_screenshot(page, "dispatch-new-call")
     create.click()
     expect(form).to_be_hidden()
-    page.wait_for_function("window.oneKeyConsole.selected !== null")
+    page.wait_for_function("() => window.oneKeyConsole.selected !== null")
     by_phone = page.evaluate("window.oneKeyConsole.selected")
     row = row_of(page, by_phone)
     expect(row).to_have_attribute("data-status", "received")
@@ -758,7 +758,7 @@ def test_the_dispatcher_enters_a_phoned_in_call_by_address_or_on_the_map(page, s
     expect(form.locator(".picked-place")).to_contain_text(re.compile(r"^34\.\d{5}, 113\.\d{5}$"))
     create.click()
     expect(form).to_be_hidden()
-    page.wait_for_function(f"window.oneKeyConsole.selected !== null && window.oneKeyConsole.selected !== {by_phone}")
+    page.wait_for_function(f"() => window.oneKeyConsole.selected !== null && window.oneKeyConsole.selected !== {by_phone}")
     on_map = page.evaluate("window.oneKeyConsole.selected")
     expect(row_of(page, on_map)).to_be_visible()
     expect(row_of(page, on_map).locator(".col-patient")).to_contain_text("037166881234")

@@ -52,7 +52,7 @@ def open_console(page, site: Site, username: str = DISPATCHER):
     page.locator("button.primary[type=submit]").click()
     expect(page).to_have_url(site.url + "/console/dispatch/")
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-    page.wait_for_function("window.oneKeyConsole && window.oneKeyConsole.connected")
+    page.wait_for_function("() => window.oneKeyConsole && window.oneKeyConsole.connected")
     mark_document(page)
 
 
@@ -197,7 +197,7 @@ def test_a_supervisor_declares_surge_and_a_dispatcher_sees_it_without_the_contro
     with new_page(browser) as boss, new_page(browser) as plain:
         open_console(boss, site, SUPERVISOR)
         open_console(plain, site)
-        boss.wait_for_function("window.oneKeyConsole.supervisor === true")
+        boss.wait_for_function("() => window.oneKeyConsole.supervisor === true")
         expect(boss.locator("#reports-link")).to_be_visible()
         expect(plain.locator("#reports-link")).to_be_hidden()
         expect(plain.locator(".surge-declare")).to_be_hidden()
@@ -220,7 +220,7 @@ def test_a_supervisor_declares_surge_and_a_dispatcher_sees_it_without_the_contro
         boss.locator(".surge-declare").click()
         expect(plain.locator("#surge")).to_have_attribute("data-active", "true")
         expect(plain.locator("#surge")).to_contain_text("rainstorm, 40 calls waiting")
-        plain.wait_for_function(f"(() => {{ const ids = [...document.querySelectorAll('#case-rows tr.case-row:not(.ended)')].map(r => +r.dataset.caseId); return ids.indexOf({p1['id']}) < ids.indexOf({p3['id']}); }})()")
+        plain.wait_for_function(f"() => {{ const ids = [...document.querySelectorAll('#case-rows tr.case-row:not(.ended)')].map(r => +r.dataset.caseId); return ids.indexOf({p1['id']}) < ids.indexOf({p3['id']}); }}")
         expect(plain.locator("#districts .district-row").first).to_be_visible()
         save_screenshot(boss, "issue8-surge-supervisor")
         boss.locator(".surge-end").click()
@@ -232,7 +232,7 @@ def test_a_supervisor_puts_several_units_out_of_service_at_once(page, site):
     from playwright.sync_api import expect
 
     open_console(page, site, SUPERVISOR)
-    page.wait_for_function("window.oneKeyConsole.supervisor === true")
+    page.wait_for_function("() => window.oneKeyConsole.supervisor === true")
     page.locator("#units-panel summary").click()
     available = page.locator('#unit-rows tr[data-status="available"]')
     ids = [int(available.nth(i).get_attribute("data-ambulance-id")) for i in range(2)]
@@ -290,7 +290,7 @@ def test_the_issue8_console_holds_its_layout_at_1366x768(browser, site, citizen_
 
     with new_page(browser, locale=locale) as page:
         open_console(page, site, SUPERVISOR)
-        page.wait_for_function("window.oneKeyConsole.supervisor === true")
+        page.wait_for_function("() => window.oneKeyConsole.supervisor === true")
         cases = [tap(site.url, citizen_token, complaint=c, lat=34.74 + i / 100, lon=113.62) for i, c in enumerate(["stroke", "trauma", "other"])]
         alert_due_now(site, cases[0]["id"])
         expect(page.locator("#alarm")).to_be_visible()

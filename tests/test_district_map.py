@@ -298,7 +298,7 @@ def test_map_js_draws_districts_cases_units_and_hospitals_under_csp(site, page, 
     clicks = page.evaluate("window.__clicks")
     assert len(clicks) == 1 and 34.6 < clicks[0]["lat"] < 35.0 and 113.4 < clicks[0]["lon"] < 114.0
     # Tiles came from the configured server, and CSP let them in.
-    page.wait_for_function("document.querySelectorAll('#testmap img.leaflet-tile-loaded').length > 0")
+    page.wait_for_function("() => document.querySelectorAll('#testmap img.leaflet-tile-loaded').length > 0")
     assert any(path.startswith("/tiles/") for path in tile_server.requested)
     save_screenshot(page, "map-module")
     # A closed case leaves the map.

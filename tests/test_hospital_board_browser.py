@@ -51,7 +51,7 @@ def test_the_board_receives_a_patient_acknowledges_and_sets_the_emergency_depart
     expect(card.locator(".blood-type")).to_have_text("AB−")
     expect(card.locator(".allergy-box")).to_contain_text("Zorblaxamine")
     expect(page.locator("#incoming-count")).to_have_text("1")
-    page.wait_for_function("window.__oscillators > 0")
+    page.wait_for_function("() => window.__oscillators > 0")
     assert board_alerts_played(page) == 1
 
     # The ETA counts down between events...

@@ -84,7 +84,7 @@ def test_it_repeats_an_unacknowledged_patient_on_the_board_until_acknowledged_an
     form.get_by_label(re.compile("Registration no")).fill("ED-8-0001")
     form.get_by_role("button", name=re.compile("Acknowledge")).click()
     expect(card.locator(".registered .reg-no")).to_have_text("ED-8-0001")
-    page.wait_for_function("window.oneKeyBoard.alerts.length === 0")
+    page.wait_for_function("() => window.oneKeyBoard.alerts.length === 0")
     expect(card).not_to_have_attribute("data-alert", "raised")
     expect(card).not_to_have_class(re.compile(r"\bis-overdue\b"))
     expect(page.locator("#alerts")).to_be_hidden()

@@ -35,7 +35,7 @@ def open_console(page, site: Site):
     sign_in(page, site, DISPATCHER, start="/console/dispatch/")
     expect(page).to_have_url(site.url + "/console/dispatch/")
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-    page.wait_for_function("window.oneKeyConsole && window.oneKeyConsole.connected")
+    page.wait_for_function("() => window.oneKeyConsole && window.oneKeyConsole.connected")
     # Marks this document: if the page ever reloads, the mark is gone.
     mark_document(page)
 
