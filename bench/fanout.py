@@ -14,10 +14,11 @@ Target (issue 9): one event to 1,000 consoles on 2 workers, p99 < 100 ms, every 
 worker's RSS < 300 MB. Exits 0 when met, 1 when missed, 2 when it could not run, 130 on Ctrl-C.
 
     .venv/bin/python bench/fanout.py [--consoles 1000] [--workers 2] [--taps 5] [--layer list|pubsub]
-                                     [--http-workers 0]
+                                     [--http-workers 0] [--server daphne|uvicorn]
 
 ``--http-workers M`` starts M more workers that take the taps (HTTP) while the ``--workers`` carry
 only websockets: the split the reference deployment's nginx makes (deploy/nginx.conf.template).
+``--server uvicorn`` runs every worker on uvicorn instead of daphne (the bench extra), to compare.
 
 The consoles are minimal websocket clients (asyncio protocols, no library): each only stamps the
 arrival time of what it reads and parses later, so a thousand of them in one client process add as
@@ -48,7 +49,9 @@ import httpx
 from harness import (
     DaphneServer,
     ServiceMissing,
+    asgi_worker,
     bench_environment,
+    check_server,
     check_services,
     cpu_seconds,
     interrupt_on_sigterm,
@@ -420,7 +423,7 @@ async def run(args, ws_servers, http_servers, dispatcher_tokens_, citizen_token)
 
         split = f", taps on {len(http_servers)} separate HTTP worker(s)" if http_servers else ""
         print(
-            f"\nfanout: {len(ws_servers)} daphne websocket workers{split}, PostgreSQL + Redis ({args.layer} channel layer), "
+            f"\nfanout: {len(ws_servers)} {args.server} websocket workers{split}, PostgreSQL + Redis ({args.layer} channel layer), "
             f"{len(consoles)} dispatcher consoles, {args.taps} taps {args.spacing:g}s apart"
         )
         rows = [
@@ -487,6 +490,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consoles", type=int, default=1000, help="dispatcher consoles (default 1000)")
     parser.add_argument("--workers", type=int, default=2, help="daphne workers the consoles connect to (default 2)")
+    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
+                        help="the workers' ASGI server (default daphne, the project's; uvicorn only to compare, from the bench extra)")
     parser.add_argument("--http-workers", type=int, default=0,
                         help="extra workers that take the taps, apart from the websocket workers (default 0: taps go to the websocket workers)")
     parser.add_argument("--taps", type=int, default=5, help="measured taps (default 5)")
@@ -521,6 +526,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     interrupt_on_sigterm()
     try:
+        check_server(args.server)
         check_services()
         # Each console is one socket here and one in a worker (workers inherit the limit).
         raise_file_limit(2 * args.consoles + 256)
@@ -541,9 +547,8 @@ def main(argv=None) -> int:
             prepare_database(env)
             tokens = dispatcher_tokens(env, 1 if args.shared_token else args.consoles)
             print(f"database ready (migrate + seed_demo + {len(tokens)} dispatcher token(s)) in {time.perf_counter() - t:.1f}s")
-            # -v 0: no per-connection access log lines from daphne (as deployed).
-            ws_servers = [DaphneServer(env, log_dir=log_dir, name=f"ws{w}", args=("-v", "0")) for w in range(args.workers)]
-            http_servers = [DaphneServer(env, log_dir=log_dir, name=f"http{w}", args=("-v", "0")) for w in range(args.http_workers)]
+            ws_servers = [asgi_worker(args.server, env, log_dir=log_dir, name=f"ws{w}") for w in range(args.workers)]
+            http_servers = [asgi_worker(args.server, env, log_dir=log_dir, name=f"http{w}") for w in range(args.http_workers)]
             servers.extend(ws_servers + http_servers)
             with workers_stopped(servers, keep_logs=args.keep_logs), start_together(*servers):
                 print("workers: " + ", ".join(f"{s.name} {s.url}" for s in servers) + (f"  (extra env: {' '.join(args.env)})" if args.env else ""))

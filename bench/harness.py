@@ -1,4 +1,4 @@
-"""The benchmarks' harness: daphne workers on free ports, throwaway PostgreSQL databases, the
+"""The benchmarks' harness: daphne workers (or uvicorn ones, to compare) on free ports, throwaway PostgreSQL databases, the
 services they need, readiness waits, and a stream client. Every process started here is stopped
 here. The end-to-end tests build on it too (tests/support/servers.py), so there is one way to run a
 real server; it imports nothing from tests/.
@@ -215,6 +215,53 @@ class DaphneServer(ManagedProcess):
 
     def log_paths(self) -> list[Path]:
         return [self.log_path]
+
+
+class UvicornServer(DaphneServer):
+    """One uvicorn worker on the same application, to measure daphne beside another ASGI server
+    (issue 9: the project stays on daphne). Needs the optional ``bench`` extra (uvicorn with
+    httptools and uvloop, its fastest setup). Quiet like a deployed daphne (``-v 0``): no access
+    log. ``args`` are extra uvicorn options."""
+
+    def launch(self) -> UvicornServer:
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [
+                PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                # The application has no lifespan protocol; daphne's websocket ping timings; keep-alive as
+                # long as daphne keeps a connection, so clients do not reconnect more often here.
+                "--lifespan", "off", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
+                "--timeout-keep-alive", "75", "--no-access-log", "--log-level", "warning",
+                *self.args, "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+
+# The ASGI servers a benchmark can run its workers on (--server), with the options each is deployed
+# with: daphne as in deploy/onekey120@.service (-v 0: no access log).
+SERVERS: dict[str, tuple[type[DaphneServer], tuple[str, ...]]] = {
+    "daphne": (DaphneServer, ("-v", "0")),
+    "uvicorn": (UvicornServer, ()),
+}
+
+
+def check_server(server: str) -> None:
+    """Raise ServiceMissing unless ``server`` (a key of SERVERS) can be started here."""
+    import importlib.util
+
+    if importlib.util.find_spec(server) is None:
+        raise ServiceMissing(f"{server} is not installed (uvicorn comes with: make venv EXTRAS=test,bench)")
+
+
+def asgi_worker(server: str, env: dict[str, str], **kwargs) -> DaphneServer:
+    """A worker of ``server`` (a key of SERVERS) with its deployed options; not started."""
+    server_class, args = SERVERS[server]
+    return server_class(env, args=args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,10 @@ met, 1 when one is missed, 2 when a service is missing or the run could not be d
 stopped and the throwaway database is dropped at the end, also on Ctrl-C or an error.
 
     .venv/bin/python bench/tap_to_console.py [--rate 50] [--duration 20] [--consoles 10]
-                                             [--citizens 500] [--workers 2]
+                                             [--citizens 500] [--workers 2] [--server daphne|uvicorn]
+
+The workers run as deployed: daphne with ``-v 0`` (no access log). ``--server uvicorn`` runs the
+same application on uvicorn instead (the bench extra), to measure daphne beside another server.
 
 PostgreSQL: ``DATABASE_URL`` (if it is a postgres:// URL) or ``POSTGRES_ADMIN_URL`` or
 postgres://postgres@127.0.0.1:5432/postgres. Redis: ``REDIS_URL`` or redis://127.0.0.1:6379/0.
@@ -44,7 +47,9 @@ from harness import (
     ROOT,
     DaphneServer,
     ServiceMissing,
+    asgi_worker,
     bench_environment,
+    check_server,
     check_services,
     cpu_seconds,
     fmt_ms,
@@ -443,7 +448,7 @@ def print_table(args, taps: Summary, base: Summary, consoles: list[Console]) -> 
     line = "+-" + "-+-".join("-" * w for w in width) + "-+"
     print()
     print(
-        f"tap_to_console: {args.workers} daphne workers"
+        f"tap_to_console: {args.workers} {args.server} workers"
         + (f" (HTTP) + {args.ws_workers} websocket workers" if args.ws_workers else "")
         + f", PostgreSQL + Redis, {len(consoles)} consoles, "
         f"{args.citizens} citizens, {args.rate:g}/s for {args.duration:g}s (open loop)"
@@ -710,6 +715,10 @@ def parse_args(argv=None):
     p.add_argument("--citizens", type=int, default=500, help="simulated citizens, each with a token (default 500)")
     p.add_argument("--workers", type=int, default=2, help="daphne workers (default 2)")
     p.add_argument(
+        "--server", choices=("daphne", "uvicorn"), default="daphne",
+        help="the workers' ASGI server (default daphne, the project's; uvicorn only to compare, from the bench extra)",
+    )
+    p.add_argument(
         "--ws-workers",
         type=int,
         default=0,
@@ -741,9 +750,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     interrupt_on_sigterm()
     try:
+        check_server(args.server)
         check_services()
     except ServiceMissing as missing:
-        print(f"tap_to_console needs PostgreSQL and Redis: {missing}", file=sys.stderr)
+        print(f"tap_to_console needs PostgreSQL, Redis and its server: {missing}", file=sys.stderr)
         print("Start them (see .ci/run) or point DATABASE_URL / POSTGRES_ADMIN_URL and REDIS_URL at them.", file=sys.stderr)
         return 2
 
@@ -759,9 +769,9 @@ def main(argv=None) -> int:
             print(f"database ready (migrate + seed_demo + {len(tokens)} citizens) in {time.perf_counter() - t:.1f}s")
             with workers_stopped(servers, keep_logs=args.keep_logs):
                 for w in range(args.workers):
-                    servers.append(DaphneServer(env, log_dir=log_dir, name=f"bench-worker{w}").start())
+                    servers.append(asgi_worker(args.server, env, log_dir=log_dir, name=f"bench-worker{w}").start())
                 for w in range(args.ws_workers):
-                    servers.append(DaphneServer(env, log_dir=log_dir, name=f"bench-ws-worker{w}").start())
+                    servers.append(asgi_worker(args.server, env, log_dir=log_dir, name=f"bench-ws-worker{w}").start())
                 http_servers, ws_servers = servers[: args.workers], servers[args.workers :]
                 notes = []
                 if args.env:

@@ -9,7 +9,11 @@ import django  # noqa: E402
 
 django.setup(set_prefix=False)
 
+from config import eager_write  # noqa: E402
 from config.http_handler import PooledThreadASGIHandler  # noqa: E402
+
+# daphne's Twisted sockets send at once instead of on the loop's next turn (config.eager_write).
+eager_write.install()
 
 # Django's get_asgi_application(), with request threads that outlive their request.
 django_asgi_app = PooledThreadASGIHandler()

@@ -27,7 +27,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from accounts import tokens
@@ -194,7 +193,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send):
-        # AsyncConsumer.__call__ with one difference: the channel-layer receive survives a Redis
+        # AsyncConsumer.__call__ with two differences. The channel-layer receive survives a Redis
         # outage. channels' own loop dies with the first ConnectionError and daphne closes every
         # console with 1011; here the socket stays open, the periodic catch-up keeps it current
         # from the event log, and doorbells resume when Redis is back.
@@ -203,10 +202,30 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = self._channel_receive
         self.base_send = send
+        # And one long-lived reader per source, instead of channels' await_many_dispatch, which
+        # makes a new task and an asyncio.wait for every message it reads: a doorbell to 500
+        # consoles on a worker was 500 of each. Handlers still run one at a time (the lock), each
+        # source's messages in the order they came.
+        one_at_a_time = asyncio.Lock()
+        readers = [
+            asyncio.ensure_future(self._dispatch_each(source, one_at_a_time)) for source in (receive, self.channel_receive)
+        ]
         try:
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            finished, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for reader in finished:
+                reader.result()
         except StopConsumer:
             pass
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _dispatch_each(self, source, one_at_a_time: asyncio.Lock):
+        while True:
+            message = await source()
+            async with one_at_a_time:
+                await self.dispatch(message)
 
     async def dispatch(self, message):
         # channels' own dispatch first hops to a thread to close stale database connections, for

@@ -333,6 +333,48 @@ async def test_it_drops_late_doorbells_for_events_a_resume_already_replayed(disp
         assert await nothing_pending(communicator)
 
 
+async def test_it_holds_a_doorbell_back_until_the_sockets_message_before_it_is_handled(dispatcher, citizen):
+    # One handler at a time on a socket: a resume still reading the log keeps the doorbell that
+    # arrived meanwhile waiting, and that doorbell then finds its event already replayed.
+    from dispatch.consumers import StreamConsumer
+
+    resume_started, release_resume, doorbell_read = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    doorbells_handled = []
+    resume, channel_receive, stream_event = StreamConsumer._resume, StreamConsumer._channel_receive, StreamConsumer.stream_event
+
+    async def held_resume(self, since):
+        resume_started.set()
+        await release_resume.wait()
+        await resume(self, since)
+
+    async def noted_channel_receive(self):
+        message = await channel_receive(self)
+        if message.get("type") == "stream.event":
+            doorbell_read.set()
+        return message
+
+    async def noted_stream_event(self, message):
+        doorbells_handled.append(message["seq"])
+        await stream_event(self, message)
+
+    await tap(citizen)
+    with (
+        mock.patch.object(StreamConsumer, "_resume", held_resume),
+        mock.patch.object(StreamConsumer, "_channel_receive", noted_channel_receive),
+        mock.patch.object(StreamConsumer, "stream_event", noted_stream_event),
+    ):
+        async with stream("/ws/dispatch/", dispatcher) as (communicator, _):
+            await communicator.send_json_to({"type": "resume", "since": 0})
+            await asyncio.wait_for(resume_started.wait(), 5)
+            await tap(citizen)
+            await asyncio.wait_for(doorbell_read.wait(), 5)
+            assert doorbells_handled == []
+            release_resume.set()
+            assert seqs(await receive(communicator, 2)) == [1, 2]
+            assert await nothing_pending(communicator)
+            assert doorbells_handled == [2]
+
+
 async def test_it_fills_a_lost_doorbell_from_the_log_before_the_next_live_event(dispatcher, citizen):
     async with stream("/ws/dispatch/", dispatcher) as (communicator, _):
         first = await tap(citizen)
