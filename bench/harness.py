@@ -1,7 +1,7 @@
-"""The benchmarks' harness: daphne workers (or uvicorn ones, to compare) on free ports, throwaway PostgreSQL databases, the
-services they need, readiness waits, and a stream client. Every process started here is stopped
-here. The end-to-end tests build on it too (tests/support/servers.py), so there is one way to run a
-real server; it imports nothing from tests/.
+"""The benchmarks' harness: daphne workers (or uvicorn ones, to compare) on free ports, throwaway
+PostgreSQL databases, the services they need, readiness waits, and a stream client. Every process
+started here is stopped here. The end-to-end tests build on it too (tests/support/servers.py), so
+there is one way to run a real server; it imports nothing from tests/.
 
 Importing it puts the repository root on ``sys.path``, so ``python bench/x.py`` can import the
 project's packages."""

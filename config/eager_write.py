@@ -24,7 +24,7 @@ _INSTALLED_FLAG = "_onekey_eager_write"
 # What the shortcut reads of Twisted's connection (Twisted is pinned in pyproject.toml for it).
 _CLASS_ATTRIBUTES = (
     "TLS", "connected", "disconnecting", "_writeDisconnecting", "_writeDisconnected", "offset", "dataBuffer",
-    "SEND_LIMIT", "write", "writeSequence",
+    "SEND_LIMIT", "producer", "streamingProducer", "write", "writeSequence",
 )
 
 
@@ -52,6 +52,9 @@ def install() -> None:
             # Set by FileDescriptor.__init__; were it ever gone, every write takes Twisted's path.
             and not getattr(connection, "_tempDataLen", 1)
             and connection.offset == len(connection.dataBuffer)
+            # A pull producer is asked for more each time Twisted's doWrite empties the buffer: a
+            # write that never reached the buffer would leave it waiting, so it keeps Twisted's path.
+            and (connection.producer is None or connection.streamingProducer)
         )
 
     def send_now(connection, data: bytes) -> bytes:
@@ -60,11 +63,9 @@ def install() -> None:
             return data
         try:
             sent = connection.socket.send(data)
-        except BlockingIOError:
-            return data
         except OSError:
-            # Twisted's own write finds the same error on its next attempt and closes the
-            # connection its way (connectionLost with the reason), as it always has.
+            # A full socket (BlockingIOError) waits in Twisted's buffer; any other error Twisted's
+            # own write meets again on its next attempt and closes the connection its way.
             return data
         return data[sent:]
 

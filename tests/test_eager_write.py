@@ -137,6 +137,29 @@ def test_it_leaves_writes_after_lose_connection_to_twisted(pair):
     assert peer.recv(100) == b"last words"
 
 
+def test_it_leaves_a_pull_producers_connection_to_twisted(pair):
+    connection, reactor, peer = pair
+
+    class PullProducer:
+        asked = 0
+
+        def resumeProducing(self):
+            self.asked += 1
+
+        def stopProducing(self):
+            pass
+
+    producer = PullProducer()
+    connection.registerProducer(producer, False)  # registering already asks it once
+    asked_at_registration = producer.asked
+    connection.write(b"chunk")
+
+    assert reactor.writers == {connection}
+    assert connection.doWrite() is None
+    assert producer.asked == asked_at_registration + 1  # asked for the next chunk, as before
+    assert receive_exactly(peer, 5) == b"chunk"
+
+
 def test_it_leaves_tls_connections_to_twisted(pair):
     connection, reactor, peer = pair
     connection.TLS = True
