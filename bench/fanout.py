@@ -49,6 +49,7 @@ import httpx
 from harness import (
     DaphneServer,
     ServiceMissing,
+    add_server_argument,
     asgi_worker,
     bench_environment,
     check_server,
@@ -490,8 +491,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consoles", type=int, default=1000, help="dispatcher consoles (default 1000)")
     parser.add_argument("--workers", type=int, default=2, help="daphne workers the consoles connect to (default 2)")
-    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
-                        help="the workers' ASGI server (default daphne, the project's; uvicorn only to compare, from the bench extra)")
+    add_server_argument(parser)
     parser.add_argument("--http-workers", type=int, default=0,
                         help="extra workers that take the taps, apart from the websocket workers (default 0: taps go to the websocket workers)")
     parser.add_argument("--taps", type=int, default=5, help="measured taps (default 5)")

@@ -198,11 +198,14 @@ class DaphneServer(ManagedProcess):
         self.wait_ready(timeout)
         return self
 
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.args, "config.asgi:application"]
+
     def launch(self) -> DaphneServer:
         """Start the process without waiting for it (see ``start_together``)."""
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.args, "config.asgi:application"],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -223,23 +226,15 @@ class UvicornServer(DaphneServer):
     httptools and uvloop, its fastest setup). Quiet like a deployed daphne (``-v 0``): no access
     log. ``args`` are extra uvicorn options."""
 
-    def launch(self) -> UvicornServer:
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [
-                PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
-                # The application has no lifespan protocol; daphne's websocket ping timings; keep-alive as
-                # long as daphne keeps a connection, so clients do not reconnect more often here.
-                "--lifespan", "off", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
-                "--timeout-keep-alive", "75", "--no-access-log", "--log-level", "warning",
-                *self.args, "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
+    def command(self) -> list[str]:
+        return [
+            PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+            # The application has no lifespan protocol; daphne's websocket ping timings; keep-alive as
+            # long as daphne keeps a connection, so clients do not reconnect more often here.
+            "--lifespan", "off", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
+            "--timeout-keep-alive", "75", "--no-access-log", "--log-level", "warning",
+            *self.args, "config.asgi:application",
+        ]
 
 
 # The ASGI servers a benchmark can run its workers on (--server), with the options each is deployed
@@ -248,6 +243,14 @@ SERVERS: dict[str, tuple[type[DaphneServer], tuple[str, ...]]] = {
     "daphne": (DaphneServer, ("-v", "0")),
     "uvicorn": (UvicornServer, ()),
 }
+
+
+def add_server_argument(parser) -> None:
+    """``--server``: which of SERVERS a benchmark's workers run on."""
+    parser.add_argument(
+        "--server", choices=sorted(SERVERS), default="daphne",
+        help="the workers' ASGI server (default daphne, the project's; uvicorn only to compare, from the bench extra)",
+    )
 
 
 def check_server(server: str) -> None:

@@ -47,6 +47,7 @@ from harness import (
     ROOT,
     DaphneServer,
     ServiceMissing,
+    add_server_argument,
     asgi_worker,
     bench_environment,
     check_server,
@@ -714,10 +715,7 @@ def parse_args(argv=None):
     p.add_argument("--consoles", type=int, default=10, help="dispatcher consoles, split across workers (default 10)")
     p.add_argument("--citizens", type=int, default=500, help="simulated citizens, each with a token (default 500)")
     p.add_argument("--workers", type=int, default=2, help="daphne workers (default 2)")
-    p.add_argument(
-        "--server", choices=("daphne", "uvicorn"), default="daphne",
-        help="the workers' ASGI server (default daphne, the project's; uvicorn only to compare, from the bench extra)",
-    )
+    add_server_argument(p)
     p.add_argument(
         "--ws-workers",
         type=int,
