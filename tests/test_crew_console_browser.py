@@ -252,3 +252,63 @@ def test_it_switches_the_tablet_wholly_to_chinese(browser, site, dispatcher_toke
         assert_fits_the_screen(page, TABLET)
         save_screenshot(page, "crew-console-zh-1280x800")
 
+
+
+def test_it_never_steps_back_when_the_stream_lags_behind_the_crews_own_presses(browser, site, dispatcher_token, citizen_token):
+    """On a loaded link the stream can bring "en route" after the server has already answered the
+    tablet's "on scene" press: the tablet must not go back a step, nor grey out 送医, meanwhile."""
+    from playwright.sync_api import expect
+
+    ambulance = unit_id(site, dispatcher_token, "ZZ120-JS-1-1")
+    held: list[str] = []
+    stream = {"holding": False, "page_side": None}
+
+    def lag_the_stream(ws):
+        server = ws.connect_to_server()
+        stream["page_side"] = ws
+        server.on_message(lambda message: held.append(message) if stream["holding"] else ws.send(message))
+
+    with new_page(browser, viewport=TABLET) as page:
+        page.route_web_socket(re.compile(r".*/ws/ambulances/\d+/$"), lag_the_stream)
+        open_crew_console(page, site, "ZZ120-JS-1-1")
+        case = tap(site.url, citizen_token, complaint="chest_pain")
+        assign(site, dispatcher_token, case["id"], ambulance)
+        card = page.locator("#case")
+        expect(card).to_have_attribute("data-case-id", str(case["id"]))
+
+        stream["holding"] = True
+        for step in ("en_route", "on_scene"):
+            button(page, step).click()
+            page.wait_for_function("() => window.oneKeyCrew.outbox.pending().length === 0 && !window.oneKeyCrew.outbox.flushing")
+        assert case_of(site, dispatcher_token, case["id"])["status"] == "on_scene"
+        expect(card).to_have_attribute("data-status", "on_scene")
+        assert enabled_buttons(page) == ["transporting", "available"]
+        expect(page.locator("#unit-status")).to_have_attribute("data-status", "on_scene")
+
+        # Every state the card and the 送医 button pass through while the late frames are applied.
+        page.evaluate(
+            """() => {
+                 window.__shown = [];
+                 const card = document.getElementById("case");
+                 const go = document.querySelector('#status-buttons button[data-status="transporting"]');
+                 const unit = document.getElementById("unit-status");
+                 const note = () => window.__shown.push(`${card.dataset.status}/${go.disabled ? "off" : "on"}/${unit.dataset.status}`);
+                 new MutationObserver(note).observe(card, { attributes: true, attributeFilter: ["data-status"] });
+                 new MutationObserver(note).observe(unit, { attributes: true, attributeFilter: ["data-status"] });
+                 new MutationObserver(note).observe(go, { attributes: true, attributeFilter: ["disabled"] });
+               }"""
+        )
+        frames = [json.loads(m) for m in held]
+        assert any(f.get("event") == "case.status_changed" and f["data"]["status"] == "en_route" for f in frames), frames
+        last_seq = max(f["seq"] for f in frames if f.get("type") == "event")
+        stream["holding"] = False
+        for message in held:
+            stream["page_side"].send(message)
+        page.wait_for_function("(seq) => window.oneKeyCrew.client.lastSeq >= seq", arg=last_seq)
+
+        shown = page.evaluate("window.__shown")
+        assert shown and set(shown) == {"on_scene/on/on_scene"}, shown
+        expect(card).to_have_attribute("data-status", "on_scene")
+        assert enabled_buttons(page) == ["transporting", "available"]
+        button(page, "transporting").click()
+        expect(page.locator("#hospital-choice")).to_be_visible()

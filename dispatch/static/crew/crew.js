@@ -91,10 +91,18 @@ function onSnapshot(snap) {
 
 function onEvent({ event, data }) {
   if (event.startsWith("case.")) applyCase(event, data);
-  else if (event.startsWith("unit.") && data.id === UNIT) state.unit = { ...state.unit, ...data };
+  else if (event.startsWith("unit.") && data.id === UNIT) state.unit = mergeUnit(state.unit, data);
   else if (event.startsWith("admission.") && state.case && data.case === state.case.id) state.admission = data;
   else if (event === "hospital.status_changed") state.hospitals.set(data.id, data);
   render();
+}
+
+/** The unit as an event tells it, except a status older than the one our own press was answered with. */
+function mergeUnit(unit, data) {
+  const merged = { ...unit, ...data };
+  const held = unit && Date.parse(unit.status_at);
+  if (held && Date.parse(data.status_at) < held) Object.assign(merged, { status: unit.status, status_at: unit.status_at });
+  return merged;
 }
 
 function applyCase(event, payload) {
@@ -112,6 +120,10 @@ function applyCase(event, payload) {
   }
   const isNew = !current;
   const before = state.case;
+  // Events come in order, but the server's answer to our own press comes beside them and may be
+  // ahead: a loaded stream can still bring "en route" after "on scene" was answered. A case only
+  // moves forward while it is ours (a reassignment takes it away), so an older step is stale.
+  if (!isNew && ORDER.indexOf(data.status) < ORDER.indexOf(before.status)) data.status = before.status;
   setCase(data, { health, keep: !isNew });
   if (!isNew) noteChange(event, before, data);
   if (isNew) {
@@ -159,7 +171,7 @@ function announce() {
 const outbox = new Outbox({
   ambulanceId: UNIT,
   onSent: (item, unit) => {
-    state.unit = { ...state.unit, ...unit };
+    state.unit = mergeUnit(state.unit, unit);
     // The server applied it; the stream will say so too, but the buttons need not wait for it.
     const result = RESULT[item.body.status];
     const sameCase = state.case && (item.body.case == null || item.body.case === state.case.id);
