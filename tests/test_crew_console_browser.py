@@ -13,7 +13,7 @@ import pytest
 
 from dispatch import geo
 from tests.support.browser import CITIZEN, TABLET, api, new_page, save_screenshot, tap
-from tests.support.pages import TABLET_FIX, assign, button, open_crew_console, unit_id
+from tests.support.pages import TABLET_FIX, assign, button, open_crew_console, unit_id, wait_for_unit_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -91,13 +91,7 @@ def test_it_shows_the_assignment_live_and_presses_through_to_transporting(browse
         # The tablet's GPS is reported, with the fix age shown.
         expect(page.locator("#gps")).to_have_attribute("data-state", "gps")
         expect(page.locator("#gps")).to_contain_text("s ago")
-        page.wait_for_function(
-            """async ([id, lat]) => {
-                 const r = await fetch(`/api/v1/ambulances/${id}`, {credentials: "same-origin"});
-                 return Math.abs((await r.json()).lat - lat) < 1e-6;
-               }""",
-            arg=[ambulance, TABLET_FIX["latitude"]],
-        )
+        wait_for_unit_at(page, ambulance, TABLET_FIX["latitude"], TABLET_FIX["longitude"])
 
         assert_fits_the_screen(page, TABLET)
         # Only the legal next step is offered at each stage.
@@ -221,14 +215,7 @@ def test_it_takes_a_typed_position_when_the_browser_refuses_gps(browser, site, d
         form.get_by_label(re.compile("Lon")).fill("113.6211")
         form.get_by_role("button", name=re.compile("Report")).click()
         expect(page.locator("#gps")).to_have_attribute("data-state", "manual")
-        page.wait_for_function(
-            """async (id) => {
-                 const r = await fetch(`/api/v1/ambulances/${id}`, {credentials: "same-origin"});
-                 const u = await r.json();
-                 return Math.abs(u.lat - 34.8601) < 1e-6 && Math.abs(u.lon - 113.6211) < 1e-6;
-               }""",
-            arg=ambulance,
-        )
+        wait_for_unit_at(page, ambulance, 34.8601, 113.6211)
         save_screenshot(page, "crew-console-portrait-800x1280")
 
 

@@ -27,6 +27,7 @@ from tests.support.pages import (
     open_crew_console,
     register,
     unit_of,
+    wait_for_alert_stats,
 )
 from tests.support.servers import auth, login
 
@@ -65,7 +66,7 @@ def test_it_repeats_an_unacknowledged_patient_on_the_board_until_acknowledged_an
     expect(card.locator(".pt-alert")).to_contain_text("Not acknowledged")
     expect(page.locator("#alerts")).to_be_visible()
     expect(page.locator(f'#alerts-list li[data-admission-id="{admission["id"]}"]')).to_contain_text("ZZ120-JS-1-2")
-    page.wait_for_function("import('/static/onekey/sound.js').then((m) => m.alertStats().lastKind === 'overdue')")
+    wait_for_alert_stats(page, "s.lastKind === 'overdue'")
     rung = board_alerts_played(page)
     assert rung >= 2  # the new patient, then the overdue one
 
@@ -76,7 +77,7 @@ def test_it_repeats_an_unacknowledged_patient_on_the_board_until_acknowledged_an
         timeout=15_000,
     )
     expect(card.locator(".alert-repeats")).to_contain_text(re.compile(r"asked [2-9]\d* times"))
-    page.wait_for_function("(n) => import('/static/onekey/sound.js').then((m) => m.alertStats().played > n)", arg=rung)
+    wait_for_alert_stats(page, "s.played > arg", arg=rung)
     save_screenshot(page, "issue8-board-unacknowledged")
 
     # Acknowledged: the alert clears (the server says so) and nothing flashes or repeats any more.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 
 from tests.support.browser import DISPATCHER, Site, api, citizen_with_archive, login, mark_document, sign_in, tap
 from tests.support.servers import auth
@@ -104,6 +105,27 @@ def open_board(page, site):
 def board_alerts_played(page) -> int:
     """How many alert sounds the page has played."""
     return page.evaluate("import('/static/onekey/sound.js').then((m) => m.alertStats().played)")
+
+
+def wait_for_alert_stats(page, condition: str, arg=None) -> None:
+    """Wait until the page's alert sounds meet ``condition``, a JS expression over ``s`` (the
+    stats) and ``arg``. The module is fetched once, outside the poll: a predicate returning a
+    promise would be truthy at once, and the wait would wait for nothing."""
+    page.evaluate("import('/static/onekey/sound.js').then((m) => { window.__onekeySound = m; })")
+    page.wait_for_function(f"(arg) => {{ const s = window.__onekeySound.alertStats(); return {condition}; }}", arg=arg)
+
+
+def wait_for_unit_at(page, unit_id: int, lat: float, lon: float | None = None, *, timeout_s: float = 10) -> None:
+    """Poll, with the page's own session, until the server holds the unit at ``lat`` (and ``lon``).
+    A poll in Python: wait_for_function would take the fetch's promise itself as the answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        unit = page.evaluate("async (id) => (await fetch(`/api/v1/ambulances/${id}`, {credentials: 'same-origin'})).json()", unit_id)
+        if abs((unit["lat"] or 0) - lat) < 1e-6 and (lon is None or abs((unit["lon"] or 0) - lon) < 1e-6):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server holds unit {unit_id} at {unit['lat']}, {unit['lon']}, not {lat}, {lon}")
+        page.wait_for_timeout(50)
 
 
 def hospital_of(site, token: str, code: str) -> dict:
