@@ -840,3 +840,104 @@ def test_the_console_switches_wholly_to_chinese_and_holds_its_layout_at_1366x768
         assert english not in main_text, english
     save_screenshot(page, "console-zh-1366")
 
+
+
+def test_an_event_shows_even_when_its_stamp_reads_earlier_than_the_one_before_it(page, site, citizen_token, dispatcher_token):
+    """The server stamps updated_at and status_at with a clock read before it takes the row's lock,
+    so a change that waited for the lock commits second with the earlier stamp. Its events still come
+    second on the stream, and the console must show them: here the cancel's real frames are given a
+    stamp just before the assignment's, as that race sends them."""
+    from datetime import datetime, timedelta
+
+    from playwright.sync_api import expect
+
+    earlier: dict[str, str] = {}
+
+    def a_millisecond_before(iso: str) -> str:
+        return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - timedelta(milliseconds=1)).isoformat()
+
+    def race_the_clock(ws):
+        server = ws.connect_to_server()
+
+        def relay(message):
+            frame = json.loads(message)
+            data = frame.get("data") or {}
+            if frame.get("event") == "case.cancelled" and data.get("id") == earlier.get("case"):
+                data["updated_at"] = earlier["updated_at"]
+                message = json.dumps(frame)
+            elif frame.get("event") == "unit.status_changed" and data.get("id") == earlier.get("unit") and data["status"] == "available":
+                data["status_at"] = earlier["status_at"]
+                message = json.dumps(frame)
+            ws.send(message)
+
+        server.on_message(relay)
+
+    page.route_web_socket(re.compile(r".*/ws/dispatch/$"), race_the_clock)
+    open_console(page, site)
+    case = tap(site.url, citizen_token, complaint="trauma", lat=34.79, lon=113.66)
+    row = row_of(page, case["id"])
+    as_dispatcher = {"Authorization": f"Token {dispatcher_token}"}
+    unit = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}/recommendations", headers=as_dispatcher)[0]["ambulance"]
+    assigned = api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/assign", headers=as_dispatcher, json={"ambulance": unit["id"]})
+    unit_row = page.locator(f'#unit-rows tr[data-ambulance-id="{unit["id"]}"]')
+    expect(row).to_have_attribute("data-status", "dispatched")
+    expect(unit_row).to_have_attribute("data-status", "dispatched")
+    held_unit = api(site, "get", f"/api/v1/ambulances/{unit['id']}", headers=as_dispatcher)
+    earlier.update(
+        case=case["id"],
+        updated_at=a_millisecond_before(assigned["updated_at"]),
+        unit=unit["id"],
+        status_at=a_millisecond_before(held_unit["status_at"]),
+    )
+
+    api(site, "post", f"/api/v1/cases/{case['id']}/cancel", json={"reason": "feeling better"}, headers={"Authorization": f"Token {citizen_token}"})
+    expect(row).to_have_attribute("data-status", "cancelled")
+    expect(unit_row).to_have_attribute("data-status", "available")
+    assert page.evaluate("window.oneKeyConsole.lastSeq") == dispatch_last_seq(site.url, dispatcher_token)
+
+
+def test_a_late_frame_never_paints_over_the_answer_to_the_dispatchers_own_assignment(page, site, citizen_token, dispatcher_token):
+    """The answer to the page's own request comes beside the stream and can be ahead of it: a frame
+    from before it (here another dispatcher's triage) must not take the row back to "received"."""
+    from playwright.sync_api import expect
+
+    held: list[str] = []
+    stream = {"holding": False, "page_side": None}
+
+    def lag_the_stream(ws):
+        server = ws.connect_to_server()
+        stream["page_side"] = ws
+        server.on_message(lambda message: held.append(message) if stream["holding"] else ws.send(message))
+
+    page.route_web_socket(re.compile(r".*/ws/dispatch/$"), lag_the_stream)
+    open_console(page, site)
+    case = tap(site.url, citizen_token, complaint="breathing", lat=34.7700, lon=113.6400)
+    row = row_of(page, case["id"])
+    expect(row).to_have_attribute("data-status", "received")
+
+    stream["holding"] = True
+    api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/triage", headers={"Authorization": f"Token {dispatcher_token}"}, json={"priority": 2, "reason": "breathing again"})
+    row.get_by_role("button", name=re.compile("Details")).click()
+    units = details_of(page, case["id"]).locator(".rec-assign tbody tr")
+    units.first.get_by_role("button", name=re.compile("Assign")).click()
+    expect(row).to_have_attribute("data-status", "dispatched")
+    assert any(json.loads(m).get("event") == "case.triaged" for m in held)
+
+    page.evaluate(
+        """(id) => {
+             window.__shown = [];
+             const row = document.querySelector(`#case-rows tr.case-row[data-case-id="${id}"]`);
+             new MutationObserver(() => window.__shown.push(row.dataset.status)).observe(row, { attributes: true, attributeFilter: ["data-status"] });
+           }""",
+        case["id"],
+    )
+    stream["holding"] = False
+    for message in held:
+        stream["page_side"].send(message)
+    last_seq = dispatch_last_seq(site.url, dispatcher_token)
+    page.wait_for_function("(seq) => window.oneKeyConsole.lastSeq >= seq", arg=last_seq)
+    shown = page.evaluate("window.__shown")
+    assert shown and set(shown) == {"dispatched"}, shown
+    stored = api(site, "get", f"/api/v1/dispatch/cases/{case['id']}", headers={"Authorization": f"Token {dispatcher_token}"})
+    assert stored["status"] == "dispatched"
+    expect(row.locator(".prio")).to_have_text(f"P{stored['priority']}")

@@ -181,13 +181,19 @@ function routeOf(c) {
 // ---------------------------------------------------------------------------------------------
 // Applying the snapshot and events
 
-function upsertCase(data, { authoritative = false, quiet = false } = {}) {
+/**
+ * A case from the snapshot (authoritative), a stream event (event), or an answer to our own request
+ * (the default). Events arrive in commit order and are the truth: one is never compared with
+ * another by updated_at, which is read before the case's lock and so can disagree with that order.
+ * An answer comes beside the stream: it must not paint over a newer case, and until the stream
+ * brings an event as new as the answer, an older event is one the answer has already passed.
+ */
+function upsertCase(data, { authoritative = false, event = false, quiet = false } = {}) {
   if (!data || data.id == null) return null;
   let entry = state.cases.get(data.id);
+  const got = parseTime(data.updated_at);
   if (entry && !authoritative) {
-    // Never let an older picture (a replayed event, a slow POST answer) overwrite a newer one.
-    const have = parseTime(entry.data.updated_at);
-    const got = parseTime(data.updated_at);
+    const have = event ? entry.answeredAt : parseTime(entry.data.updated_at);
     if (have != null && got != null && got < have) return entry;
   }
   let isNew = false;
@@ -197,6 +203,7 @@ function upsertCase(data, { authoritative = false, quiet = false } = {}) {
     state.cases.set(data.id, entry);
     isNew = true;
   }
+  entry.answeredAt = authoritative || event ? null : got;
   const wasEnded = ENDED.has(entry.data.status);
   // A caller's view (e.g. the cancel answer) lacks staff fields: keep what we know.
   entry.data = { ...entry.data, ...data };
@@ -229,7 +236,7 @@ function removeCase(entry) {
 }
 
 function updateUnit(data) {
-  const unit = units.update(data);
+  const unit = units.update(data, { event: true });
   if (!unit) return;
   for (const entry of state.cases.values()) {
     const mine = entry.data.ambulance;
@@ -310,7 +317,7 @@ function applyEvent({ event, data }) {
     // The dispatch stream carries no health summary (the panel reads it, audited); should an event
     // ever carry one, it was read and logged for this dispatcher, so it is kept like a read.
     const { health_summary: health, ...caseData } = data;
-    const entry = upsertCase(caseData, { quiet: event !== "case.created" });
+    const entry = upsertCase(caseData, { event: true, quiet: event !== "case.created" });
     if (health && entry) {
       entry.health = health;
       renderRow(ctx, entry);

@@ -9,18 +9,25 @@ import { fixAgeText } from "/static/onekey/map.js";
 import { el, label, parseTime, urlFor } from "./labels.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
-/** Never let an older picture of a unit (a replayed event) overwrite a newer one. */
-function isOlder(got, have) {
+/**
+ * Whether a unit from an event or an answer is older than the one held. As for cases (main.js
+ * upsertCase), events come in commit order and are not compared with each other by status_at,
+ * which is read before the unit's lock; an answer must not paint over a newer status, and an event
+ * older than our last answer is one that answer has already passed. A fix older than the one held
+ * (position_at, the device's own time) is never shown over it.
+ */
+function isOlder(got, have, { event, answeredAt }) {
   const gotStatus = parseTime(got.status_at);
-  const haveStatus = parseTime(have.status_at);
+  const haveStatus = event ? answeredAt : parseTime(have.status_at);
   if (gotStatus != null && haveStatus != null && gotStatus < haveStatus) return true;
   const gotFix = parseTime(got.position_at);
   const haveFix = parseTime(have.position_at);
-  return gotStatus === haveStatus && gotFix != null && haveFix != null && gotFix < haveFix;
+  return parseTime(have.status_at) === gotStatus && gotFix != null && haveFix != null && gotFix < haveFix;
 }
 
 export function createUnits(ctx) {
   const rows = new Map(); // id -> {row, status, fix, button}
+  const answeredAt = new Map(); // id -> status_at of our last answer, until an event as new arrives
   const tbody = ctx.els.unitRows;
 
   function setError(message) {
@@ -85,6 +92,7 @@ export function createUnits(ctx) {
 
   /** All units from a snapshot. */
   function replace(list) {
+    answeredAt.clear();
     ctx.state.units.clear();
     for (const row of rows.values()) row.row.remove();
     rows.clear();
@@ -97,10 +105,12 @@ export function createUnits(ctx) {
   }
 
   /** One unit from an event; returns the unit as now known, or null when the event was stale. */
-  function update(unit) {
+  function update(unit, { event = false } = {}) {
     if (!unit || unit.id == null) return null;
     const have = ctx.state.units.get(unit.id);
-    if (have && isOlder(unit, have)) return null;
+    if (have && isOlder(unit, have, { event, answeredAt: answeredAt.get(unit.id) })) return null;
+    if (event) answeredAt.delete(unit.id);
+    else answeredAt.set(unit.id, parseTime(unit.status_at));
     const merged = { ...(have || {}), ...unit };
     ctx.state.units.set(unit.id, merged);
     render(merged);
