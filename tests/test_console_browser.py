@@ -20,6 +20,7 @@ from tests.support.browser import (
     CITIZEN,
     DISPATCHER,
     TICKER_ON_CLOCKS_FAR,
+    LaggingStream,
     Site,
     access_log,
     alert_due_now,
@@ -901,27 +902,19 @@ def test_a_late_frame_never_paints_over_the_answer_to_the_dispatchers_own_assign
     from before it (here another dispatcher's triage) must not take the row back to "received"."""
     from playwright.sync_api import expect
 
-    held: list[str] = []
-    stream = {"holding": False, "page_side": None}
-
-    def lag_the_stream(ws):
-        server = ws.connect_to_server()
-        stream["page_side"] = ws
-        server.on_message(lambda message: held.append(message) if stream["holding"] else ws.send(message))
-
-    page.route_web_socket(re.compile(r".*/ws/dispatch/$"), lag_the_stream)
+    stream = LaggingStream(page, re.compile(r".*/ws/dispatch/$"))
     open_console(page, site)
     case = tap(site.url, citizen_token, complaint="breathing", lat=34.7700, lon=113.6400)
     row = row_of(page, case["id"])
     expect(row).to_have_attribute("data-status", "received")
 
-    stream["holding"] = True
+    stream.holding = True
     api(site, "post", f"/api/v1/dispatch/cases/{case['id']}/triage", headers={"Authorization": f"Token {dispatcher_token}"}, json={"priority": 2, "reason": "breathing again"})
     row.get_by_role("button", name=re.compile("Details")).click()
     units = details_of(page, case["id"]).locator(".rec-assign tbody tr")
     units.first.get_by_role("button", name=re.compile("Assign")).click()
     expect(row).to_have_attribute("data-status", "dispatched")
-    assert any(json.loads(m).get("event") == "case.triaged" for m in held)
+    assert any(f.get("event") == "case.triaged" for f in stream.frames())
 
     page.evaluate(
         """(id) => {
@@ -931,9 +924,7 @@ def test_a_late_frame_never_paints_over_the_answer_to_the_dispatchers_own_assign
            }""",
         case["id"],
     )
-    stream["holding"] = False
-    for message in held:
-        stream["page_side"].send(message)
+    stream.release()
     last_seq = dispatch_last_seq(site.url, dispatcher_token)
     page.wait_for_function("(seq) => window.oneKeyConsole.lastSeq >= seq", arg=last_seq)
     shown = page.evaluate("window.__shown")

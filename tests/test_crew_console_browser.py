@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from dispatch import geo
-from tests.support.browser import CITIZEN, TABLET, api, new_page, save_screenshot, tap
+from tests.support.browser import CITIZEN, TABLET, LaggingStream, api, new_page, save_screenshot, tap
 from tests.support.pages import TABLET_FIX, assign, button, open_crew_console, unit_id, wait_for_unit_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -247,23 +247,15 @@ def test_it_never_steps_back_when_the_stream_lags_behind_the_crews_own_presses(b
     from playwright.sync_api import expect
 
     ambulance = unit_id(site, dispatcher_token, "ZZ120-JS-1-1")
-    held: list[str] = []
-    stream = {"holding": False, "page_side": None}
-
-    def lag_the_stream(ws):
-        server = ws.connect_to_server()
-        stream["page_side"] = ws
-        server.on_message(lambda message: held.append(message) if stream["holding"] else ws.send(message))
-
     with new_page(browser, viewport=TABLET) as page:
-        page.route_web_socket(re.compile(r".*/ws/ambulances/\d+/$"), lag_the_stream)
+        stream = LaggingStream(page, re.compile(r".*/ws/ambulances/\d+/$"))
         open_crew_console(page, site, "ZZ120-JS-1-1")
         case = tap(site.url, citizen_token, complaint="chest_pain")
         assign(site, dispatcher_token, case["id"], ambulance)
         card = page.locator("#case")
         expect(card).to_have_attribute("data-case-id", str(case["id"]))
 
-        stream["holding"] = True
+        stream.holding = True
         for step in ("en_route", "on_scene"):
             button(page, step).click()
             page.wait_for_function("() => window.oneKeyCrew.outbox.pending().length === 0 && !window.oneKeyCrew.outbox.flushing")
@@ -285,12 +277,10 @@ def test_it_never_steps_back_when_the_stream_lags_behind_the_crews_own_presses(b
                  new MutationObserver(note).observe(go, { attributes: true, attributeFilter: ["disabled"] });
                }"""
         )
-        frames = [json.loads(m) for m in held]
+        frames = stream.frames()
         assert any(f.get("event") == "case.status_changed" and f["data"]["status"] == "en_route" for f in frames), frames
         last_seq = max(f["seq"] for f in frames if f.get("type") == "event")
-        stream["holding"] = False
-        for message in held:
-            stream["page_side"].send(message)
+        stream.release()
         page.wait_for_function("(seq) => window.oneKeyCrew.client.lastSeq >= seq", arg=last_seq)
 
         shown = page.evaluate("window.__shown")

@@ -16,6 +16,7 @@ when CI=true and skip otherwise, saying so.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import secrets
@@ -310,6 +311,31 @@ def watch_health_reads(page) -> list[str]:
 def local_hms(iso: str) -> str:
     instant = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return instant.astimezone(ZoneInfo(BROWSER_TZ)).strftime("%H:%M:%S")
+
+
+class LaggingStream:
+    """The page's websocket on ``pattern``, relayed through Playwright: the server's frames go on
+    to the page, or, while ``holding``, wait in ``held`` until ``release()`` lets them in, in order.
+    A loaded link delays the stream like this while the page's own requests are answered."""
+
+    def __init__(self, page, pattern: str | re.Pattern) -> None:
+        self.holding = False
+        self.held: list[str] = []
+        self._page_side = None
+        page.route_web_socket(pattern, self._relay)
+
+    def _relay(self, ws) -> None:
+        server = ws.connect_to_server()
+        self._page_side = ws
+        server.on_message(lambda message: self.held.append(message) if self.holding else ws.send(message))
+
+    def frames(self) -> list[dict]:
+        return [json.loads(message) for message in self.held]
+
+    def release(self) -> None:
+        self.holding = False
+        for message in self.held:
+            self._page_side.send(message)
 
 
 def mark_document(page) -> None:
