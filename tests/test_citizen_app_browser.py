@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from tests.support.browser import DISPATCHER, api, new_page, save_screenshot, sign_in
+from tests.support.browser import DISPATCHER, LaggingStream, api, new_page, save_screenshot, sign_in
 from tests.support.pages import HERE, register
 from tests.support.servers import login
 
@@ -80,6 +80,45 @@ def test_it_registers_taps_and_follows_its_unit_and_eta(browser, site):
         assert api(site, "get", f"/api/v1/dispatch/cases/{case_id}", headers=dispatcher)["status"] == "cancelled"
         page.get_by_role("button", name=re.compile("Done")).click()
         expect(page.locator("#home-view")).to_be_visible()
+
+
+def test_a_late_frame_never_takes_back_the_callers_own_cancel(browser, site):
+    """On a loaded link the stream can bring "an ambulance is assigned" after the server has already
+    answered the caller's cancel: the app must not show the case alive (and offer the cancel) again."""
+    from playwright.sync_api import expect
+
+    with phone_page(browser) as page:
+        stream = LaggingStream(page, re.compile(r".*/ws/cases/\d+/$"))
+        register(page, site)
+        page.get_by_role("button", name=re.compile("Chest pain")).click()
+        page.get_by_role("button", name=re.compile("SOS")).click()
+        expect(page.locator("#app-connection")).to_have_attribute("data-state", "live")
+        case_id = int(page.locator("#app").get_attribute("data-case-id"))
+
+        stream.holding = True
+        dispatcher = {"Authorization": f"Token {login(site.url, DISPATCHER)}"}
+        best = api(site, "get", f"/api/v1/dispatch/cases/{case_id}/recommendations", headers=dispatcher)[0]
+        api(site, "post", f"/api/v1/dispatch/cases/{case_id}/assign", json={"ambulance": best["ambulance"]["id"]}, headers=dispatcher)
+        page.get_by_role("button", name=re.compile("Cancel the call")).click()
+        page.get_by_role("button", name=re.compile("Yes, cancel")).click()
+        expect(page.locator("#app")).to_have_attribute("data-case-status", "cancelled")
+        stream.wait_until_held(page, "case.cancelled")
+        events = [f["event"] for f in stream.frames() if f.get("type") == "event"]
+        assert events.index("case.assigned") < events.index("case.cancelled"), events
+
+        page.evaluate(
+            """() => {
+                 const app = document.getElementById("app");
+                 window.__shown = [];
+                 new MutationObserver(() => window.__shown.push(app.dataset.caseStatus)).observe(app, { attributes: true, attributeFilter: ["data-case-status"] });
+               }"""
+        )
+        last_seq = max(f["seq"] for f in stream.frames() if f.get("type") == "event")
+        stream.release()
+        page.wait_for_function("(seq) => window.oneKeyApp.state.stream.lastSeq >= seq", arg=last_seq)
+        shown = page.evaluate("window.__shown")
+        assert shown and set(shown) == {"cancelled"}, shown
+        expect(page.locator("#case-status")).to_contain_text("cancelled")
 
 
 def test_it_retries_a_tap_with_the_same_key_so_there_is_one_case(browser, site):

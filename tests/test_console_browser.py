@@ -914,7 +914,9 @@ def test_a_late_frame_never_paints_over_the_answer_to_the_dispatchers_own_assign
     units = details_of(page, case["id"]).locator(".rec-assign tbody tr")
     units.first.get_by_role("button", name=re.compile("Assign")).click()
     expect(row).to_have_attribute("data-status", "dispatched")
-    assert any(f.get("event") == "case.triaged" for f in stream.frames())
+    stream.wait_until_held(page, "case.assigned", id=case["id"])
+    events = [f.get("event") for f in stream.frames()]
+    assert events.index("case.triaged") < events.index("case.assigned"), events
 
     page.evaluate(
         """(id) => {

@@ -277,6 +277,7 @@ def test_it_never_steps_back_when_the_stream_lags_behind_the_crews_own_presses(b
                  new MutationObserver(note).observe(go, { attributes: true, attributeFilter: ["disabled"] });
                }"""
         )
+        stream.wait_until_held(page, "case.status_changed", status="on_scene")
         frames = stream.frames()
         assert any(f.get("event") == "case.status_changed" and f["data"]["status"] == "en_route" for f in frames), frames
         last_seq = max(f["seq"] for f in frames if f.get("type") == "event")

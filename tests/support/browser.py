@@ -22,6 +22,7 @@ import re
 import secrets
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -331,6 +332,16 @@ class LaggingStream:
 
     def frames(self) -> list[dict]:
         return [json.loads(message) for message in self.held]
+
+    def wait_until_held(self, page, event: str, *, timeout_s: float = 10, **data) -> None:
+        """Until a frame of ``event`` (with these ``data`` values) is held. The relay runs while
+        Playwright waits, so this waits in the page; the frame and the answer to the request that
+        caused it race each other."""
+        deadline = time.monotonic() + timeout_s
+        while not any(f.get("event") == event and all(f["data"].get(k) == v for k, v in data.items()) for f in self.frames()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {event} {data} frame within {timeout_s} s; held: {[f.get('event') for f in self.frames()]}")
+            page.wait_for_timeout(20)
 
     def release(self) -> None:
         self.holding = False

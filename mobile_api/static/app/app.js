@@ -50,6 +50,7 @@ const state = {
   caseId: null,
   messages: new Map(), // message id -> message (case.message events and the thread snapshot)
   unsure: new Set(), // questions answered "don't know" (nothing to send: the centre asks on)
+  answeredAt: null, // updated_at (ms) of the case as our last request's answer gave it
 };
 
 function setText(element, text) {
@@ -323,6 +324,7 @@ function openCase(caseId) {
     },
     onSnapshot: (snap) => {
       for (const m of snap.messages || []) state.messages.set(m.id, m);
+      state.answeredAt = null;
       renderCase(snap);
       renderMessages();
     },
@@ -332,7 +334,7 @@ function openCase(caseId) {
         renderMessages();
         return;
       }
-      renderCase(frame.data);
+      renderEvent(frame.data);
     },
     onState: (connection) => {
       const el = $("app-connection");
@@ -346,6 +348,24 @@ function openCase(caseId) {
   });
   state.stream.start();
   state.etaTimer = window.setInterval(renderEta, 1000);
+}
+
+/** The case as the answer to our own request (cancel, triage) gives it: shown at once, not over a
+ * newer case the stream already brought. */
+function renderAnswer(c) {
+  const got = Date.parse(c && c.updated_at);
+  if (state.case && state.case.id === c.id && Date.parse(state.case.updated_at) > got) return;
+  state.answeredAt = Number.isNaN(got) ? null : got;
+  renderCase(c);
+}
+
+/** The case as a stream event gives it. Events come in order and are the truth (never compared with
+ * each other by updated_at, which is read before the case's lock); only the answer to our own
+ * request can be ahead of them, and an event older than it is one the answer has passed. */
+function renderEvent(c) {
+  if (state.answeredAt !== null && Date.parse(c && c.updated_at) < state.answeredAt) return;
+  state.answeredAt = null;
+  renderCase(c);
 }
 
 function renderCase(c) {
@@ -440,7 +460,7 @@ async function answer(question, choice) {
   state.unsure.delete(question);
   try {
     const updated = await api(`/api/v1/cases/${state.caseId}/triage`, { method: "POST", body: { [question]: choice === "yes" } });
-    renderCase(updated);
+    renderAnswer(updated);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return signOut({ revoke: false });
     showError(error, err);
@@ -535,7 +555,7 @@ function bindCase() {
     const caseId = root.dataset.caseId;
     try {
       const updated = await api(`/api/v1/cases/${caseId}/cancel`, { method: "POST", body: { reason: t("Cancelled by the caller") } });
-      renderCase(updated);
+      renderAnswer(updated);
     } catch (err) {
       showError($("case-error"), err);
     }
