@@ -353,7 +353,8 @@ function openCase(caseId) {
 /** The case as the answer to our own request (cancel, triage) gives it: shown at once, not over a
  * newer case the stream already brought. */
 function renderAnswer(c) {
-  const got = Date.parse(c && c.updated_at);
+  if (!c || typeof c !== "object") return;
+  const got = Date.parse(c.updated_at);
   if (state.case && state.case.id === c.id && Date.parse(state.case.updated_at) > got) return;
   state.answeredAt = Number.isNaN(got) ? null : got;
   renderCase(c);
@@ -363,7 +364,8 @@ function renderAnswer(c) {
  * each other by updated_at, which is read before the case's lock); only the answer to our own
  * request can be ahead of them, and an event older than it is one the answer has passed. */
 function renderEvent(c) {
-  if (state.answeredAt !== null && Date.parse(c && c.updated_at) < state.answeredAt) return;
+  if (!c || typeof c !== "object") return;
+  if (state.answeredAt !== null && Date.parse(c.updated_at) < state.answeredAt) return;
   state.answeredAt = null;
   renderCase(c);
 }
