@@ -8,7 +8,7 @@
  */
 
 import { api } from "/static/onekey/api.js";
-import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
+import { AnswersAhead, StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { isMuted, playAlert, setMuted } from "/static/onekey/sound.js";
 import { el } from "/static/onekey/dom.js";
 import { distanceM, distanceText, durationText, etaS, isPoint, navigationLinks } from "./geo.js";
@@ -61,12 +61,12 @@ const state = {
   suggestions: [],
   hospitals: new Map(), // id -> HospitalSerializer data (ED status, free beds)
   choosing: false,
-  // status_at of the unit as the server answered our last press, until the stream catches up.
-  answeredAt: null,
   connection: "connecting",
   fix: null,
 };
 let map = null;
+// The unit's status as our presses were answered, against the stream's (status_at).
+const unitAnswers = new AnswersAhead();
 
 // --- snapshot and events ---------------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ function onSnapshot(snap) {
   const before = state.case && state.case.id;
   state.unit = snap.unit;
   // A snapshot read before our press committed is followed by that press's event (replayed).
-  state.answeredAt = null;
+  unitAnswers.clear();
   setCase(snap.case, { health: snap.health_summary });
   state.admission = snap.admission;
   state.suggestions = snap.suggested_hospitals || [];
@@ -95,32 +95,15 @@ function onSnapshot(snap) {
 
 function onEvent({ event, data }) {
   if (event.startsWith("case.")) applyCase(event, data);
-  else if (event.startsWith("unit.") && data.id === UNIT) state.unit = unitFromEvent(state.unit, data);
+  else if (event.startsWith("unit.") && data.id === UNIT) state.unit = mergeUnit(state.unit, data, unitAnswers.event(UNIT, data.status_at));
   else if (event.startsWith("admission.") && state.case && data.case === state.case.id) state.admission = data;
   else if (event === "hospital.status_changed") state.hospitals.set(data.id, data);
   render();
 }
 
-/** The unit as a stream event tells it. Events come in commit order, so they are the truth, except
- * that the answer to our own press comes beside them and may be ahead: until an event as new as
- * that answer arrives, an older status is one the server has already moved past. (Not compared
- * event to event: status_at is read before the unit's lock, so it can disagree with commit order.) */
-function unitFromEvent(unit, data) {
-  const merged = { ...unit, ...data };
-  if (state.answeredAt !== null && Date.parse(data.status_at) < state.answeredAt) {
-    Object.assign(merged, { status: unit.status, status_at: unit.status_at });
-  } else {
-    state.answeredAt = null;
-  }
-  return merged;
-}
-
-/** The unit as the server answered our press; not over a newer status the stream already gave. */
-function unitFromAnswer(unit, answer) {
-  const answered = Date.parse(answer.status_at);
-  if (unit && Date.parse(unit.status_at) > answered) return { ...unit, ...answer, status: unit.status, status_at: unit.status_at };
-  state.answeredAt = Number.isNaN(answered) ? null : answered;
-  return { ...unit, ...answer };
+/** The unit from an event or an answer to our press, keeping the status shown when that is newer. */
+function mergeUnit(unit, data, fresh) {
+  return fresh || !unit ? { ...unit, ...data } : { ...unit, ...data, status: unit.status, status_at: unit.status_at };
 }
 
 function applyCase(event, payload) {
@@ -189,7 +172,7 @@ function announce() {
 const outbox = new Outbox({
   ambulanceId: UNIT,
   onSent: (item, unit) => {
-    state.unit = unitFromAnswer(state.unit, unit);
+    state.unit = mergeUnit(state.unit, unit, unitAnswers.answer(UNIT, unit.status_at, state.unit && state.unit.status_at));
     // The server applied it; the stream will say so too, but the buttons need not wait for it.
     const result = RESULT[item.body.status];
     const sameCase = state.case && (item.body.case == null || item.body.case === state.case.id);

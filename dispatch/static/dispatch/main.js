@@ -11,14 +11,14 @@
 
 import { api, serverNow } from "/static/onekey/api.js";
 import { createMap } from "/static/onekey/map.js";
-import { StreamClient } from "/static/onekey/stream.js";
+import { AnswersAhead, StreamClient } from "/static/onekey/stream.js";
 import { createAlerts } from "./alerts.js";
 import { createBulk } from "./bulk.js";
 import { closeDetails, hideReassign, markUnitInDetails, openDetails, renderCaseAlerts, renderLive, syncDetails, toggleReassign } from "./details.js";
 import { storeMessage } from "./messages.js";
 import { createSurge } from "./surge.js";
 import { renderHealthBadge } from "./health.js";
-import { CONN_TEXT, ENDED, el, label, parseTime, readJson } from "./labels.js";
+import { CONN_TEXT, ENDED, el, label, readJson } from "./labels.js";
 import { createNewCall } from "./newcall.js";
 import { createEntry, layoutRows, renderHospitalCell, renderRow, renderSummary, renderUnitCell, renderWaiting } from "./queue.js";
 import { createUnits } from "./units.js";
@@ -181,21 +181,18 @@ function routeOf(c) {
 // ---------------------------------------------------------------------------------------------
 // Applying the snapshot and events
 
-/**
- * A case from the snapshot (authoritative), a stream event (event), or an answer to our own request
- * (the default). Events arrive in commit order and are the truth: one is never compared with
- * another by updated_at, which is read before the case's lock and so can disagree with that order.
- * An answer comes beside the stream: it must not paint over a newer case, and until the stream
- * brings an event as new as the answer, an older event is one the answer has already passed.
- */
+// Answers to this page's requests, ordered against the stream by updated_at (stream.js).
+const caseAnswers = new AnswersAhead();
+
+/** A case from the snapshot (authoritative), a stream event (event), or an answer to our own
+ * request (the default), which caseAnswers orders against the stream. */
 function upsertCase(data, { authoritative = false, event = false, quiet = false } = {}) {
   if (!data || data.id == null) return null;
   let entry = state.cases.get(data.id);
-  const got = parseTime(data.updated_at);
-  if (entry && !authoritative) {
-    const have = event ? entry.answeredAt : parseTime(entry.data.updated_at);
-    if (have != null && got != null && got < have) return entry;
-  }
+  // The snapshot is shown as it is (applySnapshot has cleared caseAnswers).
+  const shown = authoritative
+    || (event ? caseAnswers.event(data.id, data.updated_at) : caseAnswers.answer(data.id, data.updated_at, entry && entry.data.updated_at));
+  if (!shown) return entry || null;
   let isNew = false;
   if (!entry) {
     if (ENDED.has(data.status) && !authoritative) return null; // never saw it alive; nothing to show
@@ -203,7 +200,6 @@ function upsertCase(data, { authoritative = false, event = false, quiet = false 
     state.cases.set(data.id, entry);
     isNew = true;
   }
-  entry.answeredAt = authoritative || event ? null : got;
   const wasEnded = ENDED.has(entry.data.status);
   // A caller's view (e.g. the cancel answer) lacks staff fields: keep what we know.
   entry.data = { ...entry.data, ...data };
@@ -232,6 +228,7 @@ function removeCase(entry) {
   if (state.selected === entry.id) select(null);
   entry.row.remove();
   state.cases.delete(entry.id);
+  caseAnswers.forget(entry.id);
   if (ctx.map) ctx.map.removeCase(entry.id);
 }
 
@@ -271,6 +268,7 @@ function updateHospital(hospital) {
 }
 
 function applySnapshot(snap) {
+  caseAnswers.clear();
   const seen = new Set();
   for (const data of snap.results || []) {
     seen.add(data.id);

@@ -6,28 +6,22 @@
 
 import { api } from "/static/onekey/api.js";
 import { fixAgeText } from "/static/onekey/map.js";
+import { AnswersAhead } from "/static/onekey/stream.js";
 import { el, label, parseTime, urlFor } from "./labels.js";
 import { t, tf, tn, choice } from "/static/onekey/i18n.js";
 
-/**
- * Whether a unit from an event or an answer is older than the one held. As for cases (main.js
- * upsertCase), events come in commit order and are not compared with each other by status_at,
- * which is read before the unit's lock; an answer must not paint over a newer status, and an event
- * older than our last answer is one that answer has already passed. A fix older than the one held
- * (position_at, the device's own time) is never shown over it.
- */
-function isOlder(got, have, { event, answeredAt }) {
-  const gotStatus = parseTime(got.status_at);
-  const haveStatus = event ? answeredAt : parseTime(have.status_at);
-  if (gotStatus != null && haveStatus != null && gotStatus < haveStatus) return true;
+/** A fix older than the one held (position_at, the device's own time), with the same status. */
+function isOlderFix(got, have) {
   const gotFix = parseTime(got.position_at);
   const haveFix = parseTime(have.position_at);
-  return parseTime(have.status_at) === gotStatus && gotFix != null && haveFix != null && gotFix < haveFix;
+  return parseTime(have.status_at) === parseTime(got.status_at) && gotFix != null && haveFix != null && gotFix < haveFix;
 }
 
 export function createUnits(ctx) {
   const rows = new Map(); // id -> {row, status, fix, button}
-  const answeredAt = new Map(); // id -> status_at of our last answer, until an event as new arrives
+  // Answers to this page's requests (going out of service and back), ordered against the stream
+  // by status_at (stream.js).
+  const unitAnswers = new AnswersAhead();
   const tbody = ctx.els.unitRows;
 
   function setError(message) {
@@ -92,7 +86,7 @@ export function createUnits(ctx) {
 
   /** All units from a snapshot. */
   function replace(list) {
-    answeredAt.clear();
+    unitAnswers.clear();
     ctx.state.units.clear();
     for (const row of rows.values()) row.row.remove();
     rows.clear();
@@ -104,13 +98,12 @@ export function createUnits(ctx) {
     layout();
   }
 
-  /** One unit from an event; returns the unit as now known, or null when the event was stale. */
+  /** One unit from an event or an answer; returns the unit as now known, or null when it was stale. */
   function update(unit, { event = false } = {}) {
     if (!unit || unit.id == null) return null;
     const have = ctx.state.units.get(unit.id);
-    if (have && isOlder(unit, have, { event, answeredAt: answeredAt.get(unit.id) })) return null;
-    if (event) answeredAt.delete(unit.id);
-    else answeredAt.set(unit.id, parseTime(unit.status_at));
+    const fresh = event ? unitAnswers.event(unit.id, unit.status_at) : unitAnswers.answer(unit.id, unit.status_at, have && have.status_at);
+    if (!fresh || (have && isOlderFix(unit, have))) return null;
     const merged = { ...(have || {}), ...unit };
     ctx.state.units.set(unit.id, merged);
     render(merged);

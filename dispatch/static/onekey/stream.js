@@ -359,3 +359,44 @@ export class StreamClient {
     this.ping();
   }
 }
+
+/**
+ * Orders a page's own answers against its stream. A stream's events come in commit order and are
+ * the truth; they are never compared with each other by a stamp (updated_at, status_at), which the
+ * server reads before it takes the row's lock and so can disagree with that order. The answer to
+ * the page's own request comes beside the stream: it is shown at once unless the stream already
+ * gave something newer, and until an event at least as new as it arrives, an older event is one
+ * that answer has passed. Keyed by entity (a case id, a unit id); a snapshot calls clear().
+ */
+export class AnswersAhead {
+  constructor() {
+    this.answeredAt = new Map(); // key -> ms of the last answer shown, until the stream catches up
+  }
+
+  /** May an answer stamped `stamp` be shown over what is shown now (stamped `shown`)? */
+  answer(key, stamp, shown) {
+    const got = Date.parse(stamp);
+    if (Date.parse(shown) > got) return false;
+    if (Number.isNaN(got)) this.answeredAt.delete(key);
+    else this.answeredAt.set(key, got);
+    return true;
+  }
+
+  /** May an event stamped `stamp` be shown? No only while it is older than our last answer. */
+  event(key, stamp) {
+    const answered = this.answeredAt.get(key);
+    if (answered !== undefined && Date.parse(stamp) < answered) return false;
+    this.answeredAt.delete(key);
+    return true;
+  }
+
+  /** One entity gone from the page. */
+  forget(key) {
+    this.answeredAt.delete(key);
+  }
+
+  /** A snapshot: the page shows the server's state as it now is. */
+  clear() {
+    this.answeredAt.clear();
+  }
+}

@@ -3,7 +3,7 @@
 // call, a text thread with the centre; the health archive and who read it. The same citizen API the phone app uses, with its token (not a session):
 // a citizen who signed in on the sign-in page trades that session for a token once, on arrival.
 import { api, ApiError, idempotencyKey, serverNow, setToken } from "/static/onekey/api.js";
-import { StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
+import { AnswersAhead, StreamClient, SIGN_IN_AGAIN_CODES } from "/static/onekey/stream.js";
 import { createMap } from "/static/onekey/map.js";
 import { loadArchive, saveArchive, loadAccessLog } from "/static/app/archive.js";
 import { IS_ZH, choice, t, tf } from "/static/onekey/i18n.js";
@@ -50,7 +50,6 @@ const state = {
   caseId: null,
   messages: new Map(), // message id -> message (case.message events and the thread snapshot)
   unsure: new Set(), // questions answered "don't know" (nothing to send: the centre asks on)
-  answeredAt: null, // updated_at (ms) of the case as our last request's answer gave it
 };
 
 function setText(element, text) {
@@ -324,7 +323,7 @@ function openCase(caseId) {
     },
     onSnapshot: (snap) => {
       for (const m of snap.messages || []) state.messages.set(m.id, m);
-      state.answeredAt = null;
+      caseAnswers.clear();
       renderCase(snap);
       renderMessages();
     },
@@ -350,24 +349,18 @@ function openCase(caseId) {
   state.etaTimer = window.setInterval(renderEta, 1000);
 }
 
-/** The case as the answer to our own request (cancel, triage) gives it: shown at once, not over a
- * newer case the stream already brought. */
+// The answers to the caller's own requests (cancel, triage), ordered against the stream (stream.js).
+const caseAnswers = new AnswersAhead();
+
 function renderAnswer(c) {
   if (!c || typeof c !== "object") return;
-  const got = Date.parse(c.updated_at);
-  if (state.case && state.case.id === c.id && Date.parse(state.case.updated_at) > got) return;
-  state.answeredAt = Number.isNaN(got) ? null : got;
-  renderCase(c);
+  const shown = state.case && state.case.id === c.id ? state.case.updated_at : null;
+  if (caseAnswers.answer(c.id, c.updated_at, shown)) renderCase(c);
 }
 
-/** The case as a stream event gives it. Events come in order and are the truth (never compared with
- * each other by updated_at, which is read before the case's lock); only the answer to our own
- * request can be ahead of them, and an event older than it is one the answer has passed. */
 function renderEvent(c) {
   if (!c || typeof c !== "object") return;
-  if (state.answeredAt !== null && Date.parse(c.updated_at) < state.answeredAt) return;
-  state.answeredAt = null;
-  renderCase(c);
+  if (caseAnswers.event(c.id, c.updated_at)) renderCase(c);
 }
 
 function renderCase(c) {
